@@ -1,0 +1,40 @@
+"""The byte-capacity cache simulator.
+
+**Classic mode** (libCacheSim's semantics): every access except FREE is a READ request; a hit is a request for a
+resident tensor; a miss admits the tensor, evicting victims until it fits (the incoming tensor is never its own
+victim); a tensor larger than the whole capacity is a miss and is not admitted. All missed bytes are transferred in.
+
+**Tensor mode** (what an accelerator does): a READ miss transfers the tensor in; a WRITE of a non-resident tensor
+allocates it without a transfer and marks it dirty; a WRITE hit marks it dirty; FREE drops the tensor at no cost;
+evicting a dirty tensor writes its bytes back, evicting a clean one costs nothing. All tensors of the running op are
+pinned (never victims); an op whose operands do not fit together is rejected before the run.
+
+Belady's next use of a tensor is the index of its next READ/WRITE, or *never* if it is FREEd first or not
+accessed again.
+"""
+
+from envs.sim.links import LINKS, Link, get_link
+from envs.sim.simulator import (
+    POLICY_CODES,
+    PreparedTrace,
+    SimError,
+    SimResult,
+    Simulation,
+    parse_capacity,
+    prepare,
+    simulate,
+)
+
+__all__ = [
+    "LINKS",
+    "POLICY_CODES",
+    "Link",
+    "PreparedTrace",
+    "SimError",
+    "SimResult",
+    "Simulation",
+    "get_link",
+    "parse_capacity",
+    "prepare",
+    "simulate",
+]

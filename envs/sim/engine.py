@@ -1,0 +1,422 @@
+"""The compiled cache engine: one resumable loop for classic and tensor semantics, every built-in policy, and an
+``EXTERNAL`` policy that pauses at each eviction so Python (the env, a learned agent) picks the victim.
+
+State lives in plain arrays so numba can compile it and Python can inspect it between decisions:
+
+- ``T``: int64 matrix, one row per tensor id, columns ``F_*`` below;
+- ``S``: int64 vector of scalars, indices ``S_*`` below (counters, list heads, the pending decision);
+- ``H``: the lazy binary heap (rows of ``k1, k2, id, stamp``) for priority policies.
+
+Semantics (see :mod:`envs.sim` for the prose): classic mode makes every non-FREE access a READ and treats each
+access as its own op; tensor mode pins all tensors of the running op, allocates on WRITE without a transfer,
+writes back dirty victims and drops FREEd tensors at no cost.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# policy codes
+LRU, FIFO, MRU, LFU, BELADY, NEXT_USE, RANDOM, SIEVE = 0, 1, 2, 3, 4, 5, 6, 7
+EXTERNAL = 99
+HEAP_POLICIES = (MRU, LFU, BELADY, NEXT_USE)
+NEVER = np.iinfo(np.int64).max // 4
+
+# per-tensor columns
+(
+    F_SIZE,
+    F_RES,
+    F_DIRTY,
+    F_LAST,
+    F_INSERT,
+    F_FREQ,
+    F_INTERVAL,
+    F_PIN,
+    F_LPREV,
+    F_LNEXT,
+    F_QPREV,
+    F_QNEXT,
+    F_DENSE,
+    F_NEXT,
+    F_STAMP,
+    F_VISITED,
+    F_NACC,
+) = range(17)
+N_FIELDS = 17
+
+# scalars
+(
+    S_POS,
+    S_STAGE,
+    S_CAP,
+    S_USED,
+    S_PEAK,
+    S_NREQ,
+    S_HITS,
+    S_REQB,
+    S_HITB,
+    S_BIN,
+    S_BOUT,
+    S_NEVICT,
+    S_LHEAD,
+    S_LTAIL,
+    S_QHEAD,
+    S_QTAIL,
+    S_NDENSE,
+    S_HSIZE,
+    S_RNG,
+    S_HAND,
+    S_VICTIM,
+    S_POLICY,
+    S_CLASSIC,
+    S_CUROP,
+    S_DECISIONS,
+    S_INCOMING,
+    S_NOTADMIT,
+) = range(27)
+N_SCALARS = 27
+
+NEED_DECISION, DONE = 1, 0
+
+
+def new_state(
+    sizes: np.ndarray, capacity: int, policy: int, classic: bool, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fresh engine state for a trace whose tensor ``sizes`` are given (index = tensor id)."""
+    n = sizes.shape[0]
+    T = np.zeros((n, N_FIELDS), dtype=np.int64)
+    T[:, F_SIZE] = sizes
+    T[:, F_LAST] = -1
+    T[:, F_INTERVAL] = 0
+    T[:, F_PIN] = -1
+    T[:, [F_LPREV, F_LNEXT, F_QPREV, F_QNEXT, F_DENSE]] = -1
+    S = np.zeros(N_SCALARS, dtype=np.int64)
+    S[S_CAP] = capacity
+    S[[S_LHEAD, S_LTAIL, S_QHEAD, S_QTAIL, S_HAND, S_VICTIM, S_CUROP, S_INCOMING]] = -1
+    S[S_RNG] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF or 1
+    S[S_POLICY] = policy
+    S[S_CLASSIC] = 1 if classic else 0
+    H = np.zeros((16, 4), dtype=np.int64)
+    return T, S, H
+
+
+# ---------------------------------------------------------------------------------------------- linked lists
+@numba.njit(cache=True, inline="always")
+def _unlink(T, S, t, fp, fn, sh, st):  # pragma: no cover - compiled
+    p, n = T[t, fp], T[t, fn]
+    if p >= 0:
+        T[p, fn] = n
+    else:
+        S[sh] = n
+    if n >= 0:
+        T[n, fp] = p
+    else:
+        S[st] = p
+    T[t, fp] = -1
+    T[t, fn] = -1
+
+
+@numba.njit(cache=True, inline="always")
+def _push_head(T, S, t, fp, fn, sh, st):  # pragma: no cover - compiled
+    h = S[sh]
+    T[t, fp] = -1
+    T[t, fn] = h
+    if h >= 0:
+        T[h, fp] = t
+    else:
+        S[st] = t
+    S[sh] = t
+
+
+# ---------------------------------------------------------------------------------------------- lazy heap
+@numba.njit(cache=True)
+def _heap_push(H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
+    n = S[S_HSIZE]
+    if n >= H.shape[0]:
+        H2 = np.zeros((H.shape[0] * 2, 4), dtype=np.int64)
+        H2[:n] = H[:n]
+        H = H2
+    i = n
+    while i > 0:
+        p = (i - 1) >> 1
+        if H[p, 0] < k1 or (H[p, 0] == k1 and (H[p, 1] < k2 or (H[p, 1] == k2 and H[p, 2] < t))):
+            break
+        H[i] = H[p]
+        i = p
+    H[i, 0] = k1
+    H[i, 1] = k2
+    H[i, 2] = t
+    H[i, 3] = stamp
+    S[S_HSIZE] = n + 1
+    return H
+
+
+@numba.njit(cache=True)
+def _heap_pop(H, S):  # pragma: no cover - compiled
+    n = S[S_HSIZE] - 1
+    S[S_HSIZE] = n
+    top_t, top_s = H[0, 2], H[0, 3]
+    if n > 0:
+        k1, k2, t, s = H[n, 0], H[n, 1], H[n, 2], H[n, 3]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            r = c + 1
+            if r < n and (
+                H[r, 0] < H[c, 0] or (H[r, 0] == H[c, 0] and (H[r, 1] < H[c, 1] or (H[r, 1] == H[c, 1] and H[r, 2] < H[c, 2])))
+            ):
+                c = r
+            if k1 < H[c, 0] or (k1 == H[c, 0] and (k2 < H[c, 1] or (k2 == H[c, 1] and t <= H[c, 2]))):
+                break
+            H[i] = H[c]
+            i = c
+        H[i, 0] = k1
+        H[i, 1] = k2
+        H[i, 2] = t
+        H[i, 3] = s
+    return top_t, top_s
+
+
+@numba.njit(cache=True)
+def _heap_key(T, policy, t):  # pragma: no cover - compiled
+    """(k1, k2) of tensor t; lower is evicted first."""
+    last = T[t, F_LAST]
+    if policy == MRU:
+        return -last, 0
+    if policy == LFU:
+        return T[t, F_FREQ], last
+    if policy == BELADY:
+        return -T[t, F_NEXT], last
+    # NEXT_USE: predicted next use = last + previous reuse interval; unknown interval -> never
+    iv = T[t, F_INTERVAL]
+    pred = last + iv if iv > 0 else NEVER
+    return -pred, last
+
+
+# ---------------------------------------------------------------------------------------------- policy hooks
+@numba.njit(cache=True)
+def _xorshift(S):  # pragma: no cover - compiled
+    x = S[S_RNG]
+    x ^= (x << 13) & 0x7FFFFFFFFFFFFFFF
+    x ^= x >> 7
+    x ^= (x << 17) & 0x7FFFFFFFFFFFFFFF
+    x &= 0x7FFFFFFFFFFFFFFF
+    if x == 0:
+        x = 1
+    S[S_RNG] = x
+    return x
+
+
+@numba.njit(cache=True)
+def _on_access(T, S, H, t, now, is_admit):  # pragma: no cover - compiled
+    """Updates recency/frequency history and policy structures after t is accessed (hit or admission)."""
+    policy = S[S_POLICY]
+    if T[t, F_LAST] >= 0:
+        T[t, F_INTERVAL] = now - T[t, F_LAST]
+    T[t, F_LAST] = now
+    T[t, F_NACC] += 1
+    if is_admit:
+        T[t, F_FREQ] = 1
+        T[t, F_INSERT] = now
+        T[t, F_VISITED] = 0
+        _push_head(T, S, t, F_QPREV, F_QNEXT, S_QHEAD, S_QTAIL)
+        d = S[S_NDENSE]
+        T[t, F_DENSE] = d
+        S[S_NDENSE] = d + 1
+    else:
+        T[t, F_FREQ] += 1
+        T[t, F_VISITED] = 1
+        _unlink(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
+    _push_head(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
+    T[t, F_STAMP] += 1
+    if policy == MRU or policy == LFU or policy == BELADY or policy == NEXT_USE:
+        k1, k2 = _heap_key(T, policy, t)
+        H = _heap_push(H, S, k1, k2, t, T[t, F_STAMP])
+    return H
+
+
+@numba.njit(cache=True)
+def _remove(T, S, t, dense_ids):  # pragma: no cover - compiled
+    """Drops t from the cache structures (eviction or FREE)."""
+    T[t, F_RES] = 0
+    T[t, F_DIRTY] = 0
+    T[t, F_STAMP] += 1
+    S[S_USED] -= T[t, F_SIZE]
+    if S[S_HAND] == t:
+        S[S_HAND] = T[t, F_QPREV]
+    _unlink(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
+    _unlink(T, S, t, F_QPREV, F_QNEXT, S_QHEAD, S_QTAIL)
+    d = T[t, F_DENSE]
+    last = S[S_NDENSE] - 1
+    moved = dense_ids[last]
+    dense_ids[d] = moved
+    T[moved, F_DENSE] = d
+    S[S_NDENSE] = last
+    T[t, F_DENSE] = -1
+
+
+@numba.njit(cache=True)
+def _pinned(T, S, t):  # pragma: no cover - compiled
+    return S[S_CLASSIC] == 0 and T[t, F_PIN] == S[S_CUROP]
+
+
+@numba.njit(cache=True)
+def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
+    """The built-in policy's victim (-1 if every resident tensor is pinned). May update policy state."""
+    policy = S[S_POLICY]
+    if policy == LRU or policy == EXTERNAL:
+        t = S[S_LTAIL]
+        while t >= 0 and _pinned(T, S, t):
+            t = T[t, F_LPREV]
+        return t, H
+    if policy == FIFO:
+        t = S[S_QTAIL]
+        while t >= 0 and _pinned(T, S, t):
+            t = T[t, F_QPREV]
+        return t, H
+    if policy == RANDOM:
+        n = S[S_NDENSE]
+        for _ in range(64 * n + 64):
+            t = dense_ids[_xorshift(S) % n]
+            if not _pinned(T, S, t):
+                return t, H
+        return -1, H
+    if policy == SIEVE:
+        hand = S[S_HAND]
+        if hand < 0:
+            hand = S[S_QTAIL]
+        steps = 0
+        n = S[S_NDENSE]
+        while hand >= 0 and steps < 2 * n + 2:
+            steps += 1
+            if T[hand, F_VISITED] == 1:
+                T[hand, F_VISITED] = 0
+            elif not _pinned(T, S, hand):
+                S[S_HAND] = T[hand, F_QPREV]
+                return hand, H
+            hand = T[hand, F_QPREV]
+            if hand < 0:
+                hand = S[S_QTAIL]
+        return -1, H
+    # heap policies
+    stash_t = np.empty(8, dtype=np.int64)
+    n_stash = 0
+    victim = -1
+    while S[S_HSIZE] > 0:
+        t, stamp = _heap_pop(H, S)
+        if T[t, F_RES] == 0 or T[t, F_STAMP] != stamp:
+            continue
+        if _pinned(T, S, t):
+            if n_stash == stash_t.shape[0]:
+                bigger = np.empty(n_stash * 2, dtype=np.int64)
+                bigger[:n_stash] = stash_t
+                stash_t = bigger
+            stash_t[n_stash] = t
+            n_stash += 1
+            continue
+        victim = t
+        break
+    for j in range(n_stash):
+        t = stash_t[j]
+        k1, k2 = _heap_key(T, policy, t)
+        H = _heap_push(H, S, k1, k2, t, T[t, F_STAMP])
+    return victim, H
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+@numba.njit(cache=True)
+def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decision):  # pragma: no cover
+    """Advances the simulation from ``S[S_POS]``.
+
+    Returns ``(status, H)``; status is NEED_DECISION when the EXTERNAL policy must pick a victim (write it to
+    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace.
+    """
+    n = tid.shape[0]
+    classic = S[S_CLASSIC] == 1
+    external = S[S_POLICY] == EXTERNAL
+    i = S[S_POS]
+    while i < n:
+        t = tid[i]
+        op = opc[i]
+        if classic and op == 2:
+            i += 1
+            continue
+        if not classic and S[S_STAGE] == 0:
+            k = op_index[i]
+            if k != S[S_CUROP]:
+                S[S_CUROP] = k
+                for j in range(i, op_end[i]):
+                    if opc[j] != 2:
+                        T[tid[j], F_PIN] = k
+        size = T[t, F_SIZE]
+        if S[S_STAGE] == 0:
+            if op == 2:  # FREE (tensor mode)
+                if T[t, F_RES] == 1:
+                    _remove(T, S, t, dense_ids)
+                i += 1
+                continue
+            S[S_NREQ] += 1
+            S[S_REQB] += size
+            T[t, F_NEXT] = next_use[i]
+            if T[t, F_RES] == 1:
+                S[S_HITS] += 1
+                S[S_HITB] += size
+                if op == 1 and not classic:
+                    T[t, F_DIRTY] = 1
+                H = _on_access(T, S, H, t, i, False)
+                i += 1
+                continue
+            if size > S[S_CAP]:  # classic only: tensor mode rejects such ops up front
+                S[S_NOTADMIT] += 1
+                S[S_BIN] += size
+                i += 1
+                continue
+            if classic or op == 0:
+                S[S_BIN] += size
+            S[S_STAGE] = 1
+        # stage 1: make room for t
+        while S[S_USED] + size > S[S_CAP]:
+            if external:
+                v = S[S_VICTIM]
+                if v < 0:
+                    S[S_POS] = i
+                    S[S_INCOMING] = t
+                    S[S_DECISIONS] += 1
+                    return NEED_DECISION, H
+                S[S_VICTIM] = -1
+            else:
+                v, H = choose_victim(T, S, H, dense_ids)
+                if v < 0:
+                    raise RuntimeError("no evictable tensor: every resident tensor is pinned by the current op")
+            if T[v, F_DIRTY] == 1:
+                S[S_BOUT] += T[v, F_SIZE]
+            _remove(T, S, v, dense_ids)
+            S[S_NEVICT] += 1
+        T[t, F_RES] = 1
+        T[t, F_DIRTY] = 1 if (op == 1 and not classic) else 0
+        S[S_USED] += size
+        if S[S_USED] > S[S_PEAK]:
+            S[S_PEAK] = S[S_USED]
+        dense_ids[S[S_NDENSE]] = t
+        H = _on_access(T, S, H, t, i, True)
+        S[S_STAGE] = 0
+        S[S_INCOMING] = -1
+        i += 1
+    S[S_POS] = n
+    return DONE, H
+
+
+@numba.njit(cache=True)
+def lru_candidates(T, S, k, out):  # pragma: no cover - compiled
+    """Fills ``out`` with up to k unpinned resident tensors, least recently used first; returns the count."""
+    t = S[S_LTAIL]
+    c = 0
+    while t >= 0 and c < k:
+        if not _pinned(T, S, t):
+            out[c] = t
+            c += 1
+        t = T[t, F_LPREV]
+    return c

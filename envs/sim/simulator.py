@@ -1,0 +1,250 @@
+"""Python front of the engine: preparing a trace, whole-trace runs, and step-by-step sessions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from envs.sim import engine as E
+from envs.sim.links import LINKS, get_link
+from envs.trace import Op, Trace
+
+POLICY_CODES = {
+    "lru": E.LRU,
+    "fifo": E.FIFO,
+    "mru": E.MRU,
+    "lfu": E.LFU,
+    "belady": E.BELADY,
+    "next-use": E.NEXT_USE,
+    "random": E.RANDOM,
+    "sieve": E.SIEVE,
+}
+MODES = ("tensor", "classic")
+
+
+class SimError(ValueError):
+    """Bad simulator input: capacity, policy, mode, or an op that cannot fit."""
+
+
+_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+          "gb": 10**9, "tb": 10**12}
+
+
+def parse_capacity(text: str | int) -> int:
+    """Parses ``'128MiB'``, ``'1.5GiB'``, ``'4096'`` (bytes) into a positive byte count.
+
+    Raises:
+        SimError: If the text does not parse or is not positive.
+    """
+    if isinstance(text, (int, np.integer)):
+        value = int(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise SimError(f"capacity {text!r} does not parse (use e.g. 4096, 128MiB, 1.5GiB)")
+        value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if value <= 0:
+        raise SimError(f"capacity must be positive, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PreparedTrace:
+    """Arrays the engine needs for one trace in one mode (computed once, reused by every run)."""
+
+    trace: Trace
+    classic: bool
+    tid: np.ndarray
+    opc: np.ndarray
+    op_index: np.ndarray
+    op_end: np.ndarray
+    next_use: np.ndarray
+    sizes: np.ndarray
+    op_bytes_max: int
+    op_bytes_argmax: int
+
+    @property
+    def mode(self) -> str:
+        return "classic" if self.classic else "tensor"
+
+
+def _next_use(tid: np.ndarray, opc: np.ndarray, classic: bool) -> np.ndarray:
+    """Index of the next READ/WRITE of the same tensor (NEVER if none, or if a FREE comes first)."""
+    n = tid.shape[0]
+    keep = np.flatnonzero(opc != Op.FREE) if classic else np.arange(n)
+    ids = tid[keep]
+    nxt = np.full(n, E.NEVER, dtype=np.int64)
+    order = np.lexsort((keep, ids))
+    same = ids[order][1:] == ids[order][:-1]
+    src, dst = keep[order[:-1][same]], keep[order[1:][same]]
+    if not classic:
+        dst = np.where(opc[dst] == Op.FREE, E.NEVER, dst)
+    nxt[src] = dst
+    return nxt
+
+
+def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
+    """Precomputes next-use indices, op boundaries and per-op operand bytes for ``trace`` in ``mode``."""
+    if mode not in MODES:
+        raise SimError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    classic = mode == "classic"
+    tid, opc = trace.tensor_id, trace.op
+    if classic:
+        op_index = np.arange(len(trace), dtype=np.int64)
+    else:
+        op_index = trace.op_index.astype(np.int64)
+    n = len(trace)
+    bounds = np.flatnonzero(np.diff(op_index)) + 1
+    ends = np.append(bounds, n)
+    starts = np.insert(bounds, 0, 0) if n else np.zeros(0, dtype=np.int64)
+    op_end = np.repeat(ends, ends - starts).astype(np.int64)
+    sizes = trace.tensor_sizes()
+    if classic:
+        op_max, op_arg = (int(sizes.max()), int(np.argmax(trace.size))) if n else (0, 0)
+    else:
+        # distinct non-FREE operand bytes per op
+        req = opc != Op.FREE
+        pairs = np.unique(np.stack([op_index[req], tid[req]]), axis=1)
+        per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
+        op_arg = int(np.argmax(per_op)) if per_op.size else 0
+        op_max = int(per_op[op_arg]) if per_op.size else 0
+    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, _next_use(tid, opc, classic), sizes,
+                         op_max, op_arg)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """Counters of one run (bytes are exact integers)."""
+
+    policy: str
+    mode: str
+    capacity_bytes: int
+    n_req: int
+    n_hit: int
+    n_miss: int
+    n_req_bytes: int
+    n_hit_bytes: int
+    n_miss_bytes: int
+    bytes_in: int
+    bytes_out: int
+    n_evictions: int
+    peak_resident_bytes: int
+    trace_hash: str
+
+    @property
+    def hit_ratio(self) -> float:
+        return self.n_hit / self.n_req if self.n_req else 0.0
+
+    @property
+    def byte_hit_ratio(self) -> float:
+        return self.n_hit_bytes / self.n_req_bytes if self.n_req_bytes else 0.0
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.bytes_in + self.bytes_out
+
+    def transfer_seconds(self, link: str = "pcie4-x16") -> float:
+        """Transfer time of all bytes moved over a link preset (see :mod:`envs.sim.links`)."""
+        return get_link(link).seconds(self.bytes_moved)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(hit_ratio=self.hit_ratio, byte_hit_ratio=self.byte_hit_ratio, bytes_moved=self.bytes_moved)
+        d.update({f"transfer_s_{name}": self.transfer_seconds(name) for name in LINKS})
+        return d
+
+
+class Simulation:
+    """One run of the engine over a prepared trace, advanced to the end or decision by decision.
+
+    Args:
+        prepared: Output of :func:`prepare`.
+        capacity: Cache capacity in bytes (> 0).
+        policy: A name in :data:`POLICY_CODES`, or ``"external"`` to pause at each eviction.
+        seed: Seed of the random policy.
+
+    Raises:
+        SimError: On a bad capacity or policy, or (tensor mode) an op whose operands cannot fit.
+    """
+
+    def __init__(self, prepared: PreparedTrace, capacity: int, policy: str = "lru", seed: int = 0) -> None:
+        capacity = parse_capacity(capacity)
+        if policy != "external" and policy not in POLICY_CODES:
+            raise SimError(f"unknown policy {policy!r}; valid: {', '.join(POLICY_CODES)}")
+        if not prepared.classic and prepared.op_bytes_max > capacity:
+            raise SimError(
+                f"op {prepared.op_bytes_argmax} needs {prepared.op_bytes_max} bytes of operands resident together, "
+                f"more than the capacity of {capacity} bytes"
+            )
+        self.prepared = prepared
+        self.policy = policy
+        code = E.EXTERNAL if policy == "external" else POLICY_CODES[policy]
+        self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, code, prepared.classic, seed)
+        self.dense = np.zeros(max(prepared.sizes.shape[0], 1), dtype=np.int64)
+        self.done = False
+
+    def advance(self) -> bool:
+        """Runs until the next decision (external policy) or the end; returns True when the trace is done."""
+        p = self.prepared
+        status, self.H = E.run(
+            self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, True
+        )
+        self.done = status == E.DONE
+        return self.done
+
+    def evict(self, victim: int) -> None:
+        """Supplies the victim of the pending decision (a resident, unpinned tensor id)."""
+        self.S[E.S_VICTIM] = victim
+
+    def is_evictable(self, t: int) -> bool:
+        """Whether tensor t may be evicted now (resident and not an operand of the running op)."""
+        T, S = self.T, self.S
+        if not 0 <= t < T.shape[0] or T[t, E.F_RES] != 1:
+            return False
+        return bool(S[E.S_CLASSIC] == 1 or T[t, E.F_PIN] != S[E.S_CUROP])
+
+    def candidates(self, k: int) -> np.ndarray:
+        """Up to k evictable resident tensors, least recently used first."""
+        out = np.empty(k, dtype=np.int64)
+        c = E.lru_candidates(self.T, self.S, k, out)
+        return out[:c]
+
+    @property
+    def now(self) -> int:
+        return int(self.S[E.S_POS])
+
+    @property
+    def incoming(self) -> int:
+        return int(self.S[E.S_INCOMING])
+
+    def result(self) -> SimResult:
+        S = self.S
+        n_req, hits = int(S[E.S_NREQ]), int(S[E.S_HITS])
+        return SimResult(
+            policy=self.policy,
+            mode=self.prepared.mode,
+            capacity_bytes=int(S[E.S_CAP]),
+            n_req=n_req,
+            n_hit=hits,
+            n_miss=n_req - hits,
+            n_req_bytes=int(S[E.S_REQB]),
+            n_hit_bytes=int(S[E.S_HITB]),
+            n_miss_bytes=int(S[E.S_REQB] - S[E.S_HITB]),
+            bytes_in=int(S[E.S_BIN]),
+            bytes_out=int(S[E.S_BOUT]),
+            n_evictions=int(S[E.S_NEVICT]),
+            peak_resident_bytes=int(S[E.S_PEAK]),
+            trace_hash=self.prepared.trace.content_hash,
+        )
+
+
+def simulate(
+    trace: Trace | PreparedTrace, policy: str, capacity: int | str, mode: str = "tensor", seed: int = 0
+) -> SimResult:
+    """Runs one built-in policy over the whole trace (the compiled fast path)."""
+    prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace, mode)
+    sim = Simulation(prepared, parse_capacity(capacity), policy, seed)
+    sim.advance()
+    return sim.result()

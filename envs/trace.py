@@ -1,0 +1,256 @@
+"""The Trace record type: an ordered sequence of tensor accesses plus metadata.
+
+A trace is stored column-wise (one numpy array per field) so that the simulator's compiled loops can read it
+without conversion. Every access belongs to an *op* (``op_index``); all accesses of one op share it, and in tensor
+mode all tensors of an op must be resident together.
+
+Files are compressed ``.npz`` archives holding the arrays and one JSON string with the metadata. The content hash
+(SHA-256 over the arrays and the canonical metadata, excluding the hash itself) identifies a trace in results.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TRACE_FORMAT_VERSION = 1
+
+
+class Op(enum.IntEnum):
+    """What an access does to a tensor."""
+
+    READ = 0
+    WRITE = 1
+    FREE = 2
+
+
+class Kind(enum.IntEnum):
+    """What a tensor is."""
+
+    WEIGHT = 0
+    ACTIVATION = 1
+    GRADIENT = 2
+    OPTIMIZER_STATE = 3
+    KV_CACHE = 4
+    TEMPORARY = 5
+    INPUT = 6
+
+
+class Phase(enum.IntEnum):
+    """Which part of an iteration an op belongs to."""
+
+    FORWARD = 0
+    BACKWARD = 1
+    OPTIMIZER = 2
+    PREFILL = 3
+    DECODE = 4
+
+
+class TraceError(ValueError):
+    """A trace file or array set is malformed."""
+
+
+#: Column name -> dtype, in the order used for hashing.
+COLUMNS: dict[str, np.dtype] = {
+    "tensor_id": np.dtype(np.int64),
+    "size": np.dtype(np.int64),
+    "op": np.dtype(np.uint8),
+    "kind": np.dtype(np.uint8),
+    "layer": np.dtype(np.int32),
+    "phase": np.dtype(np.uint8),
+    "op_index": np.dtype(np.int64),
+    "iteration": np.dtype(np.int32),
+}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A tensor-access trace.
+
+    Attributes:
+        tensor_id: Compact tensor ids (0..n_tensors-1, numbered by first appearance).
+        size: Size in bytes of the accessed tensor (constant per tensor id).
+        op: :class:`Op` codes.
+        kind: :class:`Kind` codes.
+        layer: Layer index (0 = embeddings/stem, 1..L = blocks, L+1 = head/loss; -1 = none).
+        phase: :class:`Phase` codes.
+        op_index: Index of the op the access belongs to (non-decreasing).
+        iteration: Training step or decode step the access belongs to.
+        meta: Workload, preset, config, seed, generator name and version, and ``content_hash``.
+    """
+
+    tensor_id: np.ndarray
+    size: np.ndarray
+    op: np.ndarray
+    kind: np.ndarray
+    layer: np.ndarray
+    phase: np.ndarray
+    op_index: np.ndarray
+    iteration: np.ndarray
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Trace:
+        """Builds a validated trace and stamps its content hash into the metadata.
+
+        Args:
+            arrays: One array-like per name in :data:`COLUMNS`.
+            meta: JSON-serialisable metadata (``content_hash`` is recomputed).
+
+        Raises:
+            TraceError: If a column is missing, lengths differ or values are out of range.
+        """
+        missing = [name for name in COLUMNS if name not in arrays]
+        if missing:
+            raise TraceError(f"trace is missing column(s): {', '.join(missing)}")
+        cols = {name: np.ascontiguousarray(np.asarray(arrays[name]), dtype=dt) for name, dt in COLUMNS.items()}
+        _validate_columns(cols)
+        clean_meta = {k: v for k, v in dict(meta).items() if k != "content_hash"}
+        clean_meta.setdefault("trace_format_version", TRACE_FORMAT_VERSION)
+        clean_meta["content_hash"] = _content_hash(cols, clean_meta)
+        return cls(**cols, meta=clean_meta)
+
+    # -- derived quantities -------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.tensor_id.shape[0])
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-256 hex digest identifying this trace."""
+        return str(self.meta["content_hash"])
+
+    @property
+    def n_tensors(self) -> int:
+        """Number of distinct tensor ids."""
+        return int(self.tensor_id.max()) + 1 if len(self) else 0
+
+    def tensor_sizes(self) -> np.ndarray:
+        """Size in bytes of every tensor id (index = id)."""
+        sizes = np.zeros(self.n_tensors, dtype=np.int64)
+        sizes[self.tensor_id] = self.size
+        return sizes
+
+    def tensor_kinds(self) -> np.ndarray:
+        """Kind of every tensor id (index = id)."""
+        kinds = np.zeros(self.n_tensors, dtype=np.uint8)
+        kinds[self.tensor_id] = self.kind
+        return kinds
+
+    def bytes_by_kind(self) -> dict[str, int]:
+        """Unique bytes per tensor kind (each tensor counted once)."""
+        sizes, kinds = self.tensor_sizes(), self.tensor_kinds()
+        return {k.name.lower(): int(sizes[kinds == k].sum()) for k in Kind}
+
+    def live_bytes(self) -> np.ndarray:
+        """Bytes of live tensors after each access (live = from first access until its FREE)."""
+        n = len(self)
+        delta = np.zeros(n, dtype=np.int64)
+        first = np.full(self.n_tensors, -1, dtype=np.int64)
+        idx = np.arange(n)
+        # first access of each id: reversed assignment keeps the smallest index
+        first[self.tensor_id[::-1]] = idx[::-1]
+        np.add.at(delta, first, self.tensor_sizes())
+        frees = self.op == Op.FREE
+        np.add.at(delta, idx[frees], -self.size[frees])
+        return np.cumsum(delta)
+
+    def peak_live_bytes(self) -> int:
+        """Maximum over the trace of the bytes of live tensors."""
+        return int(self.live_bytes().max()) if len(self) else 0
+
+    def requests(self) -> np.ndarray:
+        """Indices of the accesses that are requests in classic mode (every access but FREE)."""
+        return np.flatnonzero(self.op != Op.FREE)
+
+    # -- I/O ------------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Writes the trace as a compressed ``.npz`` file and returns its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {name: getattr(self, name) for name in COLUMNS}
+        with path.open("wb") as fh:
+            np.savez_compressed(fh, **payload, meta=np.array(json.dumps(dict(self.meta), sort_keys=True)))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trace:
+        """Reads a ``.npz`` trace, checking its columns and content hash.
+
+        Raises:
+            TraceError: If the file is missing, not an npz archive, lacks columns or its hash does not match.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise TraceError(f"{path}: no such trace file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files if name != "meta"}
+                if "meta" not in data.files:
+                    raise TraceError(f"{path}: not a TensorCache trace (no 'meta' entry)")
+                meta = json.loads(str(data["meta"]))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            if isinstance(exc, TraceError):
+                raise
+            raise TraceError(f"{path}: not a readable .npz trace ({exc})") from None
+        stored_hash = meta.get("content_hash")
+        try:
+            trace = cls.from_arrays(arrays, meta)
+        except TraceError as exc:
+            raise TraceError(f"{path}: {exc}") from None
+        if stored_hash is not None and stored_hash != trace.content_hash:
+            raise TraceError(f"{path}: content hash mismatch (file corrupted or edited)")
+        return trace
+
+
+def _validate_columns(cols: dict[str, np.ndarray]) -> None:
+    lengths = {name: arr.shape for name, arr in cols.items()}
+    if any(len(s) != 1 for s in lengths.values()):
+        raise TraceError("every trace column must be one-dimensional")
+    if len({s[0] for s in lengths.values()}) != 1:
+        raise TraceError(f"trace columns have different lengths: {lengths}")
+    n = cols["tensor_id"].shape[0]
+    if n == 0:
+        return
+    if cols["tensor_id"].min() < 0:
+        raise TraceError("tensor ids must be non-negative")
+    if cols["size"].min() <= 0:
+        raise TraceError("tensor sizes must be positive (zero-byte accesses are dropped when a trace is built)")
+    if cols["op"].max() > max(Op):
+        raise TraceError(f"op codes must be in 0..{max(Op)}")
+    if cols["kind"].max() > max(Kind):
+        raise TraceError(f"kind codes must be in 0..{max(Kind)}")
+    if cols["phase"].max() > max(Phase):
+        raise TraceError(f"phase codes must be in 0..{max(Phase)}")
+    if n > 1 and np.any(np.diff(cols["op_index"]) < 0):
+        raise TraceError("op_index must be non-decreasing")
+    n_ids = int(cols["tensor_id"].max()) + 1
+    first_size = np.zeros(n_ids, dtype=np.int64)
+    first_size[cols["tensor_id"][::-1]] = cols["size"][::-1]
+    if np.any(first_size[cols["tensor_id"]] != cols["size"]):
+        raise TraceError("a tensor id appears with more than one size")
+
+
+def _content_hash(cols: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:
+    h = hashlib.sha256()
+    for name in COLUMNS:
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(cols[name]).tobytes())
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def renumber(tensor_keys: np.ndarray) -> np.ndarray:
+    """Maps arbitrary integer keys to compact ids numbered by first appearance."""
+    _, first_idx, inverse = np.unique(tensor_keys, return_index=True, return_inverse=True)
+    order = np.argsort(first_idx, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.shape[0])
+    return rank[inverse].astype(np.int64)

@@ -1,0 +1,127 @@
+"""What every workload provides: presets, methods and one ``generate`` entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from envs.capture import AccessRecorder, Registry
+from envs.trace import Kind, Trace
+
+#: Bumped whenever a generator change could alter any trace it produces.
+GENERATOR_VERSION = 1
+
+
+class WorkloadError(ValueError):
+    """Unknown workload, preset or method, or an invalid generator argument."""
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    """Everything that determines a generated trace.
+
+    Attributes:
+        workload: Workload name (``transformer-train``, ...).
+        preset: Preset name of that workload (``mistral-7b``, ...).
+        layers: Depth override (None = the preset's own depth).
+        iterations: Training steps or decode steps in the trace (None = the workload default).
+        seed: Seed of every random draw (sequence lengths, batch, routing, branch order).
+        method: ``captured`` (trace the real model on the meta device) or ``analytic``.
+    """
+
+    workload: str
+    preset: str
+    layers: int | None = None
+    iterations: int | None = None
+    seed: int = 0
+    method: str = "captured"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("workload", "preset", "layers", "iterations", "seed", "method")}
+
+
+class Workload(Protocol):
+    """A family of traces."""
+
+    name: str
+    family: str
+    description: str
+    methods: tuple[str, ...]
+    default_iterations: int
+
+    def presets(self) -> dict[str, Any]: ...
+
+    def generate(self, spec: TraceSpec) -> Trace: ...
+
+
+@dataclass
+class Shape:
+    """Seeded per-iteration shape sampler: ``batch`` and ``seq`` are tuples of choices."""
+
+    batch: tuple[int, ...]
+    seq: tuple[int, ...]
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int]:
+        return int(rng.choice(self.batch)), int(rng.choice(self.seq))
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+        raise WorkloadError(f"{name} must be a positive integer, got {value!r}")
+
+
+def register_params(
+    model: nn.Module, rec: AccessRecorder, registry: Registry, layer_of_name: Any
+) -> dict[int, int]:
+    """Registers every parameter storage as a weight; returns parameter-position -> layer."""
+    layers = {}
+    for i, (name, p) in enumerate(model.named_parameters()):
+        lay = layer_of_name(name)
+        registry.add(rec.uid(p), Kind.WEIGHT, lay)
+        layers[i] = lay
+    return layers
+
+
+@dataclass
+class TrainStepState:
+    """Keeps the first-seen gradient id of each parameter so gradients keep one id across iterations."""
+
+    grad_uid: dict[int, int] = field(default_factory=dict)
+
+    def register_grads(
+        self, model: nn.Module, rec: AccessRecorder, registry: Registry, layers: dict[int, int]
+    ) -> None:
+        for i, p in enumerate(model.parameters()):
+            if p.grad is None:
+                continue
+            uid = rec.uid(p.grad)
+            canonical = self.grad_uid.setdefault(i, uid)
+            registry.add(uid, Kind.GRADIENT, layers[i], canonical)
+
+    @staticmethod
+    def register_optimizer_state(
+        model: nn.Module, opt: torch.optim.Optimizer, rec: AccessRecorder, registry: Registry, layers: dict
+    ) -> None:
+        for i, p in enumerate(model.parameters()):
+            for value in opt.state.get(p, {}).values():
+                if isinstance(value, torch.Tensor):
+                    registry.add(rec.uid(value), Kind.OPTIMIZER_STATE, layers[i])
+
+
+def base_meta(spec: TraceSpec, generator: str, config: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Metadata common to every generated trace."""
+    return {
+        "workload": spec.workload,
+        "preset": spec.preset,
+        "spec": spec.to_dict(),
+        "config": config,
+        "seed": spec.seed,
+        "generator": generator,
+        "generator_version": GENERATOR_VERSION,
+        "method": spec.method,
+        **extra,
+    }
