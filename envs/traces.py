@@ -36,7 +36,11 @@ def _generate(args: argparse.Namespace) -> int:
     from envs.workloads import generate_trace
 
     trace = generate_trace(
-        args.workload, args.preset, layers=args.layers, iterations=args.iterations, seed=args.seed,
+        args.workload,
+        args.preset,
+        layers=args.layers,
+        iterations=args.iterations,
+        seed=args.seed,
         method=args.method,
     )
     trace.save(args.out)

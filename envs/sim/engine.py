@@ -1,5 +1,5 @@
-"""The compiled cache engine: one resumable loop for classic and tensor semantics, every built-in policy, and an
-``EXTERNAL`` policy that pauses at each eviction so Python (the env, a learned agent) picks the victim.
+"""The compiled cache engine: one resumable loop for classic and tensor semantics, every built-in policy, and a
+pause flag that stops at each eviction so Python (the env, a learned agent) picks the victim.
 
 State lives in plain arrays so numba can compile it and Python can inspect it between decisions:
 
@@ -17,9 +17,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# policy codes
+# policy codes (S[S_PAUSE] = 1 makes any of them pause at each eviction for an external choice)
 LRU, FIFO, MRU, LFU, BELADY, NEXT_USE, RANDOM, SIEVE = 0, 1, 2, 3, 4, 5, 6, 7
-EXTERNAL = 99
 HEAP_POLICIES = (MRU, LFU, BELADY, NEXT_USE)
 NEVER = np.iinfo(np.int64).max // 4
 
@@ -74,14 +73,15 @@ N_FIELDS = 17
     S_DECISIONS,
     S_INCOMING,
     S_NOTADMIT,
-) = range(27)
-N_SCALARS = 27
+    S_PAUSE,
+) = range(28)
+N_SCALARS = 28
 
 NEED_DECISION, DONE = 1, 0
 
 
 def new_state(
-    sizes: np.ndarray, capacity: int, policy: int, classic: bool, seed: int = 0
+    sizes: np.ndarray, capacity: int, policy: int, classic: bool, seed: int = 0, pause: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fresh engine state for a trace whose tensor ``sizes`` are given (index = tensor id)."""
     n = sizes.shape[0]
@@ -97,6 +97,7 @@ def new_state(
     S[S_RNG] = (seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & 0x7FFFFFFFFFFFFFFF or 1
     S[S_POLICY] = policy
     S[S_CLASSIC] = 1 if classic else 0
+    S[S_PAUSE] = 1 if pause else 0
     H = np.zeros((16, 4), dtype=np.int64)
     return T, S, H
 
@@ -232,7 +233,7 @@ def _on_access(T, S, H, t, now, is_admit):  # pragma: no cover - compiled
         _unlink(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
     _push_head(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
     T[t, F_STAMP] += 1
-    if policy == MRU or policy == LFU or policy == BELADY or policy == NEXT_USE:
+    if policy in (MRU, LFU, BELADY, NEXT_USE):
         k1, k2 = _heap_key(T, policy, t)
         H = _heap_push(H, S, k1, k2, t, T[t, F_STAMP])
     return H
@@ -267,7 +268,7 @@ def _pinned(T, S, t):  # pragma: no cover - compiled
 def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
     """The built-in policy's victim (-1 if every resident tensor is pinned). May update policy state."""
     policy = S[S_POLICY]
-    if policy == LRU or policy == EXTERNAL:
+    if policy == LRU:
         t = S[S_LTAIL]
         while t >= 0 and _pinned(T, S, t):
             t = T[t, F_LPREV]
@@ -331,12 +332,13 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
 def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decision):  # pragma: no cover
     """Advances the simulation from ``S[S_POS]``.
 
-    Returns ``(status, H)``; status is NEED_DECISION when the EXTERNAL policy must pick a victim (write it to
-    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace.
+    Returns ``(status, H)``; status is NEED_DECISION when, with ``S[S_PAUSE]`` set, the caller must pick a victim (write it to
+    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace. ``stop_at_decision`` is unused (the
+    pause flag lives in the state) and kept for call-site clarity.
     """
     n = tid.shape[0]
     classic = S[S_CLASSIC] == 1
-    external = S[S_POLICY] == EXTERNAL
+    external = S[S_PAUSE] == 1
     i = S[S_POS]
     while i < n:
         t = tid[i]

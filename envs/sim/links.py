@@ -22,10 +22,7 @@ class Link:
         return float(n_bytes) / (self.gb_per_s * 1e9)
 
 
-LINKS = {
-    link.name: link
-    for link in (Link("pcie4-x16", 32.0), Link("pcie5-x16", 64.0), Link("nvlink-c2c", 450.0))
-}
+LINKS = {link.name: link for link in (Link("pcie4-x16", 32.0), Link("pcie5-x16", 64.0), Link("nvlink-c2c", 450.0))}
 
 
 def get_link(name: str) -> Link:

@@ -28,8 +28,18 @@ class SimError(ValueError):
     """Bad simulator input: capacity, policy, mode, or an op that cannot fit."""
 
 
-_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
-          "gb": 10**9, "tb": 10**12}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
 
 
 def parse_capacity(text: str | int) -> int:
@@ -41,7 +51,7 @@ def parse_capacity(text: str | int) -> int:
     if isinstance(text, (int, np.integer)):
         value = int(text)
     else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+        m = re.fullmatch(r"\s*([+-]?[0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
         if not m or m.group(2).lower() not in _UNITS:
             raise SimError(f"capacity {text!r} does not parse (use e.g. 4096, 128MiB, 1.5GiB)")
         value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
@@ -110,8 +120,20 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
         per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
         op_arg = int(np.argmax(per_op)) if per_op.size else 0
         op_max = int(per_op[op_arg]) if per_op.size else 0
-    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, _next_use(tid, opc, classic), sizes,
-                         op_max, op_arg)
+    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, _next_use(tid, opc, classic), sizes, op_max, op_arg)
+
+
+def headroom_capacity(prepared: PreparedTrace, fraction: float) -> int:
+    """Capacity ``fraction`` of the way from the tightest feasible cache to one holding the peak live bytes.
+
+    The tightest feasible capacity is the largest op's operand bytes (tensor mode; the largest tensor in classic
+    mode); ``fraction = 1`` holds every live tensor, so no eviction is needed.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise SimError(f"headroom fraction must be in [0, 1], got {fraction!r}")
+    floor = prepared.op_bytes_max
+    peak = max(prepared.trace.peak_live_bytes(), floor)
+    return int(floor + fraction * (peak - floor))
 
 
 @dataclass(frozen=True)
@@ -162,16 +184,18 @@ class Simulation:
     Args:
         prepared: Output of :func:`prepare`.
         capacity: Cache capacity in bytes (> 0).
-        policy: A name in :data:`POLICY_CODES`, or ``"external"`` to pause at each eviction.
+        policy: A name in :data:`POLICY_CODES` (the built-in choice; with ``pause`` it is what
+            :meth:`builtin_victim` proposes and what invalid external choices fall back to).
         seed: Seed of the random policy.
+        pause: Stop at every eviction so the caller supplies the victim (:meth:`evict`).
 
     Raises:
         SimError: On a bad capacity or policy, or (tensor mode) an op whose operands cannot fit.
     """
 
-    def __init__(self, prepared: PreparedTrace, capacity: int, policy: str = "lru", seed: int = 0) -> None:
+    def __init__(self, prepared: PreparedTrace, capacity: int, policy: str = "lru", seed: int = 0, pause: bool = False) -> None:
         capacity = parse_capacity(capacity)
-        if policy != "external" and policy not in POLICY_CODES:
+        if policy not in POLICY_CODES:
             raise SimError(f"unknown policy {policy!r}; valid: {', '.join(POLICY_CODES)}")
         if not prepared.classic and prepared.op_bytes_max > capacity:
             raise SimError(
@@ -180,23 +204,25 @@ class Simulation:
             )
         self.prepared = prepared
         self.policy = policy
-        code = E.EXTERNAL if policy == "external" else POLICY_CODES[policy]
-        self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, code, prepared.classic, seed)
+        self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, POLICY_CODES[policy], prepared.classic, seed, pause)
         self.dense = np.zeros(max(prepared.sizes.shape[0], 1), dtype=np.int64)
         self.done = False
 
     def advance(self) -> bool:
         """Runs until the next decision (external policy) or the end; returns True when the trace is done."""
         p = self.prepared
-        status, self.H = E.run(
-            self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, True
-        )
+        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, True)
         self.done = status == E.DONE
         return self.done
 
     def evict(self, victim: int) -> None:
         """Supplies the victim of the pending decision (a resident, unpinned tensor id)."""
         self.S[E.S_VICTIM] = victim
+
+    def builtin_victim(self) -> int:
+        """The victim the built-in policy would choose now (updates that policy's state, e.g. SIEVE's hand)."""
+        v, self.H = E.choose_victim(self.T, self.S, self.H, self.dense)
+        return int(v)
 
     def is_evictable(self, t: int) -> bool:
         """Whether tensor t may be evicted now (resident and not an operand of the running op)."""
@@ -240,9 +266,7 @@ class Simulation:
         )
 
 
-def simulate(
-    trace: Trace | PreparedTrace, policy: str, capacity: int | str, mode: str = "tensor", seed: int = 0
-) -> SimResult:
+def simulate(trace: Trace | PreparedTrace, policy: str, capacity: int | str, mode: str = "tensor", seed: int = 0) -> SimResult:
     """Runs one built-in policy over the whole trace (the compiled fast path)."""
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace, mode)
     sim = Simulation(prepared, parse_capacity(capacity), policy, seed)

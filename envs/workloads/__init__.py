@@ -8,9 +8,7 @@ from envs.workloads.cnn_train import CNNTrain
 from envs.workloads.transformer_infer import MoEInfer, TransformerInfer
 from envs.workloads.transformer_train import TransformerTrain
 
-WORKLOADS: dict[str, Workload] = {
-    w.name: w for w in (TransformerTrain(), TransformerInfer(), CNNTrain(), MoEInfer())
-}
+WORKLOADS: dict[str, Workload] = {w.name: w for w in (TransformerTrain(), TransformerInfer(), CNNTrain(), MoEInfer())}
 
 
 def get_workload(name: str) -> Workload:

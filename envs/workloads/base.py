@@ -74,9 +74,7 @@ def check_positive(name: str, value: int | None) -> None:
         raise WorkloadError(f"{name} must be a positive integer, got {value!r}")
 
 
-def register_params(
-    model: nn.Module, rec: AccessRecorder, registry: Registry, layer_of_name: Any
-) -> dict[int, int]:
+def register_params(model: nn.Module, rec: AccessRecorder, registry: Registry, layer_of_name: Any) -> dict[int, int]:
     """Registers every parameter storage as a weight; returns parameter-position -> layer."""
     layers = {}
     for i, (name, p) in enumerate(model.named_parameters()):
@@ -92,9 +90,7 @@ class TrainStepState:
 
     grad_uid: dict[int, int] = field(default_factory=dict)
 
-    def register_grads(
-        self, model: nn.Module, rec: AccessRecorder, registry: Registry, layers: dict[int, int]
-    ) -> None:
+    def register_grads(self, model: nn.Module, rec: AccessRecorder, registry: Registry, layers: dict[int, int]) -> None:
         for i, p in enumerate(model.parameters()):
             if p.grad is None:
                 continue

@@ -37,9 +37,7 @@ class CNNTrain:
 
     def generate(self, spec: TraceSpec) -> Trace:
         if spec.preset not in PRESETS:
-            raise WorkloadError(
-                f"unknown preset {spec.preset!r} for workload {spec.workload!r}; valid: {', '.join(PRESETS)}"
-            )
+            raise WorkloadError(f"unknown preset {spec.preset!r} for workload {spec.workload!r}; valid: {', '.join(PRESETS)}")
         cfg = PRESETS[spec.preset]
         if spec.layers:
             try:

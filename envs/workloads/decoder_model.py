@@ -356,9 +356,7 @@ class DecoderLM(nn.Module):
 
 
 PRESETS: dict[str, DecoderConfig] = {
-    "mistral-7b": DecoderConfig(
-        vocab_size=32000, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336
-    ),
+    "mistral-7b": DecoderConfig(vocab_size=32000, d_model=4096, n_layers=32, n_heads=32, n_kv_heads=8, d_ff=14336),
     "gpt2-small": DecoderConfig(
         vocab_size=50257,
         d_model=768,

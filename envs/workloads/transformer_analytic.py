@@ -58,8 +58,7 @@ def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> d
     weight = {i: log.new(n * el, Kind.WEIGHT) for i, (_, _, n) in enumerate(params)}
     by_name: dict[tuple[int, str], int] = {(lay, name): i for i, (name, lay, _) in enumerate(params)}
     moments = {
-        i: (log.new(n * el, Kind.OPTIMIZER_STATE), log.new(n * el, Kind.OPTIMIZER_STATE))
-        for i, (_, _, n) in enumerate(params)
+        i: (log.new(n * el, Kind.OPTIMIZER_STATE), log.new(n * el, Kind.OPTIMIZER_STATE)) for i, (_, _, n) in enumerate(params)
     }
     steps = {i: log.new(4, Kind.OPTIMIZER_STATE) for i in weight}
     grads = {i: log.new(n * el, Kind.GRADIENT) for i, (_, _, n) in enumerate(params)}
@@ -89,8 +88,10 @@ def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> d
             x = log.out((x, pe), act, Kind.ACTIVATION, frees=(pe,))
         rope = None
         if cfg.positions == "rope":
-            rope = (log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION),
-                    log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION))
+            rope = (
+                log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION),
+                log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION),
+            )
         saved: list[dict[str, int]] = []
         for i in range(1, L + 1):
             log.layer = i
@@ -175,8 +176,11 @@ def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> d
             dq = log.new(act, Kind.TEMPORARY)
             dk = log.new(act, Kind.TEMPORARY)
             dv = log.new(act, Kind.TEMPORARY)
-            log.op((dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]), (dq, dk, dv),
-                   frees=(dao, s["attn"], s["lse"]))
+            log.op(
+                (dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]),
+                (dq, dk, dv),
+                frees=(dao, s["attn"], s["lse"]),
+            )
             if cfg.n_heads != cfg.n_kv_heads:
                 dk = log.out((dk,), tok * kv * el, frees=(dk, s["kr"]))
                 dv = log.out((dv,), tok * kv * el, frees=(dv, s["vr"]))
@@ -238,9 +242,7 @@ def _norm_fwd(log: OpLog, w: int, x: int, act: int, act32: int, tok: int) -> tup
     return out, stats
 
 
-def _norm_bwd(
-    log: OpLog, w: int, grads: tuple[int, ...], x: int, stats: int, dy: int, act: int, act32: int
-) -> int:
+def _norm_bwd(log: OpLog, w: int, grads: tuple[int, ...], x: int, stats: int, dy: int, act: int, act32: int) -> int:
     """Norm backward: reads input, statistics and incoming gradient; writes the weight (and bias) gradients."""
     for g in grads:
         log.op((dy, x, stats), (g,))

@@ -65,9 +65,7 @@ class MoEInfer(TransformerInfer):
     moe = True
 
 
-def capture_serving(
-    cfg: DecoderConfig, shape: ServingShape, iterations: int, spec: TraceSpec, name: str
-) -> Trace:
+def capture_serving(cfg: DecoderConfig, shape: ServingShape, iterations: int, spec: TraceSpec, name: str) -> Trace:
     """Traces prefill of every request and ``iterations`` batched decode steps on the meta device."""
     rng = np.random.default_rng(spec.seed)
     n_req = int(rng.choice(shape.requests))

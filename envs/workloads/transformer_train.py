@@ -37,9 +37,7 @@ def decoder_param_layer(n_layers: int):
 
 def resolve_config(presets: dict[str, DecoderConfig], spec: TraceSpec) -> DecoderConfig:
     if spec.preset not in presets:
-        raise WorkloadError(
-            f"unknown preset {spec.preset!r} for workload {spec.workload!r}; valid: {', '.join(sorted(presets))}"
-        )
+        raise WorkloadError(f"unknown preset {spec.preset!r} for workload {spec.workload!r}; valid: {', '.join(sorted(presets))}")
     cfg = presets[spec.preset]
     return dataclasses.replace(cfg, n_layers=spec.layers) if spec.layers else cfg
 

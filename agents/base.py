@@ -1,0 +1,57 @@
+"""The policy interface shared by every agent.
+
+A decision is a :class:`~envs.features.DecisionView`: the eviction candidates (resident, evictable tensors) with
+their legal features. A :class:`Policy` returns the index of the candidate to evict. Most policies are *scorers*
+(Parrot's split): :class:`ScorerPolicy` rates candidates (lower = evict first) and evicts the lowest score, ties
+broken by least recent access, then by tensor id. Policies with a compiled twin in the engine name it in
+``engine_policy`` so whole-trace runs use the fast path; both paths give identical numbers (tested).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from envs.features import DecisionView
+
+
+class Policy(ABC):
+    """Chooses a victim among the candidates of a decision."""
+
+    #: Registry name (``lru``, ``belady``, ...).
+    name: str = "policy"
+    #: Name of the engine's compiled equivalent, or None.
+    engine_policy: str | None = None
+    #: Whether the policy reads the future through an oracle (only Belady).
+    uses_oracle: bool = False
+
+    def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
+        """Called at the start of every episode."""
+
+    @abstractmethod
+    def choose(self, view: DecisionView) -> int:
+        """Index (into ``view.candidates``) of the tensor to evict."""
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description recorded with every result."""
+        return {"name": self.name}
+
+
+class ScorerPolicy(Policy):
+    """Evicts the candidate with the lowest score."""
+
+    @abstractmethod
+    def score(self, view: DecisionView) -> np.ndarray:
+        """One score per candidate; lower means evict first."""
+
+    def choose(self, view: DecisionView) -> int:
+        scores = np.asarray(self.score(view))
+        if scores.shape != (view.n,):
+            raise ValueError(f"{self.name}: expected {view.n} scores, got shape {scores.shape}")
+        if np.issubdtype(scores.dtype, np.floating) and np.isnan(scores).any():
+            raise ValueError(f"{self.name}: NaN score for a candidate")
+        order = np.lexsort((view.candidates, view.last_access, scores))
+        return int(order[0])

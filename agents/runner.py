@@ -1,0 +1,62 @@
+"""Running any policy over a whole trace: the compiled fast path for built-in policies, or the step path
+(pause at each eviction, build the decision view, ask the policy) for everything else."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from agents.base import Policy
+from agents.oracle import Oracle
+from envs.features import FeatureBuilder
+from envs.sim.simulator import PreparedTrace, SimResult, Simulation
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: the counters, the number of decisions and the wall time of the policy loop."""
+
+    result: SimResult
+    decisions: int
+    seconds: float
+
+
+def run_policy(
+    prepared: PreparedTrace,
+    policy: Policy,
+    capacity: int,
+    *,
+    k: int | None = None,
+    seed: int = 0,
+    fast: bool = True,
+) -> Run:
+    """Runs ``policy`` over ``prepared`` at ``capacity`` bytes.
+
+    Args:
+        k: Candidates per decision in the step path (None = every evictable resident tensor).
+        fast: Use the compiled path when the policy has one.
+    """
+    policy.reset(seed)
+    t0 = time.perf_counter()
+    builtin = policy.engine_policy or "lru"
+    if fast and policy.engine_policy is not None:
+        sim = Simulation(prepared, capacity, policy.engine_policy, seed)
+        sim.advance()
+        from envs.sim import engine as E
+
+        return Run(sim.result(), int(sim.S[E.S_NEVICT]), time.perf_counter() - t0)
+    sim = Simulation(prepared, capacity, builtin, seed, pause=True)
+    if policy.uses_oracle:
+        oracle = getattr(policy, "oracle", None)
+        if isinstance(oracle, Oracle):
+            oracle.bind(sim)
+    feats = FeatureBuilder.for_trace(prepared.trace, k or max(prepared.sizes.shape[0], 1))
+    decisions = 0
+    while not sim.advance():
+        view = feats.view(sim)
+        choice = policy.choose(view)
+        if not 0 <= choice < view.n:
+            raise ValueError(f"{policy.name} chose candidate {choice} of {view.n}")
+        sim.evict(int(view.candidates[choice]))
+        decisions += 1
+    return Run(sim.result(), decisions, time.perf_counter() - t0)
