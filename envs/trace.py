@@ -247,6 +247,28 @@ def _content_hash(cols: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> st
     return h.hexdigest()
 
 
+def classic_trace(ids: np.ndarray, sizes: np.ndarray, meta: Mapping[str, Any]) -> Trace:
+    """A trace of READ requests, each its own op (what oracleGeneral files and synthetic benchmarks hold).
+
+    Args:
+        ids: Tensor id of every request.
+        sizes: Size in bytes of every request (constant per id).
+        meta: Metadata to stamp.
+    """
+    n = ids.shape[0]
+    arrays = {
+        "tensor_id": ids,
+        "size": sizes,
+        "op": np.full(n, Op.READ),
+        "kind": np.full(n, Kind.INPUT),
+        "layer": np.full(n, -1),
+        "phase": np.full(n, Phase.FORWARD),
+        "op_index": np.arange(n),
+        "iteration": np.zeros(n),
+    }
+    return Trace.from_arrays(arrays, meta)
+
+
 def renumber(tensor_keys: np.ndarray) -> np.ndarray:
     """Maps arbitrary integer keys to compact ids numbered by first appearance."""
     _, first_idx, inverse = np.unique(tensor_keys, return_index=True, return_inverse=True)

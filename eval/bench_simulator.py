@@ -11,27 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.trace import Trace, classic_trace
 
-def zipf_trace(n: int, n_obj: int, alpha: float, seed: int):
-    from envs.trace import Trace
 
+def zipf_trace(n: int, n_obj: int, alpha: float, seed: int) -> Trace:
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, n_obj + 1) ** alpha
     ids = rng.choice(n_obj, size=n, p=p / p.sum())
     sizes = rng.integers(1_000, 1_000_000, size=n_obj)
-    return Trace.from_arrays(
-        {
-            "tensor_id": ids,
-            "size": sizes[ids],
-            "op": np.zeros(n),
-            "kind": np.zeros(n),
-            "layer": np.zeros(n),
-            "phase": np.zeros(n),
-            "op_index": np.arange(n),
-            "iteration": np.zeros(n),
-        },
-        {"workload": "zipf"},
-    )
+    return classic_trace(ids, sizes[ids], {"workload": "zipf"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,25 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.trace import Trace
+from envs.trace import Trace, classic_trace
 from envs.workloads import generate_trace
 
 
 def make_classic_trace(ids: np.ndarray, sizes_by_id: np.ndarray) -> Trace:
-    n = ids.shape[0]
-    return Trace.from_arrays(
-        {
-            "tensor_id": ids,
-            "size": sizes_by_id[ids],
-            "op": np.zeros(n),
-            "kind": np.zeros(n),
-            "layer": np.zeros(n),
-            "phase": np.zeros(n),
-            "op_index": np.arange(n),
-            "iteration": np.zeros(n),
-        },
-        {"workload": "synthetic"},
-    )
+    return classic_trace(ids, sizes_by_id[ids], {"workload": "synthetic"})
 
 
 @pytest.fixture(scope="session")

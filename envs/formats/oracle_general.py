@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.trace import Kind, Op, Phase, Trace, TraceError, renumber
+from envs.trace import Trace, TraceError, classic_trace, renumber
 
 RECORD = np.dtype([("t", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
 MAX_SIZE = np.iinfo(np.uint32).max
@@ -79,16 +79,5 @@ def read_oracle_general(path: str | Path) -> Trace:
     if bad.size:
         i = int(bad[0])
         raise TraceError(f"{path}: object {int(records['id'][i])} has two sizes (record {i})")
-    n = ids.shape[0]
-    arrays = {
-        "tensor_id": ids,
-        "size": sizes,
-        "op": np.full(n, Op.READ),
-        "kind": np.full(n, Kind.INPUT),
-        "layer": np.full(n, -1),
-        "phase": np.full(n, Phase.FORWARD),
-        "op_index": np.arange(n),
-        "iteration": np.zeros(n),
-    }
     meta = {"workload": "imported", "source": str(path.name), "source_format": "oracleGeneral"}
-    return Trace.from_arrays(arrays, meta)
+    return classic_trace(ids, sizes, meta)

@@ -6,7 +6,6 @@ import csv
 import json
 import platform
 import sys
-import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -199,8 +198,3 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
             if int(row[col]) != val:
                 problems.append(f"{row['task']} seed {row['seed']} {row['agent']}: {col} {row[col]} != {val}")
     return problems
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    return fn(*args, **kwargs), time.perf_counter() - t0
