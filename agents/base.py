@@ -27,6 +27,9 @@ class Policy(ABC):
     engine_policy: str | None = None
     #: Whether the policy reads the future through an oracle (only Belady).
     uses_oracle: bool = False
+    #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.
+    candidate_k: int | None = None
+    candidate_rule: str = "lru"
 
     def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
         """Called at the start of every episode."""

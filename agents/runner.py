@@ -33,7 +33,8 @@ def run_policy(
     """Runs ``policy`` over ``prepared`` at ``capacity`` bytes.
 
     Args:
-        k: Candidates per decision in the step path (None = every evictable resident tensor).
+        k: Candidates per decision in the step path (None = the policy's ``candidate_k``, else every evictable
+            resident tensor).
         fast: Use the compiled path when the policy has one.
     """
     policy.reset(seed)
@@ -50,7 +51,8 @@ def run_policy(
         oracle = getattr(policy, "oracle", None)
         if isinstance(oracle, Oracle):
             oracle.bind(sim)
-    feats = FeatureBuilder.for_trace(prepared.trace, k or max(prepared.sizes.shape[0], 1))
+    k = k or policy.candidate_k or max(prepared.sizes.shape[0], 1)
+    feats = FeatureBuilder.for_trace(prepared.trace, k, policy.candidate_rule)
     decisions = 0
     while not sim.advance():
         view = feats.view(sim)

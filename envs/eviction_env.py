@@ -16,7 +16,7 @@ from envs.features import (
     FeatureBuilder,
 )
 from envs.sim import engine as E
-from envs.sim.simulator import MODES, PreparedTrace, SimError, Simulation, parse_capacity, prepare
+from envs.sim.simulator import CANDIDATE_RULES, MODES, PreparedTrace, SimError, Simulation, parse_capacity, prepare
 from envs.trace import Kind, Trace
 
 ENV_ID = "tensorcache/Eviction-v0"
@@ -34,7 +34,10 @@ class EvictionEnv(gym.Env):
 
     ## Action Space
     ``Discrete(K)``: the index of the candidate to evict. Candidates are up to K resident tensors that are not
-    operands of the running op, least recently used first. ``action_masks()`` and ``info["action_mask"]`` mark
+    operands of the running op: with ``candidates="lru"`` (default) the K least recently used, least recent
+    first; with ``candidates="mixed"`` first the ceil(K/2) with the farthest *predicted* next use (last access +
+    previous reuse interval, no interval = never; a past-only estimate), then the least recently used others.
+    ``action_masks()`` and ``info["action_mask"]`` mark
     the valid indices. An invalid index (beyond the candidates) evicts candidate 0 (the LRU candidate) and sets
     ``info["invalid_action"] = True``.
 
@@ -83,9 +86,11 @@ class EvictionEnv(gym.Env):
     - ``capacity``: bytes (int or ``"4GiB"``), or a float in (0, 1] = that fraction of the trace's peak live bytes.
     - ``k``: number of candidates offered (≥ 1). ``reward``: ``"bytes"`` or ``"hits"``.
     - ``mode``: ``"tensor"`` (default) or ``"classic"`` (see :mod:`envs.sim`).
+    - ``candidates``: the candidate rule, ``"lru"`` (default) or ``"mixed"``.
 
     ## Version History
-    - v0: initial version (observation layout above, LRU-ordered candidates, bytes-moved reward).
+    - v0: initial version (observation layout above, LRU-ordered candidates, bytes-moved reward). The optional
+      ``candidates="mixed"`` rule was added later; the default stays ``"lru"``, so v0 behaviour is unchanged.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
@@ -106,6 +111,7 @@ class EvictionEnv(gym.Env):
         k: int = 16,
         reward: str = "bytes",
         mode: str = "tensor",
+        candidates: str = "lru",
         render_mode: str | None = None,
     ) -> None:
         if not isinstance(k, (int, np.integer)) or k < 1:
@@ -114,6 +120,9 @@ class EvictionEnv(gym.Env):
             raise ValueError(f"unknown reward mode {reward!r}; valid: {', '.join(REWARD_MODES)}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+        if candidates not in CANDIDATE_RULES:
+            raise ValueError(f"unknown candidate rule {candidates!r}; valid: {', '.join(CANDIDATE_RULES)}")
+        self.candidate_rule = candidates
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render mode {render_mode!r}; valid: ansi")
         self.k, self.reward_mode, self.mode, self.render_mode = int(k), reward, mode, render_mode
@@ -134,6 +143,7 @@ class EvictionEnv(gym.Env):
         self.sim: Simulation | None = None
         self._features: FeatureBuilder | None = None
         self._view = None
+        self._cands: np.ndarray | None = None
         self._last_action: int | None = None
 
     # -- trace loading ------------------------------------------------------------------------------------------
@@ -147,7 +157,7 @@ class EvictionEnv(gym.Env):
                     f"capacity {cap} bytes cannot hold op {prepared.op_bytes_argmax}, whose operands need "
                     f"{prepared.op_bytes_max} bytes together"
                 )
-            self._prepared[index] = (prepared, cap, FeatureBuilder.for_trace(trace, self.k))
+            self._prepared[index] = (prepared, cap, FeatureBuilder.for_trace(trace, self.k, self.candidate_rule))
         return self._prepared[index]
 
     # -- Gymnasium API ------------------------------------------------------------------------------------------
@@ -169,17 +179,18 @@ class EvictionEnv(gym.Env):
         sim = self.sim
         invalid = False
         if not sim.done:
-            n = self._view.n
-            a = int(action) if np.ndim(action) == 0 else -1
-            if not 0 <= a < n:
+            cands = self._cands
+            a = _as_index(action)
+            if not 0 <= a < cands.shape[0]:
                 invalid, a = True, 0
             self._last_action = a
-            sim.evict(int(self._view.candidates[a]))
+            sim.S[E.S_VICTIM] = cands[a]
             sim.advance()
-        moved = int(sim.S[E.S_BIN] + sim.S[E.S_BOUT])
-        hits = int(sim.S[E.S_HITS])
+        S = sim.S
+        moved = S.item(E.S_BIN) + S.item(E.S_BOUT)
+        hits = S.item(E.S_HITS)
         if self.reward_mode == "bytes":
-            reward = -(moved - self._moved) / float(sim.S[E.S_CAP])
+            reward = -(moved - self._moved) / S.item(E.S_CAP)
         else:
             reward = float(hits - self._hits)
         self._moved, self._hits = moved, hits
@@ -189,42 +200,47 @@ class EvictionEnv(gym.Env):
     def action_masks(self) -> np.ndarray:
         """Valid candidate indices (for sb3-contrib's MaskablePPO)."""
         mask = np.zeros(self.k, dtype=bool)
-        if self._view is not None and self.sim is not None and not self.sim.done:
-            mask[: self._view.n] = True
+        if self._cands is not None and self.sim is not None and not self.sim.done:
+            mask[: self._cands.shape[0]] = True
         else:
             mask[0] = True  # a terminal state still needs one legal action for maskable samplers
         return mask
 
     @property
     def view(self):
-        """The current :class:`~envs.features.DecisionView` (None at the end of the trace)."""
+        """The current :class:`~envs.features.DecisionView` (None at the end of the trace); built on demand."""
+        if self._view is None and self._cands is not None and self.sim is not None and self._features is not None:
+            self._view = self._features.view(self.sim, self._cands)
         return self._view
 
     def _observe(self) -> np.ndarray:
         assert self.sim is not None and self._features is not None
+        self._view = None
         if self.sim.done:
-            self._view = None
+            self._cands = None
             return np.zeros(self.observation_space.shape, dtype=np.float32)
-        self._view = self._features.view(self.sim)
-        return self._features.observation(self._view)
+        self._cands = self.sim.candidates(self.k, self.candidate_rule)
+        return self._features.observe(self.sim, self._cands)
 
     def _info(self, invalid: bool) -> dict[str, Any]:
         sim = self.sim
         assert sim is not None
-        r = sim.result()
+        S = sim.S
+        hits, b_in, b_out = int(S[E.S_HITS]), int(S[E.S_BIN]), int(S[E.S_BOUT])
         info: dict[str, Any] = {
-            "hits": r.n_hit,
-            "misses": r.n_miss,
-            "bytes_in": r.bytes_in,
-            "bytes_out": r.bytes_out,
-            "bytes_moved": r.bytes_moved,
-            "decisions": int(sim.S[E.S_DECISIONS]),
+            "hits": hits,
+            "misses": int(S[E.S_NREQ]) - hits,
+            "bytes_in": b_in,
+            "bytes_out": b_out,
+            "bytes_moved": b_in + b_out,
+            "decisions": int(S[E.S_DECISIONS]),
             "action_mask": self.action_masks(),
             "invalid_action": invalid,
-            "trace_hash": r.trace_hash,
-            "capacity_bytes": r.capacity_bytes,
+            "trace_hash": sim.prepared.trace.content_hash,
+            "capacity_bytes": int(S[E.S_CAP]),
         }
         if sim.done:
+            r = sim.result()
             info["byte_hit_ratio"] = r.byte_hit_ratio
             info["hit_ratio"] = r.hit_ratio
             info["result"] = r
@@ -241,8 +257,8 @@ class EvictionEnv(gym.Env):
         lines = [f"t={sim.now} used {used / 2**20:.1f}/{cap / 2**20:.1f} MiB ({used / cap:.0%})"]
         occ = [f"{k.name.lower()}={T[res & (kinds == k), E.F_SIZE].sum() / 2**20:.1f}MiB" for k in Kind]
         lines.append("  by kind: " + ", ".join(o for o in occ if not o.endswith("=0.0MiB")))
-        if self._view is not None:
-            v = self._view
+        if self.view is not None:
+            v = self.view
             inc = sim.incoming
             lines.append(f"  incoming #{inc} {Kind(kinds[inc]).name.lower()} {T[inc, E.F_SIZE] / 2**20:.2f}MiB")
             for j in range(v.n):
@@ -253,6 +269,15 @@ class EvictionEnv(gym.Env):
         if self._last_action is not None:
             lines.append(f"  last action: evicted candidate {self._last_action}")
         return "\n".join(lines)
+
+
+def _as_index(action: Any) -> int:
+    """A scalar action as an int; anything else (arrays of several values, None, ...) as -1 (invalid)."""
+    if isinstance(action, (int, np.integer)):
+        return int(action)
+    if isinstance(action, np.ndarray) and action.size == 1:
+        return int(action.reshape(()))
+    return -1
 
 
 def _check_capacity_arg(capacity: int | float | str) -> None:

@@ -1,13 +1,15 @@
 """Decision state and observation features, shared by the env, label generation and the LLM prompt so all
 three see the same state. Nothing here reads next-use times: only :class:`agents.oracle.Oracle` does.
 
-Candidate rule: up to K resident tensors that are not operands of the running op, least recently used first.
+Candidate rule: up to K resident tensors that are not operands of the running op, chosen by the rule named in
+:data:`envs.sim.simulator.CANDIDATE_RULES` (``lru`` by default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from envs.sim import engine as E
@@ -57,16 +59,26 @@ class DecisionView:
     layer: np.ndarray
     now: int
     incoming: int
+    builder: FeatureBuilder | None = None
 
     @property
     def n(self) -> int:
         return int(self.candidates.shape[0])
 
+    def observation(self) -> np.ndarray:
+        """The env's flat observation of this decision (needs the builder that made the view)."""
+        if self.builder is None:
+            raise RuntimeError("this DecisionView was built without a FeatureBuilder")
+        return self.builder.observation(self)
+
 
 class FeatureBuilder:
     """Builds :class:`DecisionView` objects and fixed-shape observations for one trace."""
 
-    def __init__(self, trace_kinds: np.ndarray, trace_layers: np.ndarray, iteration: np.ndarray, k: int) -> None:
+    def __init__(
+        self, trace_kinds: np.ndarray, trace_layers: np.ndarray, iteration: np.ndarray, k: int, rule: str = "lru"
+    ) -> None:
+        self.rule = rule
         self.kinds = trace_kinds
         self.layers = trace_layers
         self.iteration = iteration
@@ -82,14 +94,14 @@ class FeatureBuilder:
         self.n_acc = max(n_acc, 1)
 
     @classmethod
-    def for_trace(cls, trace, k: int) -> FeatureBuilder:
+    def for_trace(cls, trace, k: int, rule: str = "lru") -> FeatureBuilder:
         layer_of = np.zeros(trace.n_tensors, dtype=np.int64)
         layer_of[trace.tensor_id] = trace.layer
-        return cls(trace.tensor_kinds(), layer_of, trace.iteration, k)
+        return cls(trace.tensor_kinds(), layer_of, trace.iteration, k, rule)
 
-    def view(self, sim: Simulation) -> DecisionView:
-        """The current decision of ``sim`` (which must be paused at one)."""
-        cand = sim.candidates(self.k)
+    def view(self, sim: Simulation, candidates: np.ndarray | None = None) -> DecisionView:
+        """The current decision of ``sim`` (which must be paused at one), with ``candidates`` if already chosen."""
+        cand = sim.candidates(self.k, self.rule) if candidates is None else candidates
         rows = sim.T[cand]
         return DecisionView(
             sim=sim,
@@ -104,43 +116,59 @@ class FeatureBuilder:
             layer=self.layers[cand],
             now=sim.now,
             incoming=sim.incoming,
+            builder=self,
         )
 
     def observation(self, view: DecisionView) -> np.ndarray:
-        """Flat float32 vector: K candidate rows of ``CANDIDATE_FEATURES`` then ``GLOBAL_FEATURES``."""
-        k, n = self.k, view.n
-        cand = np.zeros((k, N_CAND_FEATURES), dtype=np.float32)
-        if n:
-            now = float(view.now)
-            age = now - view.last_access
-            iv = view.reuse_interval.astype(np.float64)
-            pred = np.where(iv > 0, (view.last_access + iv - now) / self.n_acc, 1.0)
-            inc = view.incoming
-            inc_layer = self.layers[inc] if inc >= 0 else 0
-            cand[:n, 0] = 1.0
-            cand[:n, 1] = np.log2(view.size.astype(np.float64)) / 40.0
-            cand[:n, 2] = np.log2(1.0 + age) / 24.0
-            cand[:n, 3] = np.log2(1.0 + view.frequency) / 16.0
-            cand[:n, 4] = np.log2(1.0 + iv) / 24.0
-            cand[:n, 5] = iv > 0
-            cand[:n, 6] = np.clip(pred, -1.0, 1.0)
-            cand[:n, 7] = view.dirty
-            cand[:n, 8] = (view.layer - inc_layer) / self.n_layers
-            cur_it = self.iteration[min(view.now, self.n_acc - 1)]
-            cand[:n, 9] = view.last_access >= self.it_start[cur_it]
-            cand[np.arange(n), 10 + view.kind] = 1.0
-        g = np.zeros(N_GLOBAL_FEATURES, dtype=np.float32)
-        sim = view.sim
-        cap = float(sim.S[E.S_CAP])
-        inc = view.incoming
-        inc_size = float(sim.T[inc, E.F_SIZE]) if inc >= 0 else 1.0
-        pos = min(view.now, self.n_acc - 1)
-        it = self.iteration[pos]
-        g[0] = np.log2(inc_size) / 40.0
-        g[1] = (cap - sim.S[E.S_USED]) / cap
-        g[2] = min(inc_size / cap, 1.0)
-        g[3] = view.now / self.n_acc
-        g[4] = (pos - self.it_start[it]) / max(self.it_len[it], 1)
-        if inc >= 0:
-            g[5 + self.kinds[inc]] = 1.0
-        return np.concatenate([cand.ravel(), g])
+        """Flat float32 vector: K candidate rows of ``CANDIDATE_FEATURES`` then ``GLOBAL_FEATURES``.
+
+        Reads the simulation's current state, so call it at the decision the view describes.
+        """
+        return self.observe(view.sim, view.candidates)
+
+    def observe(self, sim: Simulation, candidates: np.ndarray) -> np.ndarray:
+        """The observation of ``sim``'s pending decision with these ``candidates`` (compiled)."""
+        out = np.zeros(self.k * N_CAND_FEATURES + N_GLOBAL_FEATURES, dtype=np.float32)
+        _fill_observation(
+            sim.T, sim.S, candidates, self.kinds, self.layers, self.iteration, self.it_start, self.it_len,
+            self.n_acc, self.n_layers, self.k, out,
+        )  # fmt: skip
+        return out
+
+
+@numba.njit(cache=True)
+def _fill_observation(T, S, cand, kinds, layers, iteration, it_start, it_len, n_acc, n_layers, k, out):  # pragma: no cover
+    """Writes the observation table of the env docstring into ``out`` (float64 arithmetic, float32 storage)."""
+    now = S[E.S_POS]
+    inc = S[E.S_INCOMING]
+    inc_layer = layers[inc] if inc >= 0 else 0
+    pos = min(now, n_acc - 1)
+    it = iteration[pos]
+    f = N_CAND_FEATURES
+    for j in range(cand.shape[0]):
+        t = cand[j]
+        b = j * f
+        last = T[t, E.F_LAST]
+        iv = T[t, E.F_INTERVAL]
+        out[b + 0] = 1.0
+        out[b + 1] = np.log2(float(T[t, E.F_SIZE])) / 40.0
+        out[b + 2] = np.log2(1.0 + float(now - last)) / 24.0
+        out[b + 3] = np.log2(1.0 + float(T[t, E.F_FREQ])) / 16.0
+        out[b + 4] = np.log2(1.0 + float(iv)) / 24.0
+        out[b + 5] = 1.0 if iv > 0 else 0.0
+        pred = (float(last + iv) - float(now)) / n_acc if iv > 0 else 1.0
+        out[b + 6] = min(max(pred, -1.0), 1.0)
+        out[b + 7] = float(T[t, E.F_DIRTY])
+        out[b + 8] = float(layers[t] - inc_layer) / n_layers
+        out[b + 9] = 1.0 if last >= it_start[it] else 0.0
+        out[b + 10 + kinds[t]] = 1.0
+    g = k * f
+    cap = float(S[E.S_CAP])
+    inc_size = float(T[inc, E.F_SIZE]) if inc >= 0 else 1.0
+    out[g + 0] = np.log2(inc_size) / 40.0
+    out[g + 1] = (cap - float(S[E.S_USED])) / cap
+    out[g + 2] = min(inc_size / cap, 1.0)
+    out[g + 3] = float(now) / n_acc
+    out[g + 4] = float(pos - it_start[it]) / max(it_len[it], 1)
+    if inc >= 0:
+        out[g + 5 + kinds[inc]] = 1.0

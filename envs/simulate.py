@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from envs.sim.simulator import MODES, POLICY_CODES, SimError, parse_capacity, prepare, simulate
+from envs.sim.simulator import MODES, SIM_POLICIES, SimError, parse_capacity, prepare, simulate
 from envs.traces import FORMAT_CHOICES, guess_format, load_any
 
 
@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m envs.simulate", description="Simulate eviction policies.")
     p.add_argument("--trace", required=True, help="trace file")
     p.add_argument("--format", choices=FORMAT_CHOICES, help="trace format (default: from the suffix)")
-    p.add_argument("--policy", default="lru", help=f"comma-separated: {','.join(POLICY_CODES)}")
+    p.add_argument("--policy", default="lru", help=f"comma-separated: {','.join(SIM_POLICIES)}")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--capacity", help="comma-separated sizes, e.g. 128MiB,1GiB")
     group.add_argument("--capacity-fraction", help="comma-separated fractions of the peak live bytes")
@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         trace = load_any(args.trace, fmt)
         policies = [p.strip() for p in args.policy.split(",") if p.strip()]
         for p in policies:
-            if p not in POLICY_CODES:
-                raise SimError(f"unknown policy {p!r}; valid: {', '.join(POLICY_CODES)}")
+            if p not in SIM_POLICIES:
+                raise SimError(f"unknown policy {p!r}; valid: {', '.join(SIM_POLICIES)}")
         if args.capacity:
             caps = [parse_capacity(c) for c in args.capacity.split(",")]
         else:

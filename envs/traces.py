@@ -42,6 +42,7 @@ def _generate(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         seed=args.seed,
         method=args.method,
+        batch=args.batch,
     )
     trace.save(args.out)
     print(f"wrote {args.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", required=True, help="preset of the workload (e.g. mistral-7b, resnet50)")
     g.add_argument("--layers", type=int, help="override the preset's depth")
     g.add_argument("--iterations", type=int, help="training or decode steps (default: the workload's)")
+    g.add_argument("--batch", type=int, help="largest per-step batch of a training workload (steps draw batch/2 or batch)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     g.add_argument("--method", default="captured", choices=("captured", "analytic"))
     g.add_argument("--out", required=True, type=Path, help="output .npz")

@@ -39,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(trace, "classic")
     capacity = int(trace.tensor_sizes().sum() * 0.1)
     hashpower = max(int(np.ceil(np.log2(args.objects))) + 1, 16)
-    t0 = time.perf_counter()
-    simulate(prepared, "lru", capacity)
-    print(f"first call (numba compile or cache load): {time.perf_counter() - t0:.2f}s")
+    for name in ("lru", "fifo", "belady", "s3fifo", "sieve"):
+        t0 = time.perf_counter()
+        simulate(prepared, name, capacity)
+        print(f"first call of {name} (numba compile or on-disk cache load): {time.perf_counter() - t0:.2f}s")
     print(f"{'policy':<8} {'ours Mreq/s':>12} {'libCacheSim Mreq/s':>19} {'ratio':>6}  hits agree")
-    for name, cls in (("lru", "LRU"), ("fifo", "FIFO"), ("belady", "Belady")):
+    for name, cls in (("lru", "LRU"), ("fifo", "FIFO"), ("belady", "Belady"), ("s3fifo", "S3FIFO"), ("sieve", "Sieve")):
         ours, theirs = [], []
         for _ in range(args.repeats):
             t0 = time.perf_counter()

@@ -32,6 +32,7 @@ class Family:
     layers: int | None
     iterations: int | None
     method: str = "captured"
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Instance:
     @property
     def path(self) -> Path:
         f = self.family
-        name = f"{f.workload}_{f.preset}_L{f.layers}_it{f.iterations}_{f.method}_s{self.seed}_g{GENERATOR_VERSION}.npz"
+        batch = "" if f.batch is None else f"_b{f.batch}"
+        name = f"{f.workload}_{f.preset}_L{f.layers}_it{f.iterations}{batch}_{f.method}_s{self.seed}_g{GENERATOR_VERSION}.npz"
         return self.cache_dir / name
 
     def trace(self) -> Trace:
@@ -98,7 +100,9 @@ class Instance:
         if self.path.is_file():
             return Trace.load(self.path)
         f = self.family
-        trace = generate_trace(f.workload, f.preset, layers=f.layers, iterations=f.iterations, seed=self.seed, method=f.method)
+        trace = generate_trace(
+            f.workload, f.preset, layers=f.layers, iterations=f.iterations, seed=self.seed, method=f.method, batch=f.batch
+        )
         trace.save(self.path)
         return trace
 
@@ -113,13 +117,13 @@ class Instance:
 
 TCB_V1 = Suite(
     name="tcb-v1",
-    version="1.0",
+    version="1.1",
     families=(
         Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=6, iterations=6),
         Family("mistral-train", "transformer-train", "mistral-7b", layers=6, iterations=2),
         Family("mistral-serve", "transformer-infer", "mistral-7b", layers=6, iterations=6),
         Family("mixtral-serve", "moe-infer", "mixtral-8x7b", layers=4, iterations=6),
-        Family("resnet50-train", "cnn-train", "resnet50", layers=None, iterations=2),
+        Family("resnet50-train", "cnn-train", "resnet50", layers=None, iterations=3, batch=8),
     ),
     headrooms=(0.1, 0.3, 0.6),
     seeds={"train": tuple(range(0, 8)), "validation": (100, 101), "test": (1000, 1001, 1002)},

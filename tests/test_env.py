@@ -133,13 +133,12 @@ def test_unknown_workload_fails_at_construction() -> None:
         gym.make("tensorcache/Eviction-v0", workload="nope", preset="x")
 
 
-def test_maskable_ppo_trains_and_async_vector_env_runs(tmp_path) -> None:
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.vec_env import DummyVecEnv
+def _small_env():
+    """A picklable env factory for worker processes (importing this module registers the env)."""
+    from stable_baselines3.common.monitor import Monitor
 
-    def make_env():
-
-        return gym.make(
+    return Monitor(
+        gym.make(
             "tensorcache/Eviction-v0",
             workload="transformer-train",
             preset="gpt2-small",
@@ -149,13 +148,27 @@ def test_maskable_ppo_trains_and_async_vector_env_runs(tmp_path) -> None:
             seeds=(0, 1),
             capacity=0.97,
             k=8,
-        )
+        ).unwrapped
+    )
 
-    vec = DummyVecEnv([make_env, make_env])
-    model = MaskablePPO("MlpPolicy", vec, n_steps=256, batch_size=128, n_epochs=2, seed=0, verbose=0)
-    model.learn(total_timesteps=2048)
-    assert model.num_timesteps >= 2048
-    vec.close()
+
+def test_maskable_ppo_trains_through_an_async_vector_env() -> None:
+    from sb3_contrib import MaskablePPO
+
+    from training.vec_adapter import GymnasiumVecEnv
+
+    vec = GymnasiumVecEnv([_small_env, _small_env], asynchronous=True)
+    try:
+        assert type(vec.venv).__name__ == "AsyncVectorEnv"
+        model = MaskablePPO("MlpPolicy", vec, n_steps=256, batch_size=128, n_epochs=2, seed=0, verbose=0)
+        model.learn(total_timesteps=2048)
+        assert model.num_timesteps >= 2048
+        assert len(model.ep_info_buffer) > 0  # episodes finished in the workers and were reported back
+    finally:
+        vec.close()
+
+
+def test_make_vec_async_steps_with_masks() -> None:
     genv = gym.make_vec(
         "tensorcache/Eviction-v0",
         num_envs=2,
@@ -168,6 +181,36 @@ def test_maskable_ppo_trains_and_async_vector_env_runs(tmp_path) -> None:
         capacity=0.97,
         k=8,
     )
-    obs, _ = genv.reset(seed=0)
-    assert obs.shape[0] == 2
-    genv.close()
+    try:
+        obs, info = genv.reset(seed=0)
+        assert obs.shape[0] == 2 and info["action_mask"].shape == (2, 8)
+        _, reward, _, _, info = genv.step(np.zeros(2, dtype=np.int64))
+        assert reward.shape == (2,) and not info["invalid_action"].any()
+    finally:
+        genv.close()
+
+
+def test_observation_matches_its_documented_table(small_train_trace: Trace) -> None:
+    from envs.features import N_CAND_FEATURES, FeatureBuilder
+
+    env = _make(small_train_trace, k=8, candidates="mixed").unwrapped
+    obs, _ = env.reset(seed=0)
+    fb: FeatureBuilder = env._features
+    n_acc = len(small_train_trace)
+    for _ in range(30):
+        if env.sim.done:
+            break
+        v = env.view
+        rows = obs[: 8 * N_CAND_FEATURES].reshape(8, N_CAND_FEATURES)
+        assert np.array_equal(rows[: v.n, 0], np.ones(v.n)) and not rows[v.n :].any()
+        np.testing.assert_allclose(rows[: v.n, 1], np.log2(v.size) / 40, rtol=1e-6)
+        np.testing.assert_allclose(rows[: v.n, 2], np.log2(1 + v.now - v.last_access) / 24, rtol=1e-6)
+        iv = v.reuse_interval
+        pred = np.where(iv > 0, np.clip((v.last_access + iv - v.now) / n_acc, -1, 1), 1.0)
+        np.testing.assert_allclose(rows[: v.n, 6], pred, rtol=1e-6, atol=1e-7)
+        assert np.array_equal(rows[: v.n, 7], v.dirty)
+        assert np.array_equal(rows[: v.n, 10:].argmax(1), v.kind)
+        glob = obs[8 * N_CAND_FEATURES :]
+        assert glob[5 + fb.kinds[v.incoming]] == 1.0
+        assert np.array_equal(v.observation(), obs)  # the policy-side path computes the same vector
+        obs, *_ = env.step(0)

@@ -8,7 +8,9 @@ import pytest
 from agents import BASELINES, make_policy
 from agents.runner import run_policy
 from envs.formats import write_oracle_general
-from envs.sim import SimError, parse_capacity, prepare, simulate
+from envs.sim import SimError, headroom_capacity, parse_capacity, prepare, simulate
+from envs.sim import engine as E
+from envs.sim.simulator import Simulation
 from envs.simulate import main as simulate_main
 from envs.trace import Kind, Op, Trace
 from tests.conftest import make_classic_trace
@@ -45,6 +47,49 @@ def test_classic_mode_matches_libcachesim(tmp_path, seed: int, policy: str) -> N
         miss_ratio, byte_miss_ratio = lcs_counts(path, policy, capacity)
         assert ours.n_miss == round(miss_ratio * ours.n_req), (policy, capacity)
         assert ours.n_miss_bytes == round(byte_miss_ratio * ours.n_req_bytes), (policy, capacity)
+        # the general (pausable) engine gives exactly the specialised kernels' numbers, evictions and peak included
+        engine = Simulation(prepared, capacity, policy)
+        engine.advance()
+        assert engine.result() == ours, (policy, capacity)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_s3fifo_matches_libcachesim(tmp_path, seed: int) -> None:
+    trace = random_trace(seed)
+    path = write_oracle_general(trace, tmp_path / "t.bin")
+    prepared = prepare(trace, "classic")
+    max_size, total = int(trace.size.max()), int(trace.size.sum())
+    # libCacheSim aborts the process when 10% of the capacity rounds to 0 bytes: keep capacities >= 10
+    caps = [c for c in (max(max_size // 2, 1), max_size * 3, max_size * 12, total // 20 + 1, total // 3) if c >= 10]
+    for capacity in caps:
+        ours = simulate(prepared, "s3fifo", capacity)
+        reader = lcs.TraceReader(str(path), lcs.TraceType.ORACLE_GENERAL_TRACE)
+        miss_ratio, byte_miss_ratio = lcs.S3FIFO(capacity).process_trace(reader)
+        assert ours.n_miss == round(miss_ratio * ours.n_req), capacity
+        assert ours.n_miss_bytes == round(byte_miss_ratio * ours.n_req_bytes), capacity
+
+
+def test_s3fifo_is_classic_only(small_train_trace: Trace) -> None:
+    with pytest.raises(SimError, match="classic mode only"):
+        simulate(small_train_trace, "s3fifo", "100GiB", mode="tensor")
+
+
+def test_mixed_candidates_follow_their_documented_rule(small_serve_trace: Trace) -> None:
+    prepared = prepare(small_serve_trace, "tensor")
+    sim = Simulation(prepared, headroom_capacity(prepared, 0.2), "lru", pause=True)
+    checked = 0
+    while not sim.advance() and checked < 300:
+        everyone = sim.candidates(10**6, "lru")  # every evictable tensor, least recent first
+        iv = sim.T[everyone, E.F_INTERVAL]
+        predicted = np.where(iv > 0, sim.T[everyone, E.F_LAST] + iv, E.NEVER)
+        for k in (1, 2, 5, 16):
+            half = min((k + 1) // 2, everyone.size)
+            first = everyone[np.argsort(-predicted, kind="stable")[:half]]
+            rest = [t for t in everyone if t not in set(first.tolist())][: k - half]
+            assert sim.candidates(k, "mixed").tolist() == [*first.tolist(), *rest]
+        sim.evict(int(everyone[0]))
+        checked += 1
+    assert checked > 20
 
 
 def test_larger_than_cache_is_a_miss_not_admitted() -> None:

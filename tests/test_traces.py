@@ -213,3 +213,14 @@ def test_reuse_distance_definition() -> None:
     assert reuse_distances(t).tolist() == [-1, -1, -1, 1, 2, 0]
     s = trace_stats(t)
     assert s.n_requests == 6 and 0 < s.temporal_locality <= 1
+
+
+def test_batch_option_caps_training_batches_and_is_refused_elsewhere() -> None:
+    t = generate_trace("cnn-train", "resnet50", layers=11, iterations=3, seed=4, batch=4)
+    assert {b for b, _ in t.meta["shapes"]} <= {2, 4}
+    assert t.meta["spec"]["batch"] == 4
+    assert t.content_hash != generate_trace("cnn-train", "resnet50", layers=11, iterations=3, seed=4).content_hash
+    with pytest.raises(WorkloadError, match="no batch option"):
+        generate_trace("transformer-infer", "gpt2-small", layers=1, iterations=2, batch=4)
+    with pytest.raises(WorkloadError, match="batch must be a positive integer"):
+        generate_trace("cnn-train", "resnet50", layers=11, batch=0)

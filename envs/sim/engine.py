@@ -422,3 +422,52 @@ def lru_candidates(T, S, k, out):  # pragma: no cover - compiled
             c += 1
         t = T[t, F_LPREV]
     return c
+
+
+@numba.njit(cache=True)
+def mixed_candidates(T, S, k, out):  # pragma: no cover - compiled
+    """Fills ``out`` with up to k unpinned resident tensors: first the ``(k + 1) // 2`` with the farthest
+    *predicted* next use (last access + previous reuse interval; no interval = never; ties least recent first),
+    then the least recently used of the rest. Uses only the past. Returns the count.
+
+    One pass from the LRU end keeps the best ``h`` predictions in a small sorted buffer (insertion is stable, so
+    ties stay least recent first), then a second pass fills the remaining slots in LRU order.
+    """
+    h = (k + 1) // 2
+    best_t = np.empty(h, dtype=np.int64)
+    best_p = np.empty(h, dtype=np.int64)
+    nb = 0
+    t = S[S_LTAIL]
+    while t >= 0:
+        if not _pinned(T, S, t):
+            iv = T[t, F_INTERVAL]
+            p = T[t, F_LAST] + iv if iv > 0 else NEVER
+            if nb < h or p > best_p[nb - 1]:
+                j = nb if nb < h else h - 1
+                while j > 0 and best_p[j - 1] < p:
+                    if j < h:
+                        best_p[j] = best_p[j - 1]
+                        best_t[j] = best_t[j - 1]
+                    j -= 1
+                best_p[j] = p
+                best_t[j] = t
+                if nb < h:
+                    nb += 1
+        t = T[t, F_LPREV]
+    c = 0
+    for j in range(nb):
+        out[c] = best_t[j]
+        c += 1
+    t = S[S_LTAIL]
+    while t >= 0 and c < k:
+        if not _pinned(T, S, t):
+            taken = False
+            for j in range(nb):
+                if best_t[j] == t:
+                    taken = True
+                    break
+            if not taken:
+                out[c] = t
+                c += 1
+        t = T[t, F_LPREV]
+    return c

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from envs.sim import classic_fast
 from envs.sim import engine as E
 from envs.sim.links import LINKS, get_link
 from envs.trace import Op, Trace
@@ -21,6 +22,11 @@ POLICY_CODES = {
     "random": E.RANDOM,
     "sieve": E.SIEVE,
 }
+#: Policies with only a whole-trace classic-mode kernel (:mod:`envs.sim.classic_fast`): S3-FIFO refuses objects
+#: of at least 10% of the cache, which tensor mode (every operand must be resident) cannot express.
+CLASSIC_ONLY_POLICIES = ("s3fifo",)
+#: Every policy name :func:`simulate` accepts.
+SIM_POLICIES = (*POLICY_CODES, *CLASSIC_ONLY_POLICIES)
 MODES = ("tensor", "classic")
 
 
@@ -178,6 +184,12 @@ class SimResult:
         return d
 
 
+#: How eviction candidates are chosen when there are more evictable tensors than K:
+#: ``lru`` = the K least recently used; ``mixed`` = half with the farthest predicted next use (last access plus
+#: previous reuse interval, from the past only), the rest least recently used.
+CANDIDATE_RULES = ("lru", "mixed")
+
+
 class Simulation:
     """One run of the engine over a prepared trace, advanced to the end or decision by decision.
 
@@ -231,10 +243,15 @@ class Simulation:
             return False
         return bool(S[E.S_CLASSIC] == 1 or T[t, E.F_PIN] != S[E.S_CUROP])
 
-    def candidates(self, k: int) -> np.ndarray:
-        """Up to k evictable resident tensors, least recently used first."""
+    def candidates(self, k: int, rule: str = "lru") -> np.ndarray:
+        """Up to k evictable resident tensors chosen by ``rule`` (see :data:`CANDIDATE_RULES`)."""
         out = np.empty(k, dtype=np.int64)
-        c = E.lru_candidates(self.T, self.S, k, out)
+        if rule == "lru":
+            c = E.lru_candidates(self.T, self.S, k, out)
+        elif rule == "mixed":
+            c = E.mixed_candidates(self.T, self.S, k, out)
+        else:
+            raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
         return out[:c]
 
     @property
@@ -267,8 +284,31 @@ class Simulation:
 
 
 def simulate(trace: Trace | PreparedTrace, policy: str, capacity: int | str, mode: str = "tensor", seed: int = 0) -> SimResult:
-    """Runs one built-in policy over the whole trace (the compiled fast path)."""
+    """Runs one built-in policy over the whole trace (the compiled fast path; classic-mode LRU, FIFO and Belady
+    use the specialised kernels of :mod:`envs.sim.classic_fast`, which give the engine's exact numbers)."""
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace, mode)
-    sim = Simulation(prepared, parse_capacity(capacity), policy, seed)
+    cap = parse_capacity(capacity)
+    if policy in CLASSIC_ONLY_POLICIES and not prepared.classic:
+        raise SimError(f"{policy} runs in classic mode only (it refuses objects of >= 10% of the cache)")
+    if prepared.classic and policy in classic_fast.KERNELS:
+        c = classic_fast.run_classic(policy, prepared.tid, prepared.opc, prepared.sizes, prepared.next_use, cap)
+        n_req, n_hit, req_b, hit_b, b_in, n_ev, peak = (int(x) for x in c)
+        return SimResult(
+            policy=policy,
+            mode="classic",
+            capacity_bytes=cap,
+            n_req=n_req,
+            n_hit=n_hit,
+            n_miss=n_req - n_hit,
+            n_req_bytes=req_b,
+            n_hit_bytes=hit_b,
+            n_miss_bytes=req_b - hit_b,
+            bytes_in=b_in,
+            bytes_out=0,
+            n_evictions=n_ev,
+            peak_resident_bytes=peak,
+            trace_hash=prepared.trace.content_hash,
+        )
+    sim = Simulation(prepared, cap, policy, seed)
     sim.advance()
     return sim.result()

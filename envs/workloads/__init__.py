@@ -31,6 +31,7 @@ def generate_trace(
     iterations: int | None = None,
     seed: int = 0,
     method: str = "captured",
+    batch: int | None = None,
 ) -> Trace:
     """Generates a trace (see :class:`TraceSpec` for the arguments).
 
@@ -45,9 +46,12 @@ def generate_trace(
         raise WorkloadError(f"workload {workload!r} has no {method!r} generator; valid: {', '.join(w.methods)}")
     check_positive("layers", layers)
     check_positive("iterations", iterations)
+    check_positive("batch", batch)
+    if batch is not None and not getattr(w, "has_batch", False):
+        raise WorkloadError(f"workload {workload!r} has no batch option (training workloads do)")
     if not isinstance(seed, int) or seed < 0:
         raise WorkloadError(f"seed must be a non-negative integer, got {seed!r}")
-    return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method))
+    return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method, batch))
 
 
 __all__ = ["GENERATOR_VERSION", "WORKLOADS", "TraceSpec", "WorkloadError", "generate_trace", "get_workload"]

@@ -13,7 +13,7 @@ from envs.capture import AccessRecorder, Registry
 from envs.trace import Kind, Trace
 
 #: Bumped whenever a generator change could alter any trace it produces.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 class WorkloadError(ValueError):
@@ -31,6 +31,8 @@ class TraceSpec:
         iterations: Training steps or decode steps in the trace (None = the workload default).
         seed: Seed of every random draw (sequence lengths, batch, routing, branch order).
         method: ``captured`` (trace the real model on the meta device) or ``analytic``.
+        batch: Largest per-step batch of a training workload (None = the workload's own choices); each step
+            draws ``batch // 2`` or ``batch`` (see :meth:`Shape.capped`).
     """
 
     workload: str
@@ -39,9 +41,10 @@ class TraceSpec:
     iterations: int | None = None
     seed: int = 0
     method: str = "captured"
+    batch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("workload", "preset", "layers", "iterations", "seed", "method")}
+        return {k: getattr(self, k) for k in ("workload", "preset", "layers", "iterations", "seed", "method", "batch")}
 
 
 class Workload(Protocol):
@@ -67,6 +70,12 @@ class Shape:
 
     def draw(self, rng: np.random.Generator) -> tuple[int, int]:
         return int(rng.choice(self.batch)), int(rng.choice(self.seq))
+
+    def capped(self, batch: int | None) -> Shape:
+        """The same sampler with batch choices ``(batch // 2, batch)`` when ``batch`` is given."""
+        if batch is None:
+            return self
+        return Shape(batch=tuple(sorted({max(batch // 2, 1), batch})), seq=self.seq)
 
 
 def check_positive(name: str, value: int | None) -> None:

@@ -1,6 +1,7 @@
 """Workload ``cnn-train``: SGD-with-momentum training steps of a ResNet (bottleneck) on ImageNet-shaped batches.
 
-Seeded per step: batch size and input resolution (multi-scale training), and per block whether the downsample
+Seeded per step: batch size (choices capped by ``--batch``) and input resolution (multi-scale training), and per
+block whether the downsample
 shortcut runs before or after the main path (the order of independent branches). Batch-norm running statistics
 are persistent non-trainable state updated by every step; they are labelled ``optimizer_state`` (the trace kinds
 have no separate "buffer" kind), so weight bytes stay exactly parameter bytes.
@@ -29,6 +30,7 @@ class CNNTrain:
     name = "cnn-train"
     family = "CNN, training"
     description = "ResNet bottleneck training with SGD momentum; seeded batch, resolution and branch order"
+    has_batch = True
     methods = ("captured",)
     default_iterations = 2
 
@@ -46,7 +48,8 @@ class CNNTrain:
                 raise WorkloadError(str(exc)) from None
         iterations = spec.iterations or self.default_iterations
         rng = np.random.default_rng(spec.seed)
-        shapes = [SHAPES.draw(rng) for _ in range(iterations)]
+        sampler = SHAPES.capped(spec.batch)
+        shapes = [sampler.draw(rng) for _ in range(iterations)]
         return capture_resnet(cfg, shapes, rng, spec, self.name)
 
 

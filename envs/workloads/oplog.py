@@ -6,14 +6,18 @@ import numpy as np
 
 from envs.trace import Kind, Op, Phase
 
+_READ, _WRITE, _FREE = int(Op.READ), int(Op.WRITE), int(Op.FREE)
+
 
 class OpLog:
-    """Accumulates accesses op by op (tensor ids are allocated here, numbered by creation)."""
+    """Accumulates accesses op by op (tensor ids are allocated here, numbered by creation).
+
+    Each access is one tuple ``(tensor, op, op_index, layer, phase, iteration)``; sizes and kinds are looked up
+    per tensor when the columns are built, which keeps the per-access cost to one list append.
+    """
 
     def __init__(self) -> None:
-        self._cols: dict[str, list[int]] = {
-            k: [] for k in ("tensor_id", "size", "op", "kind", "layer", "phase", "op_index", "iteration")
-        }
+        self._rows: list[tuple[int, int, int, int, int, int]] = []
         self._size: list[int] = []
         self._kind: list[int] = []
         self.n_ops = 0
@@ -27,27 +31,18 @@ class OpLog:
         self._kind.append(int(kind))
         return len(self._size) - 1
 
-    def _emit(self, tid: int, op: Op, op_index: int) -> None:
-        c = self._cols
-        c["tensor_id"].append(tid)
-        c["size"].append(self._size[tid])
-        c["op"].append(int(op))
-        c["kind"].append(self._kind[tid])
-        c["layer"].append(self.layer)
-        c["phase"].append(int(self.phase))
-        c["op_index"].append(op_index)
-        c["iteration"].append(self.iteration)
-
     def op(self, reads: tuple[int, ...] = (), writes: tuple[int, ...] = (), frees: tuple[int, ...] = ()) -> None:
         """One op: READ each of ``reads``, WRITE each of ``writes``, then FREE ``frees``."""
         k = self.n_ops
         self.n_ops += 1
+        lay, ph, it = self.layer, int(self.phase), self.iteration
+        rows = self._rows
         for t in reads:
-            self._emit(t, Op.READ, k)
+            rows.append((t, _READ, k, lay, ph, it))
         for t in writes:
-            self._emit(t, Op.WRITE, k)
+            rows.append((t, _WRITE, k, lay, ph, it))
         for t in frees:
-            self._emit(t, Op.FREE, k)
+            rows.append((t, _FREE, k, lay, ph, it))
 
     def out(self, reads: tuple[int, ...], size: int, kind: Kind = Kind.TEMPORARY, frees: tuple[int, ...] = ()) -> int:
         """An op that reads ``reads`` and writes one fresh tensor of ``size`` bytes; returns its id."""
@@ -58,13 +53,23 @@ class OpLog:
     def free(self, *tids: int) -> None:
         """FREE records attached to the last op."""
         k = max(self.n_ops - 1, 0)
-        for t in tids:
-            self._emit(t, Op.FREE, k)
+        lay, ph, it = self.layer, int(self.phase), self.iteration
+        self._rows.extend((t, _FREE, k, lay, ph, it) for t in tids)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Columns for :meth:`envs.trace.Trace.from_arrays` (ids renumbered by first access)."""
         from envs.trace import renumber
 
-        cols = {k: np.asarray(v) for k, v in self._cols.items()}
-        cols["tensor_id"] = renumber(cols["tensor_id"])
+        a = np.array(self._rows, dtype=np.int64).reshape(-1, 6)
+        tid = a[:, 0]
+        cols = {
+            "tensor_id": renumber(tid),
+            "size": np.asarray(self._size, dtype=np.int64)[tid],
+            "op": a[:, 1],
+            "kind": np.asarray(self._kind, dtype=np.int64)[tid],
+            "layer": a[:, 3],
+            "phase": a[:, 4],
+            "op_index": a[:, 2],
+            "iteration": a[:, 5],
+        }
         return cols

@@ -66,6 +66,7 @@ class TransformerTrain:
     name = "transformer-train"
     family = "decoder transformer, training"
     description = "forward + backward + AdamW of a decoder-only LM; seeded sequence lengths per step"
+    has_batch = True
     methods = ("captured", "analytic")
     default_iterations = 2
 
@@ -76,7 +77,8 @@ class TransformerTrain:
         cfg = resolve_config(self.presets(), spec)
         iterations = spec.iterations or self.default_iterations
         rng = np.random.default_rng(spec.seed)
-        shapes = [TRAIN_SHAPES[spec.preset].draw(rng) for _ in range(iterations)]
+        sampler = TRAIN_SHAPES[spec.preset].capped(spec.batch)
+        shapes = [sampler.draw(rng) for _ in range(iterations)]
         if spec.method == "analytic":
             from envs.workloads.transformer_analytic import analytic_train_trace
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from agents import BASELINES, Policy, make_policy
 from agents.runner import run_policy
+from eval.leaderboard.entries import discover
 from eval.metrics import aggregate, normalized
 from eval.suites import Instance, Suite
 
@@ -32,12 +33,28 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def known_agents() -> list[str]:
+    """Built-in baselines plus every entry folder under ``eval/leaderboard/``."""
+    return list(dict.fromkeys([*BASELINES, *discover()]))
+
+
+def make_agent(name: str) -> Policy:
+    """A fresh policy for an agent name: a built-in baseline or a leaderboard entry."""
+    if name in BASELINES:
+        return make_policy(name)
+    entries = discover()
+    if name not in entries:
+        raise ValueError(f"unknown agent {name!r}; valid: {', '.join(known_agents())}")
+    return entries[name].make()
+
+
 def resolve_agents(spec: str) -> list[str]:
-    """``all`` = every baseline; otherwise a comma-separated list (unknown names raise ValueError)."""
-    names = list(BASELINES) if spec == "all" else [a.strip() for a in spec.split(",") if a.strip()]
+    """``all`` = every baseline and entry; otherwise a comma-separated list (unknown names raise ValueError)."""
+    valid = known_agents()
+    names = list(valid) if spec == "all" else [a.strip() for a in spec.split(",") if a.strip()]
     for n in names:
-        if n not in BASELINES:
-            raise ValueError(f"unknown agent {n!r}; valid: all, {', '.join(BASELINES)}")
+        if n not in valid:
+            raise ValueError(f"unknown agent {n!r}; valid: all, {', '.join(valid)}")
     for ref in ("lru", "belady"):
         if ref not in names:
             names.append(ref)  # references for the normalized score
@@ -90,6 +107,7 @@ class LeaderboardRun:
     def run(self, progress: bool | None = None) -> list[dict]:
         versions = package_versions()
         instances = self.suite.instances(self.split)
+        policies = {a: make_agent(a) for a in self.agents}
         disable = not sys.stderr.isatty() if progress is None else not progress
         for inst in tqdm(instances, desc=f"{self.suite.name}/{self.split}", disable=disable):
             ref_lru = run_policy(inst.prepared, make_policy("lru"), inst.capacity).result
@@ -101,7 +119,7 @@ class LeaderboardRun:
                 "belady_hr": ref_bel.hit_ratio,
             }
             for agent in self.agents:
-                self.rows.append(run_row(inst, agent, make_policy(agent), refs, versions))
+                self.rows.append(run_row(inst, agent, policies[agent], refs, versions))
         return self.rows
 
     def board(self) -> dict:
@@ -189,7 +207,7 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
         if inst.prepared.trace.content_hash != row["trace_hash"]:
             problems.append(f"{row['task']} seed {row['seed']}: trace hash differs (generator changed?)")
             continue
-        r = run_policy(inst.prepared, make_policy(row["agent"]), inst.capacity, seed=inst.seed).result
+        r = run_policy(inst.prepared, make_agent(row["agent"]), inst.capacity, seed=inst.seed).result
         for col, val in (
             ("bytes_moved", r.bytes_moved),
             ("n_hit", r.n_hit),

@@ -1,0 +1,99 @@
+"""The PPO agent at inference: a :class:`~agents.candidate_net.CandidateNet` loaded from safetensors + JSON.
+
+An exported policy is two files: ``policy.safetensors`` (tensors only; loading it cannot run code) and
+``policy.json`` (network shape, candidate rule, and provenance). :func:`export_policy` writes them from a trained
+network; :meth:`PPOPolicy.load` reads them back and refuses a layout it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.base import Policy
+from envs.sim.simulator import CANDIDATE_RULES
+
+if TYPE_CHECKING:
+    from agents.candidate_net import CandidateNet
+    from envs.features import DecisionView
+
+WEIGHTS, CONFIG = "policy.safetensors", "policy.json"
+EXPORT_FORMAT = "tensorcache-candidate-net"
+
+
+class PPOPolicy(Policy):
+    """Greedy (deterministic) policy of a trained candidate-scoring network."""
+
+    def __init__(self, net: CandidateNet, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None) -> None:
+        import torch
+
+        if rule not in CANDIDATE_RULES:
+            raise ValueError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
+        self.net = net
+        self.name = name
+        self.candidate_k = net.cfg.k
+        self.candidate_rule = rule
+        self.meta = meta or {}
+        self._torch = torch
+
+    def choose(self, view: DecisionView) -> int:
+        from agents.candidate_net import masked_greedy
+
+        torch = self._torch
+        obs = view.observation()
+        if not np.isfinite(obs).all():
+            raise ValueError(f"{self.name}: non-finite observation feature")
+        mask = np.zeros((1, self.candidate_k), dtype=bool)
+        mask[0, : view.n] = True
+        with torch.no_grad():
+            logits = self.net.forward_actor(torch.as_tensor(obs).unsqueeze(0))
+            return int(masked_greedy(logits, torch.as_tensor(mask))[0])
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule, **self.meta}
+
+    @classmethod
+    def load(cls, directory: str | Path, name: str | None = None) -> PPOPolicy:
+        """Loads ``policy.safetensors`` + ``policy.json`` from ``directory``.
+
+        Raises:
+            ValueError: If a file is missing, the format or network version is unknown, or the tensors do not
+                match the declared shape.
+        """
+        from safetensors.torch import load_file
+
+        from agents.candidate_net import NET_VERSION, CandidateNet, NetConfig
+
+        d = Path(directory)
+        for f in (WEIGHTS, CONFIG):
+            if not (d / f).is_file():
+                raise ValueError(f"{d}: missing {f} (an exported policy needs {WEIGHTS} and {CONFIG})")
+        spec = json.loads((d / CONFIG).read_text())
+        if spec.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"{d / CONFIG}: format {spec.get('format')!r} is not {EXPORT_FORMAT!r}")
+        net_cfg = NetConfig(**spec["net"])
+        if net_cfg.net_version != NET_VERSION:
+            raise ValueError(f"{d / CONFIG}: network version {net_cfg.net_version}, this code reads {NET_VERSION}")
+        net = CandidateNet(net_cfg)
+        try:
+            net.load_state_dict(load_file(str(d / WEIGHTS)), strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{d / WEIGHTS}: tensors do not match the network in {CONFIG}: {exc}") from None
+        net.eval()
+        return cls(net, spec["candidates"], name or spec.get("name", "ppo"), spec.get("meta"))
+
+
+def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str = "ppo", meta: dict | None = None) -> Path:
+    """Writes ``net`` as ``policy.safetensors`` + ``policy.json`` into ``directory`` (created)."""
+    from safetensors.torch import save_file
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    save_file(state, str(d / WEIGHTS))
+    spec = {"format": EXPORT_FORMAT, "name": name, "net": net.cfg.to_dict(), "candidates": rule, "meta": meta or {}}
+    (d / CONFIG).write_text(json.dumps(spec, indent=2, sort_keys=True))
+    return d

@@ -1,0 +1,431 @@
+"""Specialised compiled loops for whole-trace classic-mode runs of LRU, FIFO, Belady, SIEVE and S3-FIFO.
+
+The general engine (:mod:`envs.sim.engine`) keeps every policy's bookkeeping in one row-major state matrix so
+it can pause at any decision; that generality costs a factor of several on the hot path. These kernels keep
+only what their policy needs, as separate arrays (struct of arrays), and run a whole trace in one call. They
+implement exactly the engine's classic semantics (tests compare both with each other and with libCacheSim):
+FREE records are skipped, a resident request is a hit, a miss evicts until the object fits, and an object larger
+than the capacity is a miss that is not admitted.
+
+Each kernel returns ``[n_req, n_hit, req_bytes, hit_bytes, bytes_in, n_evictions, peak_used]``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+N_COUNTERS = 7
+
+
+@numba.njit(cache=True)
+def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
+    n_obj = sizes.shape[0]
+    prev = np.full(n_obj, -1, dtype=np.int64)
+    nxt = np.full(n_obj, -1, dtype=np.int64)
+    res = np.zeros(n_obj, dtype=np.bool_)
+    head = -1
+    tail = -1
+    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    for i in range(tid.shape[0]):
+        if opc[i] == 2:
+            continue
+        t = tid[i]
+        s = sizes[t]
+        n_req += 1
+        req_b += s
+        if res[t]:
+            n_hit += 1
+            hit_b += s
+            if head != t:  # move to the head
+                p, q = prev[t], nxt[t]
+                nxt[p] = q
+                if q >= 0:
+                    prev[q] = p
+                else:
+                    tail = p
+                prev[t] = -1
+                nxt[t] = head
+                prev[head] = t
+                head = t
+            continue
+        b_in += s
+        if s > cap:
+            continue
+        while used + s > cap:
+            v = tail
+            tail = prev[v]
+            if tail >= 0:
+                nxt[tail] = -1
+            else:
+                head = -1
+            prev[v] = -1
+            res[v] = False
+            used -= sizes[v]
+            n_ev += 1
+        prev[t] = -1
+        nxt[t] = head
+        if head >= 0:
+            prev[head] = t
+        else:
+            tail = t
+        head = t
+        res[t] = True
+        used += s
+        if used > peak:
+            peak = used
+    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
+    n_obj = sizes.shape[0]
+    res = np.zeros(n_obj, dtype=np.bool_)
+    queue = np.empty(n_obj + 1, dtype=np.int64)  # ring buffer of resident ids, oldest at ``qh``
+    m = queue.shape[0]
+    qh = qt = 0
+    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    for i in range(tid.shape[0]):
+        if opc[i] == 2:
+            continue
+        t = tid[i]
+        s = sizes[t]
+        n_req += 1
+        req_b += s
+        if res[t]:
+            n_hit += 1
+            hit_b += s
+            continue
+        b_in += s
+        if s > cap:
+            continue
+        while used + s > cap:
+            v = queue[qh]
+            qh = qh + 1 if qh + 1 < m else 0
+            res[v] = False
+            used -= sizes[v]
+            n_ev += 1
+        queue[qt] = t
+        qt = qt + 1 if qt + 1 < m else 0
+        res[t] = True
+        used += s
+        if used > peak:
+            peak = used
+    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_up(hk, hid, pos, i):  # pragma: no cover - compiled
+    k, t = hk[i], hid[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        if hk[p] <= k:
+            break
+        hk[i] = hk[p]
+        hid[i] = hid[p]
+        pos[hid[i]] = i
+        i = p
+    hk[i] = k
+    hid[i] = t
+    pos[t] = i
+
+
+@numba.njit(cache=True, inline="always")
+def _sift_down(hk, hid, pos, i, n):  # pragma: no cover - compiled
+    k, t = hk[i], hid[i]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        if c + 1 < n and hk[c + 1] < hk[c]:
+            c += 1
+        if k <= hk[c]:
+            break
+        hk[i] = hk[c]
+        hid[i] = hid[c]
+        pos[hid[i]] = i
+        i = c
+    hk[i] = k
+    hid[i] = t
+    pos[t] = i
+
+
+@numba.njit(cache=True)
+def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
+    """Evicts the farthest next use; objects never used again go first, least recently used first.
+
+    An indexed min-heap over residents with key ``(n - next) << 32 | last``: a larger next use (``n`` for never)
+    gives a smaller key, and equal next uses (only "never") fall back to the last access.
+    """
+    n = tid.shape[0]
+    n_obj = sizes.shape[0]
+    hk = np.empty(n_obj, dtype=np.int64)
+    hid = np.empty(n_obj, dtype=np.int64)
+    pos = np.full(n_obj, -1, dtype=np.int64)
+    hn = 0
+    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    for i in range(n):
+        if opc[i] == 2:
+            continue
+        t = tid[i]
+        s = sizes[t]
+        n_req += 1
+        req_b += s
+        nx = next_use[i]
+        if nx > n:
+            nx = n
+        key = ((n - nx) << 32) | i
+        j = pos[t]
+        if j >= 0:
+            n_hit += 1
+            hit_b += s
+            hk[j] = key  # next use only moves later, so the key only shrinks
+            _sift_up(hk, hid, pos, j)
+            continue
+        b_in += s
+        if s > cap:
+            continue
+        while used + s > cap:
+            v = hid[0]
+            pos[v] = -1
+            hn -= 1
+            if hn > 0:
+                hk[0] = hk[hn]
+                hid[0] = hid[hn]
+                _sift_down(hk, hid, pos, 0, hn)
+            used -= sizes[v]
+            n_ev += 1
+        hk[hn] = key
+        hid[hn] = t
+        _sift_up(hk, hid, pos, hn)
+        hn += 1
+        used += s
+        if used > peak:
+            peak = used
+    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
+    """S3-FIFO (Yang et al., SOSP 2023) with libCacheSim's parameters and byte accounting.
+
+    A small FIFO (10% of the bytes), a main FIFO (the rest) run as a 2-bit CLOCK, and a ghost FIFO of ids
+    evicted from the small queue (90% of the bytes, sizes counted). New objects enter the small queue (the main
+    queue if their id is in the ghost, or if the small queue is full before the first eviction). Evicting from
+    the small queue moves objects hit at least twice to the main queue and evicts the first other one into the
+    ghost; evicting from the main queue re-inserts hit objects with their counter decremented (capped at 3) and
+    evicts the first unhit one. An object of at least the small queue's size is not admitted (a miss).
+    """
+    n_obj = sizes.shape[0]
+    small_size = np.int64(cap * 0.1)
+    main_size = cap - small_size
+    ghost_size = np.int64(cap * 0.9)
+    where = np.zeros(n_obj, dtype=np.int8)  # 0 absent, 1 small, 2 main
+    freq = np.zeros(n_obj, dtype=np.int64)
+    m = n_obj + 1
+    sq = np.empty(m, dtype=np.int64)  # small ring, oldest at sh
+    mq = np.empty(m, dtype=np.int64)  # main ring, oldest at mh
+    sh = st = mh = mt = 0
+    s_occ = m_occ = 0
+    in_ghost = np.zeros(n_obj, dtype=np.bool_)
+    gprev = np.full(n_obj, -1, dtype=np.int64)
+    gnext = np.full(n_obj, -1, dtype=np.int64)
+    ghead = gtail = -1
+    g_occ = 0
+    has_evicted = False
+    n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    for i in range(tid.shape[0]):
+        if opc[i] == 2:
+            continue
+        t = tid[i]
+        s = sizes[t]
+        n_req += 1
+        req_b += s
+        # find
+        hit_on_ghost = False
+        if where[t] == 1:
+            freq[t] += 1
+            n_hit += 1
+            hit_b += s
+            continue
+        if in_ghost[t]:
+            in_ghost[t] = False
+            g_occ -= s
+            p, q = gprev[t], gnext[t]
+            if p >= 0:
+                gnext[p] = q
+            else:
+                ghead = q
+            if q >= 0:
+                gprev[q] = p
+            else:
+                gtail = p
+            gprev[t] = -1
+            gnext[t] = -1
+            hit_on_ghost = True
+        if where[t] == 2:
+            freq[t] += 1
+            n_hit += 1
+            hit_b += s
+            continue
+        b_in += s
+        if s > small_size or s > cap:  # cannot insert
+            continue
+        while s_occ + m_occ + s > cap:
+            has_evicted = True
+            if m_occ > main_size or s_occ == 0:
+                done = False
+                while not done and m_occ > 0:
+                    v = mq[mh]
+                    mh = mh + 1 if mh + 1 < m else 0
+                    if freq[v] >= 1:
+                        freq[v] = min(freq[v], 3) - 1
+                        mq[mt] = v
+                        mt = mt + 1 if mt + 1 < m else 0
+                    else:
+                        where[v] = 0
+                        m_occ -= sizes[v]
+                        n_ev += 1
+                        done = True
+            else:
+                done = False
+                while not done and s_occ > 0:
+                    v = sq[sh]
+                    sh = sh + 1 if sh + 1 < m else 0
+                    s_occ -= sizes[v]
+                    if freq[v] >= 2:
+                        where[v] = 2
+                        freq[v] = 0
+                        mq[mt] = v
+                        mt = mt + 1 if mt + 1 < m else 0
+                        m_occ += sizes[v]
+                    else:
+                        where[v] = 0
+                        n_ev += 1
+                        done = True
+                        vs = sizes[v]
+                        if ghost_size > 0 and vs <= ghost_size and not in_ghost[v]:
+                            while g_occ + vs > ghost_size:
+                                g = gtail
+                                gtail = gprev[g]
+                                if gtail >= 0:
+                                    gnext[gtail] = -1
+                                else:
+                                    ghead = -1
+                                gprev[g] = -1
+                                in_ghost[g] = False
+                                g_occ -= sizes[g]
+                            in_ghost[v] = True
+                            gprev[v] = -1
+                            gnext[v] = ghead
+                            if ghead >= 0:
+                                gprev[ghead] = v
+                            else:
+                                gtail = v
+                            ghead = v
+                            g_occ += vs
+        # insert
+        if hit_on_ghost:
+            where[t] = 2
+            mq[mt] = t
+            mt = mt + 1 if mt + 1 < m else 0
+            m_occ += s
+        elif s >= small_size:
+            continue  # libCacheSim refuses an object that would fill the whole small queue
+        elif not has_evicted and s_occ >= small_size:
+            where[t] = 2
+            mq[mt] = t
+            mt = mt + 1 if mt + 1 < m else 0
+            m_occ += s
+        else:
+            where[t] = 1
+            sq[st] = t
+            st = st + 1 if st + 1 < m else 0
+            s_occ += s
+        freq[t] = 0
+        if s_occ + m_occ > peak:
+            peak = s_occ + m_occ
+    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
+    """SIEVE (Zhang et al., NSDI 2024): a FIFO list (new objects at the head), a visited bit set by hits, and a
+    hand that walks from the tail toward the head, clearing visited bits and evicting the first unvisited
+    object, then wrapping around to the tail."""
+    n_obj = sizes.shape[0]
+    toward_head = np.full(n_obj, -1, dtype=np.int64)
+    toward_tail = np.full(n_obj, -1, dtype=np.int64)
+    visited = np.zeros(n_obj, dtype=np.bool_)
+    res = np.zeros(n_obj, dtype=np.bool_)
+    head = tail = hand = -1
+    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    for i in range(tid.shape[0]):
+        if opc[i] == 2:
+            continue
+        t = tid[i]
+        s = sizes[t]
+        n_req += 1
+        req_b += s
+        if res[t]:
+            n_hit += 1
+            hit_b += s
+            visited[t] = True
+            continue
+        b_in += s
+        if s > cap:
+            continue
+        while used + s > cap:
+            h = hand if hand >= 0 else tail
+            while visited[h]:
+                visited[h] = False
+                h = toward_head[h]
+                if h < 0:
+                    h = tail
+            hand = toward_head[h]
+            p, q = toward_head[h], toward_tail[h]
+            if p >= 0:
+                toward_tail[p] = q
+            else:
+                head = q
+            if q >= 0:
+                toward_head[q] = p
+            else:
+                tail = p
+            toward_head[h] = -1
+            toward_tail[h] = -1
+            res[h] = False
+            used -= sizes[h]
+            n_ev += 1
+        toward_head[t] = -1
+        toward_tail[t] = head
+        if head >= 0:
+            toward_head[head] = t
+        else:
+            tail = t
+        head = t
+        visited[t] = False
+        res[t] = True
+        used += s
+        if used > peak:
+            peak = used
+    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+
+
+#: Policies with a specialised classic kernel.
+KERNELS = ("lru", "fifo", "belady", "sieve", "s3fifo")
+
+
+def run_classic(policy: str, tid: np.ndarray, opc: np.ndarray, sizes: np.ndarray, next_use: np.ndarray, cap: int) -> np.ndarray:
+    """Counters of a whole classic-mode run of ``policy`` (one of :data:`KERNELS`)."""
+    if policy == "lru":
+        return lru(tid, opc, sizes, cap)
+    if policy == "fifo":
+        return fifo(tid, opc, sizes, cap)
+    if policy == "belady":
+        return belady(tid, opc, sizes, next_use, cap)
+    if policy == "sieve":
+        return sieve(tid, opc, sizes, cap)
+    if policy == "s3fifo":
+        return s3fifo(tid, opc, sizes, cap)
+    raise ValueError(f"no classic kernel for {policy!r}; valid: {', '.join(KERNELS)}")

@@ -1,0 +1,69 @@
+"""Trace-generation benchmark: ``python -m eval.bench_traces [--repeats N] [--json]``.
+
+Times the generators of issue 2's target (48-layer Mistral-7B-dimension training, 2 iterations) captured on the
+meta device and computed analytically, plus one trace of every other family, and prints the median of
+``--repeats`` runs (the first captured run, which pays torch's warm-up, is reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+CASES = (
+    ("transformer-train", "mistral-7b", 48, 2, "captured"),
+    ("transformer-train", "mistral-7b", 48, 2, "analytic"),
+    ("transformer-infer", "mistral-7b", 32, 6, "captured"),
+    ("cnn-train", "resnet50", None, 2, "captured"),
+    ("moe-infer", "mixtral-8x7b", 32, 6, "captured"),
+)
+
+
+def time_case(workload: str, preset: str, layers: int | None, iterations: int, method: str, repeats: int) -> dict:
+    from envs.workloads import generate_trace
+
+    times, n = [], 0
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        trace = generate_trace(workload, preset, layers=layers, iterations=iterations, seed=r, method=method)
+        times.append(time.perf_counter() - t0)
+        n = len(trace)
+    return {
+        "workload": workload,
+        "preset": preset,
+        "layers": layers,
+        "iterations": iterations,
+        "method": method,
+        "accesses": n,
+        "first_s": times[0],
+        "median_s": statistics.median(times[1:]),
+        "runs_s": times[1:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m eval.bench_traces", description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per case after one warm-up run")
+    p.add_argument("--quick", action="store_true", help="only the 48-layer Mistral training cases")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    cases = CASES[:2] if args.quick else CASES
+    rows = [time_case(*c, args.repeats) for c in cases]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'workload':<18} {'preset':<13} {'L':>3} {'it':>3} {'method':<9} {'accesses':>9} {'first':>8} {'median':>8}")
+    for r in rows:
+        print(
+            f"{r['workload']:<18} {r['preset']:<13} {r['layers'] or '-':>3} {r['iterations']:>3} {r['method']:<9} "
+            f"{r['accesses']:>9} {r['first_s'] * 1e3:>6.0f}ms {r['median_s'] * 1e3:>6.0f}ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""Leaderboard entries: one folder per agent under ``eval/leaderboard/<entry>/``, as in CompilerGym.
+
+Each folder holds a ``README.md`` (what the agent is, how it was trained, the exact command, whether it is
+deterministic) and an ``entry.json``::
+
+    {"name": "ppo", "kind": "exported-net", "deterministic": true, "weights": "."}
+
+Kinds: ``baseline`` (``"policy"`` names a built-in of :data:`agents.BASELINES`) and ``exported-net`` (a
+:class:`agents.ppo.PPOPolicy` export: safetensors + JSON, so loading an entry never unpickles or runs code).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents import BASELINES, Policy, make_policy
+
+ENTRY_ROOT = Path(__file__).resolve().parent
+KINDS = ("baseline", "exported-net")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A submitted agent."""
+
+    name: str
+    kind: str
+    directory: Path
+    spec: dict
+
+    def make(self) -> Policy:
+        """A fresh policy of this entry."""
+        if self.kind == "baseline":
+            return make_policy(self.spec["policy"])
+        from agents.ppo import PPOPolicy
+
+        return PPOPolicy.load(self.directory / self.spec.get("weights", "."), name=self.name)
+
+
+def load_entry(directory: Path) -> Entry:
+    """Reads ``directory/entry.json``.
+
+    Raises:
+        ValueError: On a missing or malformed entry.json or an unknown kind.
+    """
+    path = directory / "entry.json"
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable entry ({exc})") from None
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{path}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    if kind == "baseline" and spec.get("policy") not in BASELINES:
+        raise ValueError(f"{path}: unknown baseline policy {spec.get('policy')!r}")
+    if not (directory / "README.md").is_file():
+        raise ValueError(f"{directory}: an entry needs a README.md")
+    return Entry(spec.get("name", directory.name), kind, directory, spec)
+
+
+def discover(root: Path = ENTRY_ROOT) -> dict[str, Entry]:
+    """Every entry folder under ``root``, by name (baselines first, then learned entries, alphabetically)."""
+    entries = [load_entry(d) for d in sorted(root.iterdir()) if (d / "entry.json").is_file()]
+    entries.sort(key=lambda e: (e.kind != "baseline", e.name))
+    return {e.name: e for e in entries}

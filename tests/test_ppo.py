@@ -1,0 +1,156 @@
+"""The PPO agent: a short training run with TensorBoard scalars, resume, exact export, safe loading, entries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agents.ppo import PPOPolicy, export_policy
+from eval.leaderboard.entries import discover, load_entry
+from training.train_ppo import PPOConfig, train
+
+SCALARS = ("rollout/ep_rew_mean", "train/loss", "time/fps", "eval/normalized_score", "eval/byte_hit_ratio", "cache/bytes_moved")
+
+
+def _tiny(tmp_path: Path, **kw) -> PPOConfig:
+    base = dict(
+        exp_name="smoke",
+        total_timesteps=512,
+        n_envs=2,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        k=8,
+        hidden=16,
+        bc_stride=8,
+        bc_epochs=1,
+        bc_dagger_rounds=0,
+        eval_freq=256,
+        checkpoint_freq=256,
+        max_instances=1,
+        max_episode_steps=100,
+        runs_dir=str(tmp_path),
+    )
+    base.update(kw)
+    return PPOConfig(**base)
+
+
+def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for ev in sorted((run_dir / "tb").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(ev))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend((e.step, e.value) for e in acc.Scalars(tag))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(_tiny(tmp_path_factory.mktemp("runs")))
+
+
+def test_short_run_writes_config_checkpoint_export_and_named_scalars(trained_run: Path) -> None:
+    cfg = json.loads((trained_run / "config.json").read_text())
+    assert cfg["total_timesteps"] == 512 and trained_run.name.startswith("tensorcache-Eviction-v0__smoke__0__")
+    assert (trained_run / "checkpoints" / "latest.zip").is_file()
+    state = json.loads((trained_run / "checkpoints" / "trainer_state.json").read_text())
+    assert state["num_timesteps"] >= 512
+    scalars = _scalars(trained_run)
+    missing = [s for s in SCALARS if s not in scalars]
+    assert not missing, f"missing TensorBoard scalars: {missing}"
+    assert (trained_run / "export" / "policy.safetensors").is_file()
+
+
+def test_resume_continues_the_global_step_in_the_same_tensorboard_run(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / trained_run.name
+    shutil.copytree(trained_run, run)
+    before = json.loads((run / "checkpoints" / "trainer_state.json").read_text())["num_timesteps"]
+    train(PPOConfig(resume=str(run), total_timesteps=before + 256))
+    after = json.loads((run / "checkpoints" / "trainer_state.json").read_text())["num_timesteps"]
+    assert after >= before + 256
+    steps = [s for s, _ in _scalars(run)["time/fps"]]
+    assert max(steps) > before  # logged past the resume point, in the same tb/ directory
+    assert not (tmp_path / "tb").exists()
+
+
+def test_exported_policy_reproduces_the_sb3_models_actions(trained_run: Path) -> None:
+    from sb3_contrib import MaskablePPO
+
+    from envs.eviction_env import EvictionEnv
+
+    model = MaskablePPO.load(trained_run / "checkpoints" / "latest.zip", device="cpu")
+    exported = PPOPolicy.load(trained_run / "export")
+    env = EvictionEnv(suite="tcb-v1", split="validation", k=8, candidates="mixed")
+    obs, _ = env.reset(seed=3)
+    compared = 0
+    for _ in range(300):
+        mask = env.action_masks()
+        sb3_action, _ = model.predict(obs, action_masks=mask, deterministic=True)
+        assert exported.choose(env.view) == int(sb3_action)
+        obs, _, term, _, _ = env.step(int(sb3_action))
+        compared += 1
+        if term:
+            break
+    assert compared > 50
+
+
+def test_export_round_trip_and_bad_exports_are_refused(tmp_path: Path) -> None:
+    from agents.candidate_net import CandidateNet, NetConfig
+
+    torch.manual_seed(0)
+    net = CandidateNet(NetConfig(k=4, hidden=8))
+    export_policy(net, "mixed", tmp_path / "ok")
+    loaded = PPOPolicy.load(tmp_path / "ok")
+    x = torch.randn(3, 4 * 17 + 12)
+    assert torch.equal(loaded.net.forward_actor(x), net.forward_actor(x))
+    with pytest.raises(ValueError, match=r"missing policy\.safetensors"):
+        PPOPolicy.load(tmp_path / "nothing-here")
+    bad = tmp_path / "bad"
+    export_policy(net, "mixed", bad)
+    spec = json.loads((bad / "policy.json").read_text())
+    spec["net"]["hidden"] = 9
+    (bad / "policy.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="do not match"):
+        PPOPolicy.load(bad)
+    spec["format"] = "pickle"
+    (bad / "policy.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="format"):
+        PPOPolicy.load(bad)
+
+
+def test_every_leaderboard_entry_folder_is_valid() -> None:
+    entries = discover()
+    assert {"lru", "belady", "next-use"} <= set(entries)
+    for e in entries.values():
+        readme = (e.directory / "README.md").read_text()
+        assert "Deterministic" in readme or "deterministic" in readme
+        policy = e.make()
+        assert policy.name == e.name
+
+
+def test_bad_entry_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "entry.json").write_text(json.dumps({"name": "x", "kind": "pickle"}))
+    (tmp_path / "README.md").write_text("x")
+    with pytest.raises(ValueError, match="unknown kind"):
+        load_entry(tmp_path)
+
+
+def test_policy_net_is_permutation_equivariant() -> None:
+    from agents.candidate_net import CandidateNet, NetConfig
+
+    torch.manual_seed(1)
+    net = CandidateNet(NetConfig(k=5, hidden=8))
+    obs = torch.rand(1, 5 * 17 + 12)
+    perm = np.array([3, 0, 4, 1, 2])
+    cand = obs[:, : 5 * 17].reshape(1, 5, 17)[:, perm].reshape(1, -1)
+    permuted = torch.cat([cand, obs[:, 5 * 17 :]], dim=1)
+    assert torch.allclose(net.forward_actor(permuted), net.forward_actor(obs)[:, perm], atol=1e-6)

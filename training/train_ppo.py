@@ -1,0 +1,380 @@
+"""Train a MaskablePPO eviction agent on ``tensorcache/Eviction-v0``.
+
+``python -m training.train_ppo --help`` lists every option. A run lives in
+``runs/{env_id}__{exp_name}__{seed}__{unix_time}/`` with ``config.json``, TensorBoard events under ``tb/``,
+``checkpoints/`` (model + trainer state), ``best/`` (the best model on the validation split, exported as
+safetensors + JSON) and ``export/`` (the final policy). ``--resume RUN_DIR`` continues a killed run from its
+last checkpoint with the same global step and TensorBoard directory.
+
+Pipeline: optional behaviour-cloning warm start on Belady labels of the train split (plus DAgger rounds that
+label the states the cloned policy itself visits), then PPO on the bytes-moved reward with periodic greedy
+evaluation on the validation split (normalized byte score against LRU and Belady). Test seeds are never read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ENV_ID = "tensorcache/Eviction-v0"
+
+
+@dataclass
+class PPOConfig:
+    """Configuration of one PPO training run (every field is a CLI flag)."""
+
+    exp_name: str = "ppo"
+    """Experiment name (part of the run directory name)."""
+    seed: int = 0
+    """Seed of python, numpy, torch and the environments."""
+    suite: str = "tcb-v1"
+    """Benchmark suite whose train split is trained on and whose validation split selects the best model."""
+    total_timesteps: int | None = None
+    """Environment steps (eviction decisions) of PPO, summed over vector envs (default 1,000,000; with
+    ``--resume``, the resumed run's total)."""
+    max_episode_steps: int = 0
+    """Truncate episodes after this many decisions (0 = replay each trace to its end)."""
+    n_envs: int = 8
+    """Parallel environments."""
+    vec_env: str = "dummy"
+    """Vector env: ``dummy`` (in-process; fastest on 2 cores) or ``async`` (gymnasium AsyncVectorEnv workers)."""
+    k: int = 32
+    """Eviction candidates offered per decision."""
+    candidates: str = "mixed"
+    """Candidate rule of the env (``lru`` or ``mixed``)."""
+    reward: str = "bytes"
+    """Reward mode of the env (``bytes`` or ``hits``)."""
+    hidden: int = 64
+    """Width of the candidate-scoring network."""
+    learning_rate: float = 3e-4
+    n_steps: int = 256
+    """Rollout length per env per update."""
+    batch_size: int = 512
+    n_epochs: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.1
+    ent_coef: float = 0.001
+    vf_coef: float = 0.5
+    bc_stride: int = 2
+    """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
+    bc_epochs: int = 6
+    bc_dagger_rounds: int = 1
+    """Extra rounds that roll out the cloned policy and label its states with Belady."""
+    bc_learning_rate: float = 1e-3
+    eval_freq: int = 100_000
+    """Evaluate on the validation split every this many steps (0 = never)."""
+    eval_seeds: int = 1
+    """Validation seeds used per evaluation (the first n of the split)."""
+    checkpoint_freq: int = 50_000
+    """Save a resumable checkpoint every this many steps."""
+    max_instances: int = 0
+    """Use only the first n suite instances for cloning and evaluation (0 = all; for smoke tests)."""
+    runs_dir: str = "runs"
+    torch_threads: int = 1
+    resume: str | None = None
+    """Run directory to continue from its last checkpoint (other options are read from its config.json)."""
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """The one place a run is seeded: python, numpy and torch (envs are seeded from the same value)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+
+
+def make_env_fn(cfg: PPOConfig, rank: int):
+    def _make():
+        from stable_baselines3.common.monitor import Monitor
+
+        import envs  # noqa: F401 - registers the env in worker processes
+        from envs.eviction_env import EvictionEnv
+
+        env = EvictionEnv(suite=cfg.suite, split="train", k=cfg.k, candidates=cfg.candidates, reward=cfg.reward)
+        if cfg.max_episode_steps:
+            from gymnasium.wrappers import TimeLimit
+
+            env = TimeLimit(env, cfg.max_episode_steps)
+        env.reset(seed=cfg.seed * 1000 + rank)
+        return Monitor(env)
+
+    return _make
+
+
+def make_vec_env(cfg: PPOConfig):
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from training.vec_adapter import GymnasiumVecEnv
+
+    fns = [make_env_fn(cfg, i) for i in range(cfg.n_envs)]
+    if cfg.vec_env == "dummy":
+        vec = DummyVecEnv(fns)
+    elif cfg.vec_env == "async":
+        vec = GymnasiumVecEnv(fns, asynchronous=True)
+    else:
+        raise ValueError(f"unknown vec_env {cfg.vec_env!r}; valid: dummy, async")
+    vec.seed(cfg.seed)
+    return vec
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalResult:
+    normalized_score: float
+    byte_hit_ratio: float
+    bytes_moved: float
+    per_task: dict[str, float]
+
+
+def evaluate_policy(
+    policy, suite_name: str, split: str = "validation", n_seeds: int | None = None, max_instances: int = 0
+) -> EvalResult:
+    """Greedy runs of ``policy`` (an :class:`agents.base.Policy`) on a suite split; IQM of normalized byte scores."""
+    from agents import make_policy
+    from agents.runner import run_policy
+    from eval.metrics import iqm, normalized
+    from eval.suites import get_suite
+
+    suite = get_suite(suite_name)
+    seeds = suite.seeds[split][: n_seeds or None]
+    scores, bhr, moved, per_task = [], [], [], {}
+    instances = [i for i in suite.instances(split) if i.seed in seeds]
+    for inst in instances[: max_instances or None]:
+        lru = run_policy(inst.prepared, make_policy("lru"), inst.capacity).result.bytes_moved
+        bel = run_policy(inst.prepared, make_policy("belady"), inst.capacity).result.bytes_moved
+        r = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed).result
+        s = normalized(r.bytes_moved, lru, bel, True)
+        scores.append(s)
+        bhr.append(r.byte_hit_ratio)
+        moved.append(r.bytes_moved)
+        per_task.setdefault(inst.task, []).append(s)
+    finite = np.asarray([s for s in scores if np.isfinite(s)])
+    return EvalResult(
+        float(iqm(finite)) if finite.size else float("nan"),
+        float(np.mean(bhr)),
+        float(np.mean(moved)),
+        {t: float(np.nanmean(v)) for t, v in per_task.items()},
+    )
+
+
+# ------------------------------------------------------------------------------------------ behaviour cloning
+def behaviour_clone(model, cfg: PPOConfig, log) -> None:
+    """Warm-starts the actor on Belady labels (cross-entropy over the masked candidates), with DAgger rounds."""
+    import torch
+
+    from agents.ppo import PPOPolicy
+    from eval.suites import get_suite
+    from training.labels import collect
+
+    net = model.policy.net
+    instances = get_suite(cfg.suite).instances("train")[: cfg.max_instances or None]
+    data = collect(instances, cfg.k, cfg.candidates, stride=cfg.bc_stride)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.bc_learning_rate)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for rnd in range(cfg.bc_dagger_rounds + 1):
+        if rnd > 0:
+            data = data + collect(
+                instances, cfg.k, cfg.candidates, rollout=PPOPolicy(net, cfg.candidates), stride=cfg.bc_stride * 2
+            )
+        obs, mask, lab = (torch.as_tensor(x) for x in (data.obs, data.mask, data.label))
+        for epoch in range(cfg.bc_epochs):
+            perm = torch.randperm(len(lab), generator=gen)
+            correct = total_loss = 0.0
+            for i in range(0, len(lab), 1024):
+                idx = perm[i : i + 1024]
+                logits = net.forward_actor(obs[idx]).masked_fill(~mask[idx], -1e8)
+                loss = torch.nn.functional.cross_entropy(logits, lab[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total_loss += float(loss.detach()) * len(idx)
+                correct += float((logits.argmax(1) == lab[idx]).sum())
+            log(f"bc round {rnd} epoch {epoch}: n={len(lab)} loss={total_loss / len(lab):.4f} acc={correct / len(lab):.3f}")
+            model.logger.record("bc/loss", total_loss / len(lab))
+            model.logger.record("bc/accuracy", correct / len(lab))
+            model.logger.dump(rnd * cfg.bc_epochs + epoch)
+    net.eval()
+
+
+# ------------------------------------------------------------------------------------------------- callbacks
+def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import HParam, TensorBoardOutputFormat
+
+    from agents.ppo import PPOPolicy, export_policy
+
+    class TrainingCallback(BaseCallback):
+        """Episode cache metrics, hyperparameters, periodic validation with best-model export, checkpoints."""
+
+        def _on_training_start(self) -> None:
+            if not state.get("hparams_written"):
+                hp = {k: v for k, v in dataclasses.asdict(cfg).items() if isinstance(v, (int, float, str, bool))}
+                self.logger.record(
+                    "hparams",
+                    HParam(hp, {"eval/normalized_score": 0.0, "rollout/ep_rew_mean": 0.0}),
+                    exclude=("stdout", "log", "json", "csv"),
+                )
+                for fmt in self.logger.output_formats:
+                    if isinstance(fmt, TensorBoardOutputFormat):
+                        table = "| field | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in hp.items())
+                        fmt.writer.add_text("hyperparameters", table, 0)
+                        fmt.writer.flush()
+                state["hparams_written"] = True
+
+        def _on_step(self) -> bool:
+            dones = self.locals.get("dones", [])
+            for done, info in zip(dones, self.locals.get("infos", []), strict=False):
+                if done:  # episode end (trace end or truncation): bytes moved over the episode
+                    self.logger.record_mean("cache/bytes_moved", info["bytes_moved"])
+                if "byte_hit_ratio" in info:
+                    self.logger.record_mean("cache/byte_hit_ratio", info["byte_hit_ratio"])
+                    self.logger.record_mean("cache/hit_ratio", info["hit_ratio"])
+            n = self.num_timesteps
+            if cfg.eval_freq and n - state.get("last_eval", 0) >= cfg.eval_freq:
+                self.run_eval()
+            if cfg.checkpoint_freq and n - state.get("last_ckpt", 0) >= cfg.checkpoint_freq:
+                state["last_ckpt"] = n
+                save_checkpoint(self.model, run_dir, state)
+            return True
+
+        def run_eval(self) -> None:
+            n = self.num_timesteps
+            state["last_eval"] = n
+            policy = PPOPolicy(self.model.policy.net, cfg.candidates)
+            t0 = time.perf_counter()
+            res = evaluate_policy(policy, cfg.suite, "validation", cfg.eval_seeds, cfg.max_instances)
+            self.logger.record("eval/normalized_score", res.normalized_score)
+            self.logger.record("eval/byte_hit_ratio", res.byte_hit_ratio)
+            self.logger.record("eval/bytes_moved", res.bytes_moved)
+            self.logger.record("eval/seconds", time.perf_counter() - t0)
+            state.setdefault("evals", []).append({"step": n, "normalized_score": res.normalized_score, "per_task": res.per_task})
+            if res.normalized_score > state.get("best_score", -np.inf):
+                state["best_score"] = res.normalized_score
+                state["best_step"] = n
+                export_policy(self.model.policy.net, cfg.candidates, run_dir / "best", meta=provenance(cfg, n, res))
+            self.logger.dump(n)
+
+    return TrainingCallback()
+
+
+def provenance(cfg: PPOConfig, step: int, res: EvalResult | None) -> dict:
+    from envs.eviction_env import ENV_VERSION
+
+    out = {"env_version": ENV_VERSION, "suite": cfg.suite, "trained_steps": step, "train_seed": cfg.seed}
+    if res is not None:
+        out["validation_normalized_score"] = res.normalized_score
+    return out
+
+
+def save_checkpoint(model, run_dir: Path, state: dict) -> None:
+    ckpt = run_dir / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    model.save(ckpt / "latest.zip")
+    state["num_timesteps"] = int(model.num_timesteps)
+    (ckpt / "trainer_state.json").write_text(json.dumps(state, indent=2, default=float))
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def new_run_dir(cfg: PPOConfig) -> Path:
+    name = f"{ENV_ID.replace('/', '-')}__{cfg.exp_name}__{cfg.seed}__{int(time.time())}"
+    d = Path(cfg.runs_dir) / name
+    d.mkdir(parents=True, exist_ok=False)
+    return d
+
+
+def train(cfg: PPOConfig) -> Path:
+    """Runs (or resumes) training; returns the run directory."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import configure
+
+    from agents.ppo import export_policy
+    from training.ppo_policy import CandidateActorCriticPolicy
+
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        if not (run_dir / "checkpoints" / "trainer_state.json").is_file():
+            raise ValueError(f"--resume {run_dir}: no checkpoints/trainer_state.json (not a run directory?)")
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = PPOConfig(**{**saved, "resume": cfg.resume, "total_timesteps": cfg.total_timesteps or saved["total_timesteps"]})
+        state = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text())
+    else:
+        if cfg.total_timesteps is None:
+            cfg = dataclasses.replace(cfg, total_timesteps=1_000_000)
+        run_dir = new_run_dir(cfg)
+        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        state = {}
+    seed_everything(cfg.seed + int(state.get("num_timesteps", 0)), cfg.torch_threads)
+    vec = make_vec_env(cfg)
+    logger = configure(str(run_dir / "tb"), ["tensorboard", "csv"] + (["stdout"] if sys.stdout.isatty() else []))
+    log = print
+    if cfg.resume:
+        model = MaskablePPO.load(run_dir / "checkpoints" / "latest.zip", env=vec, device="cpu")
+        model.set_logger(logger)
+        log(f"resuming {run_dir} at step {model.num_timesteps}")
+    else:
+        model = MaskablePPO(
+            CandidateActorCriticPolicy,
+            vec,
+            learning_rate=cfg.learning_rate,
+            n_steps=cfg.n_steps,
+            batch_size=cfg.batch_size,
+            n_epochs=cfg.n_epochs,
+            gamma=cfg.gamma,
+            gae_lambda=cfg.gae_lambda,
+            clip_range=cfg.clip_range,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            policy_kwargs={"hidden": cfg.hidden},
+            seed=cfg.seed,
+            device="cpu",
+            verbose=0,
+        )
+        model.set_logger(logger)
+        if cfg.bc_stride > 0:
+            t0 = time.perf_counter()
+            behaviour_clone(model, cfg, log)
+            state["bc_seconds"] = time.perf_counter() - t0
+        callback = make_callback(cfg, run_dir, state)
+        callback.init_callback(model)
+        if cfg.eval_freq:
+            callback.run_eval()  # the warm-started policy is the first candidate for "best"
+        save_checkpoint(model, run_dir, state)
+    callback = make_callback(cfg, run_dir, state)
+    remaining = cfg.total_timesteps - model.num_timesteps
+    t0 = time.perf_counter()
+    if remaining > 0:
+        model.learn(remaining, callback=callback, reset_num_timesteps=False, progress_bar=sys.stderr.isatty())
+    state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - t0
+    if cfg.eval_freq and state.get("last_eval") != model.num_timesteps:
+        callback.run_eval()
+    save_checkpoint(model, run_dir, state)
+    export_policy(model.policy.net, cfg.candidates, run_dir / "export", meta=provenance(cfg, model.num_timesteps, None))
+    vec.close()
+    log(f"done: {model.num_timesteps} steps; best validation score {state.get('best_score')} at {state.get('best_step')}")
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tyro
+
+    cfg = tyro.cli(PPOConfig, args=argv)
+    try:
+        train(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
