@@ -30,6 +30,9 @@ class Policy(ABC):
     #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.
     candidate_k: int | None = None
     candidate_rule: str = "lru"
+    #: Whether :meth:`choose_batch` is cheaper than repeated :meth:`choose` (the leaderboard then runs all
+    #: traces of a split in lockstep).
+    batched: bool = False
 
     def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
         """Called at the start of every episode."""
@@ -37,6 +40,10 @@ class Policy(ABC):
     @abstractmethod
     def choose(self, view: DecisionView) -> int:
         """Index (into ``view.candidates``) of the tensor to evict."""
+
+    def choose_batch(self, views: list[DecisionView]) -> list[int]:
+        """Choices for several independent decisions (override to batch model calls)."""
+        return [self.choose(v) for v in views]
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description recorded with every result."""

@@ -53,7 +53,8 @@ class CandidateNet(nn.Module):
         nn.init.orthogonal_(self.actor_head.weight, gain=0.01)
 
     def _split(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        k, f = self.cfg.k, self.cfg.n_cand_features
+        f = self.cfg.n_cand_features
+        k = (obs.shape[1] - self.cfg.n_global_features) // f  # any K works: the weights are shared per candidate
         cand = obs[:, : k * f].reshape(-1, k, f)
         glob = obs[:, k * f :]
         rows = torch.cat([cand, glob.unsqueeze(1).expand(-1, k, -1)], dim=-1)

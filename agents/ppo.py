@@ -46,11 +46,32 @@ class PPOPolicy(Policy):
         obs = view.observation()
         if not np.isfinite(obs).all():
             raise ValueError(f"{self.name}: non-finite observation feature")
-        mask = np.zeros((1, self.candidate_k), dtype=bool)
+        mask = np.zeros((1, self._k_of(obs)), dtype=bool)
         mask[0, : view.n] = True
         with torch.no_grad():
             logits = self.net.forward_actor(torch.as_tensor(obs).unsqueeze(0))
             return int(masked_greedy(logits, torch.as_tensor(mask))[0])
+
+    batched = True
+
+    def choose_batch(self, views: list[DecisionView]) -> list[int]:
+        """One forward pass for the decisions of several traces (row-wise identical to :meth:`choose`)."""
+        from agents.candidate_net import masked_greedy
+
+        torch = self._torch
+        obs = np.stack([v.observation() for v in views])
+        if not np.isfinite(obs).all():
+            raise ValueError(f"{self.name}: non-finite observation feature")
+        mask = np.zeros((len(views), self._k_of(obs)), dtype=bool)
+        for i, v in enumerate(views):
+            mask[i, : v.n] = True
+        with torch.no_grad():
+            logits = self.net.forward_actor(torch.as_tensor(obs))
+            return [int(a) for a in masked_greedy(logits, torch.as_tensor(mask))]
+
+    def _k_of(self, obs: np.ndarray) -> int:
+        cfg = self.net.cfg
+        return (obs.shape[-1] - cfg.n_global_features) // cfg.n_cand_features
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule, **self.meta}

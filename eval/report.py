@@ -54,17 +54,16 @@ def capacity_curves(rows: list[dict], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2), squeeze=False)
     for ax, fam in zip(axes[0], families, strict=True):
         for a in agents:
-            pts = sorted(
-                {(float(r["headroom"]), float(r["byte_hit_ratio"])) for r in rows if r["family"] == fam and r["agent"] == a}
-            )
+            pts = [(float(r["headroom"]), float(r["byte_hit_ratio"])) for r in rows if r["family"] == fam and r["agent"] == a]
             hs = sorted({h for h, _ in pts})
             ys = [np.mean([y for h2, y in pts if h2 == h]) for h in hs]
             ax.plot(hs, ys, marker="o", ms=3, label=a)
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("capacity (headroom fraction)")
         ax.set_ylabel("byte hit ratio")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center right")
+    fig.tight_layout(rect=(0, 0, 1 - 0.9 / (3.2 * len(families)), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

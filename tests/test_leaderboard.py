@@ -92,6 +92,32 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     assert len(validate(out / "tampered.csv", mini_suite)) == 1
 
 
+def test_shipped_rows_are_used_only_when_they_match(mini_suite: Suite, tmp_path) -> None:
+    from pathlib import Path
+
+    from eval.leaderboard.entries import Entry
+    from eval.leaderboard.runner import usable_precomputed
+
+    lb = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"])
+    lb.run(progress=False)
+    write_outputs(lb, tmp_path / "lb")
+    instances = mini_suite.instances("test")
+    entry = Entry("next-use", "baseline", tmp_path / "lb", {"policy": "next-use", "precomputed": "results.csv"})
+    rows = usable_precomputed(entry, instances)
+    assert rows is not None and len(rows) == len(instances)
+    table = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
+    for row in table:
+        if row["agent"] == "next-use":
+            row["trace_hash"] = "0" * 64  # as if the generator had changed
+            break
+    with (tmp_path / "stale.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    stale = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "stale.csv"})
+    assert usable_precomputed(stale, instances) is None
+
+
 def test_belady_at_least_lru_on_classic_unit_size_tasks(mini_suite: Suite) -> None:
     from agents import make_policy
     from agents.runner import run_policy

@@ -144,6 +144,30 @@ def test_bad_entry_is_refused(tmp_path: Path) -> None:
         load_entry(tmp_path)
 
 
+def test_lockstep_batched_runner_equals_one_trace_at_a_time(small_serve_trace) -> None:
+    from agents import make_policy
+    from agents.runner import run_policy, run_policy_batched
+    from envs.sim import headroom_capacity, prepare
+
+    prepared = prepare(small_serve_trace, "tensor")
+    jobs = [(prepared, headroom_capacity(prepared, h), s) for h, s in ((0.1, 0), (0.4, 1), (0.7, 2))]
+    policy = make_policy("next-use")
+    batched = run_policy_batched(jobs, policy)
+    single = [run_policy(p, policy, c, seed=s, fast=False) for p, c, s in jobs]
+    assert [b.result for b in batched] == [r.result for r in single]
+    assert [b.decisions for b in batched] == [r.decisions for r in single]
+
+
+def test_exported_policy_batched_equals_single(trained_run: Path, small_serve_trace) -> None:
+    from agents.runner import run_policy, run_policy_batched
+    from envs.sim import headroom_capacity, prepare
+
+    policy = PPOPolicy.load(trained_run / "export")
+    prepared = prepare(small_serve_trace, "tensor")
+    jobs = [(prepared, headroom_capacity(prepared, h), 0) for h in (0.1, 0.5)]
+    assert [r.result for r in run_policy_batched(jobs, policy)] == [run_policy(p, policy, c).result for p, c, _ in jobs]
+
+
 def test_policy_net_is_permutation_equivariant() -> None:
     from agents.candidate_net import CandidateNet, NetConfig
 

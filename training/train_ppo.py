@@ -53,15 +53,15 @@ class PPOConfig:
     """Reward mode of the env (``bytes`` or ``hits``)."""
     hidden: int = 64
     """Width of the candidate-scoring network."""
-    learning_rate: float = 3e-4
+    learning_rate: float = 3e-5
     n_steps: int = 256
     """Rollout length per env per update."""
     batch_size: int = 512
     n_epochs: int = 4
-    gamma: float = 0.99
+    gamma: float = 0.995
     gae_lambda: float = 0.95
     clip_range: float = 0.1
-    ent_coef: float = 0.001
+    ent_coef: float = 0.0
     vf_coef: float = 0.5
     bc_stride: int = 2
     """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
@@ -69,6 +69,8 @@ class PPOConfig:
     bc_dagger_rounds: int = 1
     """Extra rounds that roll out the cloned policy and label its states with Belady."""
     bc_learning_rate: float = 1e-3
+    critic_warmup_steps: int = 50_000
+    """After cloning, train only the critic (actor frozen) for this many steps so early advantages are not noise."""
     eval_freq: int = 100_000
     """Evaluate on the validation split every this many steps (0 = never)."""
     eval_seeds: int = 1
@@ -230,6 +232,12 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
                         fmt.writer.add_text("hyperparameters", table, 0)
                         fmt.writer.flush()
                 state["hparams_written"] = True
+
+        def _on_rollout_start(self) -> None:
+            frozen = cfg.bc_stride > 0 and self.num_timesteps < cfg.critic_warmup_steps
+            net = self.model.policy.net
+            for p in (*net.actor_body.parameters(), *net.actor_head.parameters()):
+                p.requires_grad_(not frozen)
 
         def _on_step(self) -> bool:
             dones = self.locals.get("dones", [])

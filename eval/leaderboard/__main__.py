@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", help="train, validation or test (held out)")
     p.add_argument("--agents", default="all", help="'all' or a comma-separated list")
     p.add_argument("--out", type=Path, default=Path("artifacts/leaderboard"))
+    p.add_argument(
+        "--recompute", action="store_true", help="run every agent, ignoring rows an entry ships (see eval/leaderboard/entries.py)"
+    )
     args = p.parse_args(argv)
     from eval.leaderboard.runner import LeaderboardRun, resolve_agents, table_markdown, write_outputs
 
@@ -44,10 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    lb = LeaderboardRun(suite, args.split, agents)
+    lb = LeaderboardRun(suite, args.split, agents, recompute=args.recompute)
     lb.run()
     board = write_outputs(lb, args.out)
     print(table_markdown(board))
+    if lb.precomputed_agents:
+        print(
+            f"\nrows shipped by entries (trace hashes, capacities and env version checked; rerun with --recompute): "
+            f"{', '.join(lb.precomputed_agents)}"
+        )
     print(
         f"\n{len(lb.rows)} runs in {time.perf_counter() - t0:.1f}s; wrote {args.out}/results.csv, "
         "leaderboard.json, leaderboard.md, report.html"

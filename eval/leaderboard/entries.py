@@ -5,8 +5,13 @@ deterministic) and an ``entry.json``::
 
     {"name": "ppo", "kind": "exported-net", "deterministic": true, "weights": "."}
 
-Kinds: ``baseline`` (``"policy"`` names a built-in of :data:`agents.BASELINES`) and ``exported-net`` (a
-:class:`agents.ppo.PPOPolicy` export: safetensors + JSON, so loading an entry never unpickles or runs code).
+Kinds: ``baseline`` (``"policy"`` names a built-in of :data:`agents.BASELINES`), ``exported-net`` (a
+:class:`agents.ppo.PPOPolicy` export: safetensors + JSON) and ``llm`` (a base model directory and a LoRA adapter,
+both safetensors, for :class:`agents.llm.LLMPolicy`). Loading an entry never unpickles or runs code.
+
+An entry whose agent is too slow to replay in the main job may ship ``"precomputed": "results.csv"``: rows it
+produced with ``python -m eval.leaderboard``. The runner uses them only when every row's trace hash, capacity and
+env version match the current suite; otherwise it recomputes. ``validate`` replays them like any other row.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from agents import BASELINES, Policy, make_policy
 
 ENTRY_ROOT = Path(__file__).resolve().parent
-KINDS = ("baseline", "exported-net")
+KINDS = ("baseline", "exported-net", "llm")
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,30 @@ class Entry:
         """A fresh policy of this entry."""
         if self.kind == "baseline":
             return make_policy(self.spec["policy"])
+        if self.kind == "llm":
+            from agents.llm import LLMPolicy
+
+            s = self.spec
+            return LLMPolicy.load(
+                self.directory / s.get("base", "base"),
+                self.directory / s.get("adapter", "adapter"),
+                k=int(s.get("k", 16)),
+                rule=s.get("candidates", "mixed"),
+                name=self.name,
+            )
         from agents.ppo import PPOPolicy
 
         return PPOPolicy.load(self.directory / self.spec.get("weights", "."), name=self.name)
+
+    def precomputed_rows(self) -> list[dict]:
+        """Rows shipped with the entry (empty when it ships none)."""
+        name = self.spec.get("precomputed")
+        if not name:
+            return []
+        import csv
+
+        with (self.directory / name).open() as fh:
+            return list(csv.DictReader(fh))
 
 
 def load_entry(directory: Path) -> Entry:
