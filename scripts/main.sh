@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+export HF_HUB_OFFLINE=1  # the LLM entry loads its local base model only
 exec .venv/bin/python -m eval.leaderboard --suite tcb-v1 --split test --agents all --out artifacts/leaderboard "$@"

@@ -114,9 +114,16 @@ def test_prompt_holds_no_future_information() -> None:
 def test_sft_on_4bit_lora_lowers_the_loss_and_overfits(trained_run: Path) -> None:
     summary = json.loads((trained_run / "summary.json").read_text())
     losses = [h["loss"] for h in summary["log_history"] if "loss" in h]
-    assert losses[-1] < 0.9 * losses[0]
+    # the tiny base's output logits are small (tied 64-wide embeddings), so the loss falls slowly in absolute terms
+    assert losses[-1] < losses[0] - 0.05
     final = [json.loads(line) for line in (trained_run / "validation.jsonl").read_text().splitlines()][-1]
     assert final["eval_top1_agreement"] >= 0.9  # the 24 training decisions are memorised
+    from agents.llm import LLMPolicy
+    from training.train_llm import top1_agreement
+
+    rows = read_labels(Path(json.loads((trained_run / "config.json").read_text())["labels"]) / "train.jsonl")
+    before, _ = top1_agreement(LLMPolicy.load(trained_run / "base"), rows)
+    assert final["eval_top1_agreement"] >= before + 0.2, before  # LoRA, not the short pretraining, fitted them
     cfg = json.loads((trained_run / "config.json").read_text())
     assert cfg["load_in_4bit"] is True
 

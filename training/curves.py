@@ -49,7 +49,8 @@ def llm_curve(run_dir: Path, out: Path) -> Path:
     xs2, ys2 = _series(val, "step", "eval_top1_first")
     b.plot(xs2, ys2, ls="--", label="always candidate 0")
     xs3, ys3 = _series(val, "step", "eval_normalized_score")
-    b.plot(xs3, ys3, marker="s", label="normalized byte score")
+    if xs3:
+        b.plot(xs3, ys3, marker="s", label="normalized byte score")
     b.set(xlabel="LoRA step", title="validation split")
     b.legend(fontsize=8)
     fig.tight_layout()

@@ -20,7 +20,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +39,31 @@ class LLMConfig:
     labels: str = "artifacts/labels"
     """Directory with train.jsonl and validation.jsonl (python -m training.make_labels)."""
     exp_name: str = "llm"
+    """Experiment name (part of the run directory name)."""
     seed: int = 0
+    """Seed of python, numpy, torch, data order and the preset base's initialisation."""
     load_in_4bit: bool = True
     """Load the base in 4-bit NF4 (bitsandbytes) and train LoRA on top (QLoRA)."""
     lora_r: int = 16
+    """LoRA rank."""
     lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
     lora_dropout: float = 0.0
+    """Dropout on the LoRA path."""
     target_modules: tuple[str, ...] = LORA_TARGETS
+    """Linear layers that get LoRA adapters."""
     max_steps: int = 400
+    """LoRA optimisation steps."""
     learning_rate: float = 2e-4
+    """Learning rate of the LoRA stage (cosine schedule, short warm-up)."""
     batch_size: int = 16
+    """Sequences per step (LoRA stage and preset pretraining)."""
     max_length: int = 512
+    """Longest tokenised prompt + completion kept."""
     pretrain_steps: int = 1500
     """Full-parameter steps on the train labels for a preset base (ignored for a model directory)."""
     pretrain_lr: float = 1e-3
+    """Learning rate of the preset pretraining."""
     eval_steps: int = 100
     """Validation (agreement and normalized score) every this many steps (0 = only at the end)."""
     eval_records: int = 400
@@ -60,15 +71,17 @@ class LLMConfig:
     eval_instances: int = 1
     """Validation traces replayed for the normalized score (smallest first; 0 = skip)."""
     save_steps: int = 100
+    """Trainer checkpoint interval (steps)."""
     threads: int = 1
     """torch CPU threads."""
     runs_dir: str = "runs"
+    """Parent directory of run directories."""
     resume: str | None = None
     """Run directory to continue from its latest checkpoint."""
     k: int = 16
     """Candidates per decision (must match the labels)."""
     candidates: str = "mixed"
-    extra: dict = field(default_factory=dict)
+    """Candidate rule of the labels (lru or mixed)."""
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -172,7 +185,8 @@ def train(cfg: LLMConfig) -> Path:
         run_dir = Path(cfg.resume)
         if not (run_dir / "config.json").is_file():
             raise ValueError(f"--resume {run_dir}: no config.json (not a run directory?)")
-        saved = json.loads((run_dir / "config.json").read_text())
+        known = {f.name for f in dataclasses.fields(LLMConfig)}
+        saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k in known}
         saved["target_modules"] = tuple(saved["target_modules"])
         cfg = LLMConfig(**{**saved, "resume": cfg.resume, "max_steps": max(cfg.max_steps, saved["max_steps"])})
     else:

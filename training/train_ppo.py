@@ -54,21 +54,31 @@ class PPOConfig:
     hidden: int = 64
     """Width of the candidate-scoring network."""
     learning_rate: float = 3e-5
+    """Adam learning rate of PPO (after cloning)."""
     n_steps: int = 256
     """Rollout length per env per update."""
     batch_size: int = 512
+    """Minibatch size of PPO updates."""
     n_epochs: int = 4
+    """Passes over each rollout per PPO update."""
     gamma: float = 0.995
+    """Discount factor."""
     gae_lambda: float = 0.95
+    """GAE lambda."""
     clip_range: float = 0.1
+    """PPO clipping range."""
     ent_coef: float = 0.0
+    """Entropy bonus coefficient."""
     vf_coef: float = 0.5
+    """Value-loss coefficient."""
     bc_stride: int = 2
     """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
     bc_epochs: int = 6
+    """Cloning epochs per round."""
     bc_dagger_rounds: int = 1
     """Extra rounds that roll out the cloned policy and label its states with Belady."""
     bc_learning_rate: float = 1e-3
+    """Adam learning rate of behaviour cloning."""
     critic_warmup_steps: int = 50_000
     """After cloning, train only the critic (actor frozen) for this many steps so early advantages are not noise."""
     eval_freq: int = 100_000
@@ -80,7 +90,9 @@ class PPOConfig:
     max_instances: int = 0
     """Use only the first n suite instances for cloning and evaluation (0 = all; for smoke tests)."""
     runs_dir: str = "runs"
+    """Parent directory of run directories."""
     torch_threads: int = 1
+    """torch CPU threads (1 is fastest for this small network on 2 cores)."""
     resume: str | None = None
     """Run directory to continue from its last checkpoint (other options are read from its config.json)."""
 
@@ -312,7 +324,8 @@ def train(cfg: PPOConfig) -> Path:
         run_dir = Path(cfg.resume)
         if not (run_dir / "checkpoints" / "trainer_state.json").is_file():
             raise ValueError(f"--resume {run_dir}: no checkpoints/trainer_state.json (not a run directory?)")
-        saved = json.loads((run_dir / "config.json").read_text())
+        known = {f.name for f in dataclasses.fields(PPOConfig)}
+        saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k in known}
         cfg = PPOConfig(**{**saved, "resume": cfg.resume, "total_timesteps": cfg.total_timesteps or saved["total_timesteps"]})
         state = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text())
     else:
