@@ -37,9 +37,9 @@ class EvictionEnv(gym.Env):
     operands of the running op: with ``candidates="lru"`` (default) the K least recently used, least recent
     first; with ``candidates="mixed"`` first the ceil(K/2) with the farthest *predicted* next use (last access +
     previous reuse interval, no interval = never; a past-only estimate), then the least recently used others.
-    ``action_masks()`` and ``info["action_mask"]`` mark
-    the valid indices. An invalid index (beyond the candidates) evicts candidate 0 (the LRU candidate) and sets
-    ``info["invalid_action"] = True``.
+    ``action_masks()`` and ``info["action_mask"]`` mark the valid indices. An invalid index (beyond the
+    candidates) evicts candidate 0 (the least recently used under ``lru``, the farthest predicted next use under
+    ``mixed``) and sets ``info["invalid_action"] = True``.
 
     ## Observation Space
     ``Box(-1, 1, (K * 17 + 12,), float32)``: K rows of per-candidate features, then global features. Nothing
