@@ -184,7 +184,7 @@ class EvictionEnv(gym.Env):
             if not 0 <= a < cands.shape[0]:
                 invalid, a = True, 0
             self._last_action = a
-            sim.S[E.S_VICTIM] = cands[a]
+            sim.evict(int(cands[a]))
             sim.advance()
         S = sim.S
         moved = S.item(E.S_BIN) + S.item(E.S_BOUT)

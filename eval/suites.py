@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from envs.eviction_env import ENV_VERSION
-from envs.sim.simulator import PreparedTrace, headroom_capacity, prepare
+from envs.sim.simulator import PreparedTrace, SimResult, headroom_capacity, prepare, simulate
 from envs.trace import Trace
 from envs.workloads import GENERATOR_VERSION, generate_trace
 
@@ -113,6 +113,18 @@ class Instance:
     @property
     def capacity(self) -> int:
         return headroom_capacity(self.prepared, self.headroom)
+
+    @cached_property
+    def references(self) -> tuple[SimResult, SimResult]:
+        """The LRU and Belady runs that anchor this instance's normalized scores (computed once)."""
+        return simulate(self.prepared, "lru", self.capacity), simulate(self.prepared, "belady", self.capacity)
+
+    def normalized_byte_score(self, bytes_moved: int) -> float:
+        """(LRU bytes − ``bytes_moved``) / (LRU bytes − Belady bytes); see :mod:`eval.metrics`."""
+        from eval.metrics import normalized
+
+        lru, belady = self.references
+        return normalized(bytes_moved, lru.bytes_moved, belady.bytes_moved, True)
 
 
 TCB_V1 = Suite(

@@ -15,7 +15,7 @@ import numpy as np
 
 from agents.base import Policy
 from agents.oracle import Belady, Oracle
-from envs.features import DecisionView, FeatureBuilder
+from envs.features import N_CAND_FEATURES, N_GLOBAL_FEATURES, DecisionView, FeatureBuilder
 from envs.sim.simulator import PreparedTrace, Simulation
 
 
@@ -100,6 +100,6 @@ def collect(instances, k: int, rule: str, rollout: Policy | None = None, stride:
             nus.append(nu)
             src.append((inst.task, inst.seed))
     if not obs:
-        d = k * 17 + 12
+        d = k * N_CAND_FEATURES + N_GLOBAL_FEATURES
         return LabelSet(np.zeros((0, d), np.float32), np.zeros((0, k), bool), np.zeros(0, np.int64), np.zeros((0, k), np.int64))
     return LabelSet(np.stack(obs), np.stack(mask), np.asarray(label, dtype=np.int64), np.stack(nus), src)

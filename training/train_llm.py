@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training.seeding import seed_everything
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -84,15 +85,6 @@ class LLMConfig:
     """Candidate rule of the labels (lru or mixed)."""
 
 
-def seed_everything(seed: int, threads: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-
-
 def top1_agreement(policy, rows: list[dict]) -> tuple[float, float]:
     """(fraction of decisions where the policy picks Belady's candidate, chance level)."""
     hits = [int(np.argmax(policy.scores(r["prompt"], r["n_candidates"]))) == r["label"] for r in rows]
@@ -106,18 +98,14 @@ def first_candidate_agreement(rows: list[dict]) -> float:
 
 def validation_score(policy, suite: str, n_instances: int) -> float:
     """Mean normalized byte score of ``policy`` on the ``n_instances`` shortest validation traces."""
-    from agents import make_policy
     from agents.runner import run_policy
-    from eval.metrics import normalized
     from eval.suites import get_suite
 
     insts = sorted(get_suite(suite).instances("validation"), key=lambda i: len(i.prepared.tid) * (1 - i.headroom))
     scores = []
     for inst in insts[:n_instances]:
-        lru = run_policy(inst.prepared, make_policy("lru"), inst.capacity).result.bytes_moved
-        bel = run_policy(inst.prepared, make_policy("belady"), inst.capacity).result.bytes_moved
         r = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed).result
-        scores.append(normalized(r.bytes_moved, lru, bel, True))
+        scores.append(inst.normalized_byte_score(r.bytes_moved))
     return float(np.nanmean(scores)) if scores else float("nan")
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training.seeding import seed_everything
 
 ENV_ID = "tensorcache/Eviction-v0"
 
@@ -97,16 +98,6 @@ class PPOConfig:
     """Run directory to continue from its last checkpoint (other options are read from its config.json)."""
 
 
-def seed_everything(seed: int, threads: int) -> None:
-    """The one place a run is seeded: python, numpy and torch (envs are seeded from the same value)."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-
-
 def make_env_fn(cfg: PPOConfig, rank: int):
     def _make():
         from stable_baselines3.common.monitor import Monitor
@@ -154,9 +145,8 @@ def evaluate_policy(
     policy, suite_name: str, split: str = "validation", n_seeds: int | None = None, max_instances: int = 0
 ) -> EvalResult:
     """Greedy runs of ``policy`` (an :class:`agents.base.Policy`) on a suite split; IQM of normalized byte scores."""
-    from agents import make_policy
     from agents.runner import run_policy
-    from eval.metrics import iqm, normalized
+    from eval.metrics import iqm
     from eval.suites import get_suite
 
     suite = get_suite(suite_name)
@@ -164,10 +154,8 @@ def evaluate_policy(
     scores, bhr, moved, per_task = [], [], [], {}
     instances = [i for i in suite.instances(split) if i.seed in seeds]
     for inst in instances[: max_instances or None]:
-        lru = run_policy(inst.prepared, make_policy("lru"), inst.capacity).result.bytes_moved
-        bel = run_policy(inst.prepared, make_policy("belady"), inst.capacity).result.bytes_moved
         r = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed).result
-        s = normalized(r.bytes_moved, lru, bel, True)
+        s = inst.normalized_byte_score(r.bytes_moved)
         scores.append(s)
         bhr.append(r.byte_hit_ratio)
         moved.append(r.bytes_moved)
@@ -365,12 +353,12 @@ def train(cfg: PPOConfig) -> Path:
             t0 = time.perf_counter()
             behaviour_clone(model, cfg, log)
             state["bc_seconds"] = time.perf_counter() - t0
-        callback = make_callback(cfg, run_dir, state)
-        callback.init_callback(model)
+    callback = make_callback(cfg, run_dir, state)
+    callback.init_callback(model)  # learn() re-initialises it; the evaluations outside learn() need it bound
+    if not cfg.resume:
         if cfg.eval_freq:
             callback.run_eval()  # the warm-started policy is the first candidate for "best"
         save_checkpoint(model, run_dir, state)
-    callback = make_callback(cfg, run_dir, state)
     remaining = cfg.total_timesteps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0:

@@ -18,6 +18,35 @@ import numpy as np
 N_COUNTERS = 7
 
 
+@numba.njit(cache=True, inline="always")
+def _push_head(newer, older, head, tail, t):  # pragma: no cover - compiled
+    """Links t at the head of a doubly linked list (``newer``/``older`` = neighbour links); returns (head, tail)."""
+    newer[t] = -1
+    older[t] = head
+    if head >= 0:
+        newer[head] = t
+    else:
+        tail = t
+    return t, tail
+
+
+@numba.njit(cache=True, inline="always")
+def _unlink(newer, older, head, tail, t):  # pragma: no cover - compiled
+    """Unlinks t from a doubly linked list; returns the new (head, tail)."""
+    p, q = newer[t], older[t]
+    if p >= 0:
+        older[p] = q
+    else:
+        head = q
+    if q >= 0:
+        newer[q] = p
+    else:
+        tail = p
+    newer[t] = -1
+    older[t] = -1
+    return head, tail
+
+
 @numba.njit(cache=True)
 def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
     n_obj = sizes.shape[0]
@@ -38,38 +67,19 @@ def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
             n_hit += 1
             hit_b += s
             if head != t:  # move to the head
-                p, q = prev[t], nxt[t]
-                nxt[p] = q
-                if q >= 0:
-                    prev[q] = p
-                else:
-                    tail = p
-                prev[t] = -1
-                nxt[t] = head
-                prev[head] = t
-                head = t
+                head, tail = _unlink(prev, nxt, head, tail, t)
+                head, tail = _push_head(prev, nxt, head, tail, t)
             continue
         b_in += s
         if s > cap:
             continue
         while used + s > cap:
             v = tail
-            tail = prev[v]
-            if tail >= 0:
-                nxt[tail] = -1
-            else:
-                head = -1
-            prev[v] = -1
+            head, tail = _unlink(prev, nxt, head, tail, v)
             res[v] = False
             used -= sizes[v]
             n_ev += 1
-        prev[t] = -1
-        nxt[t] = head
-        if head >= 0:
-            prev[head] = t
-        else:
-            tail = t
-        head = t
+        head, tail = _push_head(prev, nxt, head, tail, t)
         res[t] = True
         used += s
         if used > peak:
@@ -251,17 +261,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
         if in_ghost[t]:
             in_ghost[t] = False
             g_occ -= s
-            p, q = gprev[t], gnext[t]
-            if p >= 0:
-                gnext[p] = q
-            else:
-                ghead = q
-            if q >= 0:
-                gprev[q] = p
-            else:
-                gtail = p
-            gprev[t] = -1
-            gnext[t] = -1
+            ghead, gtail = _unlink(gprev, gnext, ghead, gtail, t)
             hit_on_ghost = True
         if where[t] == 2:
             freq[t] += 1
@@ -307,22 +307,11 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
                         if ghost_size > 0 and vs <= ghost_size and not in_ghost[v]:
                             while g_occ + vs > ghost_size:
                                 g = gtail
-                                gtail = gprev[g]
-                                if gtail >= 0:
-                                    gnext[gtail] = -1
-                                else:
-                                    ghead = -1
-                                gprev[g] = -1
+                                ghead, gtail = _unlink(gprev, gnext, ghead, gtail, g)
                                 in_ghost[g] = False
                                 g_occ -= sizes[g]
                             in_ghost[v] = True
-                            gprev[v] = -1
-                            gnext[v] = ghead
-                            if ghead >= 0:
-                                gprev[ghead] = v
-                            else:
-                                gtail = v
-                            ghead = v
+                            ghead, gtail = _push_head(gprev, gnext, ghead, gtail, v)
                             g_occ += vs
         # insert
         if hit_on_ghost:
@@ -383,27 +372,11 @@ def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
                 if h < 0:
                     h = tail
             hand = toward_head[h]
-            p, q = toward_head[h], toward_tail[h]
-            if p >= 0:
-                toward_tail[p] = q
-            else:
-                head = q
-            if q >= 0:
-                toward_head[q] = p
-            else:
-                tail = p
-            toward_head[h] = -1
-            toward_tail[h] = -1
+            head, tail = _unlink(toward_head, toward_tail, head, tail, h)
             res[h] = False
             used -= sizes[h]
             n_ev += 1
-        toward_head[t] = -1
-        toward_tail[t] = head
-        if head >= 0:
-            toward_head[head] = t
-        else:
-            tail = t
-        head = t
+        head, tail = _push_head(toward_head, toward_tail, head, tail, t)
         visited[t] = False
         res[t] = True
         used += s

@@ -154,9 +154,8 @@ class LeaderboardRun:
             if p.batched
         }
         disable = not sys.stderr.isatty() if progress is None else not progress
-        for inst in tqdm(instances, desc=f"{self.suite.name}/{self.split}", disable=disable):
-            ref_lru = run_policy(inst.prepared, make_policy("lru"), inst.capacity).result
-            ref_bel = run_policy(inst.prepared, make_policy("belady"), inst.capacity).result
+        for index, inst in enumerate(tqdm(instances, desc=f"{self.suite.name}/{self.split}", disable=disable)):
+            ref_lru, ref_bel = inst.references
             refs = {
                 "lru_moved": ref_lru.bytes_moved,
                 "belady_moved": ref_bel.bytes_moved,
@@ -167,7 +166,7 @@ class LeaderboardRun:
                 if agent in shipped:
                     self.rows.append(_typed(shipped[agent][(inst.task, inst.seed)]))
                 else:
-                    run = batched[agent][instances.index(inst)] if agent in batched else None
+                    run = batched[agent][index] if agent in batched else None
                     self.rows.append(run_row(inst, agent, policies[agent], refs, versions, run))
         return self.rows
 
