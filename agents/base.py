@@ -1,7 +1,8 @@
 """The policy interface shared by every agent.
 
-A decision is a :class:`~envs.features.DecisionView`: the eviction candidates (resident, evictable tensors) with
-their legal features. A :class:`Policy` returns the index of the candidate to evict. Most policies are *scorers*
+A decision is a sealed :class:`~envs.features.DecisionView`: the eviction candidates (resident, evictable
+tensors) with their past-only features and the global state. A :class:`Policy` returns the index of the
+candidate to evict. Most policies are *scorers*
 (Parrot's split): :class:`ScorerPolicy` rates candidates (lower = evict first) and evicts the lowest score, ties
 broken by least recent access, then by tensor id. Policies with a compiled twin in the engine name it in
 ``engine_policy`` so whole-trace runs use the fast path; both paths give identical numbers (tested).
@@ -16,6 +17,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from envs.features import DecisionView
+    from envs.sim.oracle import Oracle
 
 
 class Policy(ABC):
@@ -27,6 +29,8 @@ class Policy(ABC):
     engine_policy: str | None = None
     #: Whether the policy reads the future through an oracle (only Belady).
     uses_oracle: bool = False
+    #: Whether the policy plays the engine's own choice (its state lives in the engine: SIEVE, Random).
+    uses_engine_choice: bool = False
     #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.
     candidate_k: int | None = None
     candidate_rule: str = "lru"
@@ -36,6 +40,10 @@ class Policy(ABC):
 
     def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
         """Called at the start of every episode."""
+
+    def attach_oracle(self, oracle: Oracle) -> None:
+        """Gives an offline policy (``uses_oracle``) the oracle of the episode it is about to play."""
+        raise TypeError(f"{self.name} is a legal policy and takes no oracle")
 
     @abstractmethod
     def choose(self, view: DecisionView) -> int:

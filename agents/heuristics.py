@@ -12,6 +12,7 @@ from envs.sim import engine as E
 
 if TYPE_CHECKING:
     from envs.features import DecisionView
+    from envs.sim.oracle import Oracle
 
 
 class LRU(ScorerPolicy):
@@ -65,14 +66,14 @@ class NextUsePredictor(ScorerPolicy):
 
 class EngineDelegate(Policy):
     """A policy whose state (SIEVE's hand and visited bits, Random's generator) lives in the engine; in step
-    mode it asks the engine for its choice, so both paths share one implementation."""
+    mode it takes the engine's choice from the view, so both paths share one implementation."""
+
+    uses_engine_choice = True
 
     def choose(self, view: DecisionView) -> int:
-        victim = view.sim.builtin_victim()
-        hits = np.flatnonzero(view.candidates == victim)
-        if hits.size == 0:
-            raise RuntimeError(f"{self.name}: the engine's victim {victim} is not among the {view.n} candidates")
-        return int(hits[0])
+        if view.engine_choice is None:
+            raise RuntimeError(f"{self.name} runs only in an episode whose engine policy is {self.engine_policy!r}")
+        return view.engine_choice
 
 
 class SIEVE(EngineDelegate):
@@ -91,3 +92,22 @@ class Random(EngineDelegate):
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed}
+
+
+class Belady(ScorerPolicy):
+    """Belady's MIN, the offline reference: evicts the candidate whose next use is farthest (never-used-again
+    first). It reads the future through the episode's :class:`~envs.sim.oracle.Oracle`, so it is not legal."""
+
+    name = engine_policy = "belady"
+    uses_oracle = True
+
+    def __init__(self, oracle: Oracle | None = None) -> None:
+        self.oracle = oracle
+
+    def attach_oracle(self, oracle: Oracle) -> None:
+        self.oracle = oracle
+
+    def score(self, view: DecisionView) -> np.ndarray:
+        if self.oracle is None:
+            raise RuntimeError("belady needs the oracle of its episode (attach_oracle)")
+        return -self.oracle.next_use(view.candidates)

@@ -49,7 +49,7 @@ class PPOPolicy(Policy):
         mask = np.zeros((1, self._k_of(obs)), dtype=bool)
         mask[0, : view.n] = True
         with torch.no_grad():
-            logits = self.net.forward_actor(torch.as_tensor(obs).unsqueeze(0))
+            logits = self.net.forward_actor(torch.tensor(obs).unsqueeze(0))
             return int(masked_greedy(logits, torch.as_tensor(mask))[0])
 
     batched = True

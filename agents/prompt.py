@@ -11,9 +11,11 @@ The completion is one candidate identifier (`` C1``). Every field comes from :cl
 Fields of a candidate: identifier ``C{j}``; kind ``k{W,A,G,O,K,T,I}``; ``s{log2 size}``; ``a{log2(1 + age)}``
 (accesses since its last access); ``f{log2(1 + accesses)}``; ``r{log2(1 + previous reuse interval)}`` or ``rn``
 (none yet); predicted next use (last access + reuse interval − now) as ``pf{log2}`` (ahead), ``pp{log2}``
-(overdue) or ``pn`` (unknown); ``d0``/``d1`` (dirty); ``l{±layer delta}`` clipped to ±8; ``i1`` if it was last
-accessed in the current iteration. Global: ``inc`` + the incoming tensor's kind and size, ``free{tenths}`` of the
-capacity, ``pos{tenths}`` of the trace, ``it{tenths}`` of the current iteration.
+(overdue) or ``pn`` (unknown); ``d0``/``d1`` (dirty); ``l{±layer delta}`` (its layer at its last access minus the
+incoming access's) clipped to ±8; ``i1`` if it was last accessed in the current iteration. Global: ``inc`` + the
+incoming tensor's kind and size, ``free{tenths}`` of the capacity, ``pos{log2(1 + accesses so far) / 3}`` and
+``it{log2(1 + accesses since the iteration began) / 2}``, each capped at 10. Version 2 made the position fields
+past-only (version 1 divided by the trace's and the iteration's total length).
 """
 
 from __future__ import annotations
@@ -23,14 +25,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from envs.sim import engine as E
 from envs.trace import Kind
 
 if TYPE_CHECKING:
     from envs.features import DecisionView
 
 #: Bumped whenever the serialisation changes (recorded in label files and model configs).
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2
 MAX_CANDIDATES = 64
 KIND_TOKENS = {Kind.WEIGHT: "kW", Kind.ACTIVATION: "kA", Kind.GRADIENT: "kG", Kind.OPTIMIZER_STATE: "kO",
                Kind.KV_CACHE: "kK", Kind.TEMPORARY: "kT", Kind.INPUT: "kI"}  # fmt: skip
@@ -56,30 +57,16 @@ def vocabulary() -> list[str]:
     return words
 
 
-def serialize(view: DecisionView, n_acc: int | None = None) -> str:
-    """The prompt of one decision (see the module docstring)."""
+def serialize(view: DecisionView) -> str:
+    """The prompt of one decision (see the module docstring); a function of the sealed view alone."""
     if view.n > MAX_CANDIDATES:
         raise ValueError(f"a prompt holds at most {MAX_CANDIDATES} candidates, got {view.n}")
-    sim = view.sim
-    builder = view.builder
-    n_acc = n_acc or (builder.n_acc if builder is not None else max(view.now, 1))
-    cap = float(sim.S[E.S_CAP])
-    inc = view.incoming
-    kinds = builder.kinds if builder is not None else None
-    inc_kind = KIND_TOKENS[Kind(int(kinds[inc]))] if kinds is not None and inc >= 0 else "kT"
-    inc_size = int(sim.T[inc, E.F_SIZE]) if inc >= 0 else 1
-    free = int(10 * max(cap - float(sim.S[E.S_USED]), 0.0) / cap)
-    pos = min(int(10 * view.now / max(n_acc, 1)), 10)
-    it_part = 0
-    if builder is not None:
-        p = min(view.now, builder.n_acc - 1)
-        it = builder.iteration[p]
-        it_part = min(int(10 * (p - builder.it_start[it]) / max(builder.it_len[it], 1)), 10)
-        inc_layer = int(builder.layers[inc]) if inc >= 0 else 0
-        it_start = int(builder.it_start[it])
-    else:
-        inc_layer, it_start = 0, 0
-    parts = [f"inc {inc_kind} s{min(int(math.log2(max(inc_size, 1))), 40)} free{min(free, 10)} pos{pos} it{it_part}"]
+    cap = float(view.capacity)
+    inc_kind = KIND_TOKENS[Kind(int(view.incoming_kind))]
+    free = int(10 * max(cap - float(view.used_bytes), 0.0) / cap)
+    pos = min(int(math.log2(1.0 + view.now) / 3), 10)
+    it_part = min(int(math.log2(1.0 + view.now - view.iteration_start) / 2), 10)
+    parts = [f"inc {inc_kind} s{min(int(math.log2(max(view.incoming_size, 1))), 40)} free{min(free, 10)} pos{pos} it{it_part}"]
     for j in range(view.n):
         size = int(view.size[j])
         last = int(view.last_access[j])
@@ -90,11 +77,11 @@ def serialize(view: DecisionView, n_acc: int | None = None) -> str:
             reuse = f"r{_log_bucket(iv, 24)}"
         else:
             pred, reuse = "pn", "rn"
-        delta = int(np.clip(int(view.layer[j]) - inc_layer, -8, 8))
+        delta = int(np.clip(int(view.layer[j]) - view.incoming_layer, -8, 8))
         parts.append(
             f"{candidate_token(j)} {KIND_TOKENS[Kind(int(view.kind[j]))]} s{min(int(math.log2(max(size, 1))), 40)} "
             f"a{_log_bucket(view.now - last, 24)} f{_log_bucket(int(view.frequency[j]), 16)} {reuse} {pred} "
-            f"d{int(view.dirty[j])} {f'l{delta:+d}' if delta else 'l0'} i{int(last >= it_start)}"
+            f"d{int(view.dirty[j])} {f'l{delta:+d}' if delta else 'l0'} i{int(last >= view.iteration_start)}"
         )
     parts.append("evict")
     return " ; ".join(parts)

@@ -1,18 +1,15 @@
-"""TensorCache Gym environments: traces, workloads, the cache simulator and the Gymnasium env.
+"""TensorCache Gym environments: traces, workloads, the cache simulator, benchmark suites and the Gymnasium env.
 
-Importing this package registers ``tensorcache/Eviction-v0`` with Gymnasium. Heavy modules (torch, numba) are
-imported only by the submodules that need them.
+Importing this package registers ``tensorcache/Eviction-v1`` with Gymnasium. It loads neither torch nor numba:
+the submodules that need them import them.
 """
-
-from envs.trace import Kind, Op, Phase, Trace, TraceError
-
-__all__ = ["Kind", "Op", "Phase", "Trace", "TraceError"]
 
 from gymnasium.envs.registration import register, registry
 
-if "tensorcache/Eviction-v0" not in registry:
-    register(
-        id="tensorcache/Eviction-v0",
-        entry_point="envs.eviction_env:EvictionEnv",
-        max_episode_steps=100_000,
-    )
+from envs.trace import Kind, Op, Phase, Trace, TraceError
+from envs.version import ENV_ID, ENV_VERSION, __version__
+
+if ENV_ID not in registry:
+    register(id=ENV_ID, entry_point="envs.eviction_env:EvictionEnv", max_episode_steps=100_000)
+
+__all__ = ["ENV_ID", "ENV_VERSION", "Kind", "Op", "Phase", "Trace", "TraceError", "__version__"]

@@ -1,4 +1,4 @@
-"""The Gymnasium environment ``tensorcache/Eviction-v0``."""
+"""The Gymnasium environment ``tensorcache/Eviction-v1``."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.features import (
-    N_CAND_FEATURES,
-    N_GLOBAL_FEATURES,
-    FeatureBuilder,
-)
-from envs.sim import engine as E
-from envs.sim.simulator import CANDIDATE_RULES, MODES, PreparedTrace, SimError, Simulation, parse_capacity, prepare
+from envs.episode import Episode
+from envs.features import FeatureBuilder, observation_size
+from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
+from envs.sim.simulator import CANDIDATE_RULES, MODES, PreparedTrace, prepare
 from envs.trace import Kind, Trace
 
-ENV_ID = "tensorcache/Eviction-v0"
-ENV_VERSION = "Eviction-v0"
 REWARD_MODES = ("bytes", "hits")
+RENDER_MODES = ("ansi", "rgb_array")
+#: What ``gymnasium.make("tensorcache/Eviction-v1")`` with no trace argument plays.
+DEFAULT_SUITE, DEFAULT_SPLIT = "tcb-v1", "train"
 
 
 class EvictionEnv(gym.Env):
@@ -42,8 +40,9 @@ class EvictionEnv(gym.Env):
     ``mixed``) and sets ``info["invalid_action"] = True``.
 
     ## Observation Space
-    ``Box(-1, 1, (K * 17 + 12,), float32)``: K rows of per-candidate features, then global features. Nothing
-    depends on future accesses.
+    ``Box(-1, 1, (K * 17 + 12,), float32)``: K rows of per-candidate features, then global features; empty slots
+    are zero. Every value is clipped into its bounds. Nothing depends on anything after the current access: no
+    trace length, no iteration length, no future access of any tensor (``tests/test_past_only.py``).
 
     | index | observation | min | max |
     |---|---|---|---|
@@ -53,16 +52,16 @@ class EvictionEnv(gym.Env):
     | c*17+3 | log2(1 + accesses since admission) / 16 | 0 | 1 |
     | c*17+4 | log2(1 + previous reuse interval) / 24 | 0 | 1 |
     | c*17+5 | has a previous reuse interval | 0 | 1 |
-    | c*17+6 | (last access + previous interval − now) / trace length, 1 if unknown | -1 | 1 |
+    | c*17+6 | ±log2(1 + abs(last access + previous interval − now)) / 24 (predicted use ahead), 1 if unknown | -1 | 1 |
     | c*17+7 | dirty (eviction costs a write-back) | 0 | 1 |
-    | c*17+8 | (its layer − incoming tensor's layer) / number of layers | -1 | 1 |
+    | c*17+8 | (its layer at its last access − incoming access's layer) / (deepest layer so far + 1) | -1 | 1 |
     | c*17+9 | last accessed in the current iteration | 0 | 1 |
-    | c*17+10..16 | tensor kind one-hot (weight, activation, gradient, optimizer_state, kv_cache, temporary, input) | 0 | 1 |
+    | c*17+10..16 | kind one-hot at its last access (weight, activation, gradient, optimizer, kv, temp, input) | 0 | 1 |
     | K*17+0 | log2(incoming size) / 40 | 0 | 1 |
     | K*17+1 | free bytes / capacity | 0 | 1 |
     | K*17+2 | incoming size / capacity | 0 | 1 |
-    | K*17+3 | position in the trace | 0 | 1 |
-    | K*17+4 | position in the current iteration | 0 | 1 |
+    | K*17+3 | log2(1 + accesses so far) / 32 | 0 | 1 |
+    | K*17+4 | log2(1 + accesses since the current iteration began) / 24 | 0 | 1 |
     | K*17+5..11 | incoming tensor kind one-hot | 0 | 1 |
 
     ## Rewards
@@ -72,7 +71,9 @@ class EvictionEnv(gym.Env):
 
     ## Starting State
     A trace is chosen (from ``trace``/``trace_path``, or drawn with ``self.np_random`` from ``seeds`` of a
-    workload, or from a benchmark-suite split) and replayed from its first access to the first decision.
+    workload, or from a benchmark-suite split) and replayed from its first access to the first decision. With no
+    trace argument at all, the env plays the ``train`` split of the ``tcb-v1`` suite (traces are generated on
+    first use and cached under ``$TENSORCACHE_CACHE``).
 
     ## Episode End
     - Termination: the trace has been replayed to its end.
@@ -82,18 +83,25 @@ class EvictionEnv(gym.Env):
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).
     - ``workload``, ``preset``, ``seeds``, ``layers``, ``iterations``, ``method``: generate traces from a workload;
       each reset draws one of ``seeds``.
-    - ``suite``, ``split``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v1``, ``train``).
-    - ``capacity``: bytes (int or ``"4GiB"``), or a float in (0, 1] = that fraction of the trace's peak live bytes.
+    - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v1``,
+      ``train``), optionally of one task (``"gpt2-serve@0.3"``); the suite's capacities are used.
+    - ``capacity``: bytes (int or ``"4GiB"``), a float in (0, 1] = that fraction of the trace's peak live bytes,
+      or :class:`envs.sim.Headroom` (see :mod:`envs.sim.capacity`).
     - ``k``: number of candidates offered (≥ 1). ``reward``: ``"bytes"`` or ``"hits"``.
     - ``mode``: ``"tensor"`` (default) or ``"classic"`` (see :mod:`envs.sim`).
     - ``candidates``: the candidate rule, ``"lru"`` (default) or ``"mixed"``.
+    - ``render_mode``: ``"ansi"`` (text) or ``"rgb_array"`` (a memory map image), or None.
 
     ## Version History
-    - v0: initial version (observation layout above, LRU-ordered candidates, bytes-moved reward). The optional
-      ``candidates="mixed"`` rule was added later; the default stays ``"lru"``, so v0 behaviour is unchanged.
+    - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
+      length, the current iteration's length or a tensor's layer at its last access in the whole trace; see the
+      table), values clipped into the declared bounds, no-argument construction (the ``tcb-v1`` train split),
+      ``task=``, ``rgb_array`` rendering. v0 is retired: its observations depended on the future.
+    - v0: initial version (LRU-ordered candidates, bytes-moved reward); the optional ``candidates="mixed"`` rule
+      was added later without changing the default.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(
         self,
@@ -106,15 +114,16 @@ class EvictionEnv(gym.Env):
         iterations: int | None = None,
         method: str = "captured",
         suite: str | None = None,
-        split: str = "train",
-        capacity: int | float | str = 0.5,
+        split: str = DEFAULT_SPLIT,
+        task: str | None = None,
+        capacity: int | float | str | Headroom = 0.5,
         k: int = 16,
         reward: str = "bytes",
         mode: str = "tensor",
         candidates: str = "lru",
         render_mode: str | None = None,
     ) -> None:
-        if not isinstance(k, (int, np.integer)) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
         if reward not in REWARD_MODES:
             raise ValueError(f"unknown reward mode {reward!r}; valid: {', '.join(REWARD_MODES)}")
@@ -122,145 +131,142 @@ class EvictionEnv(gym.Env):
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
         if candidates not in CANDIDATE_RULES:
             raise ValueError(f"unknown candidate rule {candidates!r}; valid: {', '.join(CANDIDATE_RULES)}")
-        self.candidate_rule = candidates
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"unknown render mode {render_mode!r}; valid: ansi")
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"unknown render mode {render_mode!r}; valid: {', '.join(RENDER_MODES)}")
+        check_capacity_spec(capacity)
         self.k, self.reward_mode, self.mode, self.render_mode = int(k), reward, mode, render_mode
-        self._capacity_arg = capacity
-        _check_capacity_arg(capacity)
+        self.candidate_rule = candidates
+        if all(x is None for x in (trace, trace_path, workload, suite)):
+            suite = DEFAULT_SUITE
         self._sources = _trace_sources(
-            trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, capacity
+            trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity
         )
-        self._prepared: dict[int, tuple[PreparedTrace, int, FeatureBuilder]] = {}
+        self._loaded: dict[int, tuple[PreparedTrace, int, FeatureBuilder]] = {}
         if len(self._sources) == 1:
             self._load(0)  # fail at construction on a bad trace or capacity
         self.action_space = spaces.Discrete(self.k)
-        n_obs = self.k * N_CAND_FEATURES + N_GLOBAL_FEATURES
-        self.observation_space = spaces.Box(-1.0, 1.0, shape=(n_obs,), dtype=np.float32)
-        from agents.oracle import Oracle
-
-        self.oracle = Oracle()
-        self.sim: Simulation | None = None
-        self._features: FeatureBuilder | None = None
-        self._view = None
-        self._cands: np.ndarray | None = None
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(observation_size(self.k),), dtype=np.float32)
+        self.episode: Episode | None = None
+        self._moved = self._hits = 0
         self._last_action: int | None = None
+        self._zero_obs = np.zeros(self.observation_space.shape, dtype=np.float32)
 
     # -- trace loading ------------------------------------------------------------------------------------------
     def _load(self, index: int) -> tuple[PreparedTrace, int, FeatureBuilder]:
-        if index not in self._prepared:
+        if index not in self._loaded:
             trace, capacity = self._sources[index]()
             prepared = prepare(trace, self.mode)
-            cap = _resolve_capacity(capacity, trace)
-            if not prepared.classic and prepared.op_bytes_max > cap:
-                raise SimError(
-                    f"capacity {cap} bytes cannot hold op {prepared.op_bytes_argmax}, whose operands need "
-                    f"{prepared.op_bytes_max} bytes together"
-                )
-            self._prepared[index] = (prepared, cap, FeatureBuilder.for_trace(trace, self.k, self.candidate_rule))
-        return self._prepared[index]
+            self._loaded[index] = (prepared, resolve_capacity(capacity, prepared), FeatureBuilder(trace))
+        return self._loaded[index]
 
     # -- Gymnasium API ------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         index = int(self.np_random.integers(len(self._sources))) if len(self._sources) > 1 else 0
         prepared, cap, feats = self._load(index)
-        self.sim = Simulation(prepared, cap, "lru", seed=int(self.np_random.integers(2**31)), pause=True)
-        self.oracle.bind(self.sim)
-        self._features = feats
+        self.episode = Episode(
+            prepared, cap, k=self.k, rule=self.candidate_rule, seed=int(self.np_random.integers(2**31)), features=feats
+        )
         self._moved = self._hits = 0
         self._last_action = None
-        self.sim.advance()
+        self.episode.advance()
         return self._observe(), self._info(invalid=False)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self.sim is None:
+        episode = self.episode
+        if episode is None:
             raise RuntimeError("call reset() before step()")
-        sim = self.sim
         invalid = False
-        if not sim.done:
-            cands = self._cands
+        if not episode.done:
             a = _as_index(action)
-            if not 0 <= a < cands.shape[0]:
-                invalid, a = True, 0
-            self._last_action = a
-            sim.evict(int(cands[a]))
-            sim.advance()
-        S = sim.S
-        moved = S.item(E.S_BIN) + S.item(E.S_BOUT)
-        hits = S.item(E.S_HITS)
+            invalid = not episode.evict(a, strict=False)
+            self._last_action = a if not invalid else 0
+            episode.advance()
+        moved, hits = episode.bytes_moved, episode.hits
         if self.reward_mode == "bytes":
-            reward = -(moved - self._moved) / S.item(E.S_CAP)
+            reward = -(moved - self._moved) / episode.capacity
         else:
             reward = float(hits - self._hits)
         self._moved, self._hits = moved, hits
-        obs = self._observe()
-        return obs, float(reward), bool(sim.done), False, self._info(invalid)
+        return self._observe(), float(reward), bool(episode.done), False, self._info(invalid)
 
     def action_masks(self) -> np.ndarray:
         """Valid candidate indices (for sb3-contrib's MaskablePPO)."""
+        if self.episode is not None and not self.episode.done:
+            return self.episode.view.mask()
         mask = np.zeros(self.k, dtype=bool)
-        if self._cands is not None and self.sim is not None and not self.sim.done:
-            mask[: self._cands.shape[0]] = True
-        else:
-            mask[0] = True  # a terminal state still needs one legal action for maskable samplers
+        mask[0] = True  # a terminal state still needs one legal action for maskable samplers
         return mask
 
     @property
     def view(self):
-        """The current :class:`~envs.features.DecisionView` (None at the end of the trace); built on demand."""
-        if self._view is None and self._cands is not None and self.sim is not None and self._features is not None:
-            self._view = self._features.view(self.sim, self._cands)
-        return self._view
+        """The current sealed :class:`~envs.features.DecisionView` (None at the end of the trace)."""
+        if self.episode is None or self.episode.done:
+            return None
+        return self.episode.view
+
+    @property
+    def oracle(self):
+        """The current episode's :class:`~envs.sim.oracle.Oracle` (for imitation labels; never in an observation)."""
+        return None if self.episode is None else self.episode.oracle
 
     def _observe(self) -> np.ndarray:
-        assert self.sim is not None and self._features is not None
-        self._view = None
-        if self.sim.done:
-            self._cands = None
-            return np.zeros(self.observation_space.shape, dtype=np.float32)
-        self._cands = self.sim.candidates(self.k, self.candidate_rule)
-        return self._features.observe(self.sim, self._cands)
+        view = self.view
+        return self._zero_obs.copy() if view is None else view.observation().copy()
 
     def _info(self, invalid: bool) -> dict[str, Any]:
-        sim = self.sim
-        assert sim is not None
-        S = sim.S
-        hits, b_in, b_out = int(S[E.S_HITS]), int(S[E.S_BIN]), int(S[E.S_BOUT])
+        episode = self.episode
+        assert episode is not None
+        S = episode.result()
         info: dict[str, Any] = {
-            "hits": hits,
-            "misses": int(S[E.S_NREQ]) - hits,
-            "bytes_in": b_in,
-            "bytes_out": b_out,
-            "bytes_moved": b_in + b_out,
-            "decisions": int(S[E.S_DECISIONS]),
+            "hits": S.n_hit,
+            "misses": S.n_miss,
+            "bytes_in": S.bytes_in,
+            "bytes_out": S.bytes_out,
+            "bytes_moved": S.bytes_moved,
+            "decisions": episode.n_decisions,
             "action_mask": self.action_masks(),
             "invalid_action": invalid,
-            "trace_hash": sim.prepared.trace.content_hash,
-            "capacity_bytes": int(S[E.S_CAP]),
+            "trace_hash": S.trace_hash,
+            "capacity_bytes": S.capacity_bytes,
         }
-        if sim.done:
-            r = sim.result()
-            info["byte_hit_ratio"] = r.byte_hit_ratio
-            info["hit_ratio"] = r.hit_ratio
-            info["result"] = r
+        if episode.done:
+            info["byte_hit_ratio"] = S.byte_hit_ratio
+            info["hit_ratio"] = S.hit_ratio
+            info["result"] = S
         return info
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi" or self.sim is None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode is None or self.episode is None:
             return None
-        sim = self.sim
-        T, S = sim.T, sim.S
-        cap, used = int(S[E.S_CAP]), int(S[E.S_USED])
-        res = T[:, E.F_RES] == 1
-        kinds = self._features.kinds if self._features is not None else np.zeros(T.shape[0], dtype=np.uint8)
-        lines = [f"t={sim.now} used {used / 2**20:.1f}/{cap / 2**20:.1f} MiB ({used / cap:.0%})"]
-        occ = [f"{k.name.lower()}={T[res & (kinds == k), E.F_SIZE].sum() / 2**20:.1f}MiB" for k in Kind]
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
+        return self._render_ansi()
+
+    def _resident_by_kind(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-tensor resident flags and kinds (kinds at each tensor's latest access)."""
+        from envs.sim import engine as E
+
+        episode = self.episode
+        T = episode.sim.T
+        kinds = np.zeros(T.shape[0], dtype=np.int64)
+        seen = T[:, E.F_LAST] >= 0
+        kinds[seen] = episode.features.access_kind[T[seen, E.F_LAST]]
+        return T[:, E.F_RES] == 1, kinds
+
+    def _render_ansi(self) -> str:
+        episode = self.episode
+        r = episode.result()
+        sizes = episode.prepared.sizes
+        res, kinds = self._resident_by_kind()
+        used = int(sizes[res].sum())
+        cap = r.capacity_bytes
+        lines = [f"t={episode.sim.now} used {used / 2**20:.1f}/{cap / 2**20:.1f} MiB ({used / cap:.0%})"]
+        occ = [f"{k.name.lower()}={sizes[res & (kinds == k)].sum() / 2**20:.1f}MiB" for k in Kind]
         lines.append("  by kind: " + ", ".join(o for o in occ if not o.endswith("=0.0MiB")))
-        if self.view is not None:
-            v = self.view
-            inc = sim.incoming
-            lines.append(f"  incoming #{inc} {Kind(kinds[inc]).name.lower()} {T[inc, E.F_SIZE] / 2**20:.2f}MiB")
+        v = self.view
+        if v is not None:
+            lines.append(f"  incoming #{v.incoming} {Kind(v.incoming_kind).name.lower()} {v.incoming_size / 2**20:.2f}MiB")
             for j in range(v.n):
                 lines.append(
                     f"  [{j:2d}] #{v.candidates[j]:<6d} {Kind(v.kind[j]).name.lower():<15} "
@@ -270,41 +276,52 @@ class EvictionEnv(gym.Env):
             lines.append(f"  last action: evicted candidate {self._last_action}")
         return "\n".join(lines)
 
+    def _render_rgb(self) -> np.ndarray:
+        """A 64 x 256 image of the memory: one column per 1/256 of the capacity, coloured by the resident tensor
+        kind filling it (grey = free); the bottom rows mark the candidates' share (red)."""
+        episode = self.episode
+        sizes = episode.prepared.sizes
+        res, kinds = self._resident_by_kind()
+        palette = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
+                            [140, 86, 75], [227, 119, 194]], dtype=np.uint8)  # fmt: skip
+        img = np.full((64, 256, 3), 40, dtype=np.uint8)
+        cap = float(episode.capacity)
+        col = 0.0
+        for k in Kind:
+            width = float(sizes[res & (kinds == k)].sum()) / cap * 256
+            img[:48, int(col) : int(col + width)] = palette[int(k)]
+            col += width
+        v = self.view
+        if v is not None:
+            share = float(v.size.sum()) / cap * 256
+            img[52:, : int(share)] = (200, 30, 30)
+        return img
+
 
 def _as_index(action: Any) -> int:
-    """A scalar action as an int; anything else (arrays of several values, None, ...) as -1 (invalid)."""
-    if isinstance(action, (int, np.integer)):
+    """A scalar integer action as an int; anything else (arrays of several values, None, floats) as -1."""
+    if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
         return int(action)
-    if isinstance(action, np.ndarray) and action.size == 1:
+    if isinstance(action, np.ndarray) and action.size == 1 and np.issubdtype(action.dtype, np.integer):
         return int(action.reshape(()))
     return -1
 
 
-def _check_capacity_arg(capacity: int | float | str) -> None:
-    if isinstance(capacity, float):
-        if not 0.0 < capacity <= 1.0 or np.isnan(capacity):
-            raise ValueError(f"a fractional capacity must be in (0, 1], got {capacity!r}")
-    else:
-        parse_capacity(capacity)
-
-
-def _resolve_capacity(capacity: int | float | str, trace: Trace) -> int:
-    if isinstance(capacity, float):
-        return max(int(capacity * trace.peak_live_bytes()), 1)
-    return parse_capacity(capacity)
-
-
-def _trace_sources(trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, capacity):
-    """A list of zero-argument loaders, each returning (trace, capacity)."""
+def _trace_sources(trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity):
+    """A list of zero-argument loaders, each returning (trace, capacity spec)."""
     given = [x is not None for x in (trace, trace_path, workload, suite)]
     if sum(given) != 1:
-        raise ValueError("give exactly one of trace, trace_path, workload (with preset) or suite")
+        raise ValueError("give at most one of trace, trace_path, workload (with preset) or suite")
+    if task is not None and suite is None:
+        raise ValueError("task= picks a task of a suite; give suite= too (or no trace argument)")
     if trace is not None:
+        if not isinstance(trace, Trace):
+            raise ValueError(f"trace must be an envs.Trace, got {type(trace).__name__}")
         return [lambda: (trace, capacity)]
     if trace_path is not None:
-        from envs.traces import load_any
+        from envs.formats import read_trace
 
-        loaded = load_any(trace_path)
+        loaded = read_trace(trace_path)
         return [lambda: (loaded, capacity)]
     if workload is not None:
         from envs.workloads import generate_trace, get_workload
@@ -323,7 +340,7 @@ def _trace_sources(trace, trace_path, workload, preset, seeds, layers, iteration
             )
             for s in seeds
         ]
-    from eval.suites import get_suite
+    from envs.benchmarks import get_suite
 
-    instances = get_suite(suite).instances(split)
+    instances = get_suite(suite).instances(split, tasks=None if task is None else (task,))
     return [(lambda inst=inst: (inst.trace(), inst.capacity)) for inst in instances]

@@ -1,8 +1,15 @@
-"""Decision state and observation features, shared by the env, label generation and the LLM prompt so all
-three see the same state. Nothing here reads next-use times: only :class:`agents.oracle.Oracle` does.
+"""The sealed decision state and its observation features, shared by the env, label generation and the LLM
+prompt, so all three see the same state.
 
-Candidate rule: up to K resident tensors that are not operands of the running op, chosen by the rule named in
-:data:`envs.sim.simulator.CANDIDATE_RULES` (``lru`` by default).
+A :class:`DecisionView` is a frozen record of what a legal policy may know at one eviction decision: the
+candidates' past-only features and the global state (free bytes, the incoming tensor, progress so far). It holds
+no simulator handle, so no policy can reach next-use times, even by accident; those live only behind
+:class:`envs.sim.oracle.Oracle`.
+
+Past-only: every field is a function of the accesses up to and including the current one. A tensor's layer and
+kind are read at its last access; scales are constants or what has been seen so far (the deepest layer so far),
+never the trace length or the length of the current iteration. ``tests/test_past_only.py`` cuts traces at op
+boundaries and checks that every observation and prompt before the cut is unchanged.
 """
 
 from __future__ import annotations
@@ -13,8 +20,7 @@ import numba
 import numpy as np
 
 from envs.sim import engine as E
-from envs.sim.simulator import Simulation
-from envs.trace import Kind
+from envs.trace import Kind, Trace
 
 N_KINDS = len(Kind)
 #: Per-candidate observation columns (see the env docstring's table).
@@ -35,19 +41,43 @@ GLOBAL_FEATURES = (
     "log2_incoming_size",
     "free_fraction",
     "incoming_fraction_of_capacity",
-    "trace_progress",
-    "iteration_progress",
+    "log2_position",
+    "log2_position_in_iteration",
     *(f"incoming_kind_{k.name.lower()}" for k in Kind),
 )
 N_CAND_FEATURES = len(CANDIDATE_FEATURES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
 
 
-@dataclass(frozen=True)
-class DecisionView:
-    """What a legal policy may see at one eviction decision (arrays are per candidate)."""
+def observation_size(k: int) -> int:
+    """Length of the flat observation for ``k`` candidate slots."""
+    return k * N_CAND_FEATURES + N_GLOBAL_FEATURES
 
-    sim: Simulation
+
+@dataclass(frozen=True, eq=False)
+class DecisionView:
+    """What a legal policy may see at one eviction decision (arrays are per candidate, in candidate order).
+
+    Attributes:
+        candidates: Tensor ids offered for eviction (resident, not operands of the running op).
+        size: Bytes of each candidate.
+        last_access: Access index of each candidate's last access.
+        insert_time: Access index of its admission.
+        frequency: Accesses since admission.
+        reuse_interval: Its previous reuse interval in accesses (0 = none seen yet).
+        dirty: 1 when evicting it writes it back.
+        kind: Its :class:`~envs.trace.Kind` at its last access.
+        layer: Its layer at its last access.
+        now: Index of the current access.
+        incoming: Tensor id that needs room; ``incoming_size``/``incoming_kind``/``incoming_layer`` describe it.
+        capacity: Cache capacity in bytes; ``used_bytes`` are resident now.
+        iteration_start: Access index where the current iteration (training step, decode step) began.
+        layers_seen: One more than the deepest layer accessed so far.
+        k: Candidate slots of the observation (``n <= k``).
+        engine_choice: Candidate index the episode's built-in (legal) engine policy evicts here, for policies
+            whose state lives in the engine (SIEVE, Random); None unless the episode was asked for it.
+    """
+
     candidates: np.ndarray
     size: np.ndarray
     last_access: np.ndarray
@@ -59,116 +89,129 @@ class DecisionView:
     layer: np.ndarray
     now: int
     incoming: int
-    builder: FeatureBuilder | None = None
+    incoming_size: int
+    incoming_kind: int
+    incoming_layer: int
+    capacity: int
+    used_bytes: int
+    iteration_start: int
+    layers_seen: int
+    k: int
+    engine_choice: int | None = None
 
     @property
     def n(self) -> int:
+        """Number of candidates."""
         return int(self.candidates.shape[0])
 
+    @property
+    def free_bytes(self) -> int:
+        return self.capacity - self.used_bytes
+
+    def mask(self) -> np.ndarray:
+        """Valid candidate slots (``k`` booleans)."""
+        m = np.zeros(self.k, dtype=bool)
+        m[: self.n] = True
+        return m
+
     def observation(self) -> np.ndarray:
-        """The env's flat observation of this decision (needs the builder that made the view)."""
-        if self.builder is None:
-            raise RuntimeError("this DecisionView was built without a FeatureBuilder")
-        return self.builder.observation(self)
+        """The env's flat float32 observation of this decision (the table in the env docstring)."""
+        cached = self.__dict__.get("_obs")
+        if cached is None:
+            cached = np.zeros(observation_size(self.k), dtype=np.float32)
+            _fill_observation(
+                self.size, self.last_access, self.frequency, self.reuse_interval, self.dirty, self.kind, self.layer,
+                self.now, self.incoming_size, self.incoming_kind, self.incoming_layer, self.capacity, self.used_bytes,
+                self.iteration_start, self.layers_seen, self.k, cached,
+            )  # fmt: skip
+            cached.flags.writeable = False
+            self.__dict__["_obs"] = cached
+        return cached
 
 
 class FeatureBuilder:
-    """Builds :class:`DecisionView` objects and fixed-shape observations for one trace."""
+    """Per-trace lookup arrays and the builder of :class:`DecisionView` objects from a paused simulation.
 
-    def __init__(
-        self, trace_kinds: np.ndarray, trace_layers: np.ndarray, iteration: np.ndarray, k: int, rule: str = "lru"
-    ) -> None:
-        self.rule = rule
-        self.kinds = trace_kinds
-        self.layers = trace_layers
-        self.iteration = iteration
-        self.k = k
-        self.n_layers = max(int(trace_layers.max()) + 1, 1) if trace_layers.size else 1
-        n_acc = iteration.shape[0]
-        # start and length of each iteration (for the position-in-iteration feature)
-        its = iteration.astype(np.int64)
-        n_it = int(its.max()) + 1 if n_acc else 1
-        self.it_start = np.full(n_it, n_acc, dtype=np.int64)
-        np.minimum.at(self.it_start, its, np.arange(n_acc))
-        self.it_len = np.bincount(its, minlength=n_it).astype(np.int64)
-        self.n_acc = max(n_acc, 1)
+    Everything precomputed here is indexed by access position and read only at or before the current access.
+    """
 
-    @classmethod
-    def for_trace(cls, trace, k: int, rule: str = "lru") -> FeatureBuilder:
-        layer_of = np.zeros(trace.n_tensors, dtype=np.int64)
-        layer_of[trace.tensor_id] = trace.layer
-        return cls(trace.tensor_kinds(), layer_of, trace.iteration, k, rule)
+    def __init__(self, trace: Trace) -> None:
+        n = len(trace)
+        self.access_layer = trace.layer.astype(np.int64)
+        self.access_kind = trace.kind.astype(np.int64)
+        self.layers_seen = (np.maximum.accumulate(np.maximum(self.access_layer, 0)) + 1) if n else np.ones(1, np.int64)
+        its = trace.iteration.astype(np.int64)
+        # start of the iteration each access belongs to (that start is at or before the access)
+        start = np.full(int(its.max()) + 1 if n else 1, n, dtype=np.int64)
+        np.minimum.at(start, its, np.arange(n))
+        self.iteration_start = start[its] if n else np.zeros(1, np.int64)
 
-    def view(self, sim: Simulation, candidates: np.ndarray | None = None) -> DecisionView:
-        """The current decision of ``sim`` (which must be paused at one), with ``candidates`` if already chosen."""
-        cand = sim.candidates(self.k, self.rule) if candidates is None else candidates
-        rows = sim.T[cand]
+    def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None) -> DecisionView:
+        """The sealed view of ``sim``'s pending decision with these ``candidates``."""
+        T, S = sim.T, sim.S
+        rows = T[candidates]
+        last = rows[:, E.F_LAST]
+        now = int(S[E.S_POS])
+        inc = int(S[E.S_INCOMING])
+        pos = min(now, self.access_layer.shape[0] - 1)
         return DecisionView(
-            sim=sim,
-            candidates=cand,
+            candidates=candidates,
             size=rows[:, E.F_SIZE],
-            last_access=rows[:, E.F_LAST],
+            last_access=last,
             insert_time=rows[:, E.F_INSERT],
             frequency=rows[:, E.F_FREQ],
             reuse_interval=rows[:, E.F_INTERVAL],
             dirty=rows[:, E.F_DIRTY],
-            kind=self.kinds[cand],
-            layer=self.layers[cand],
-            now=sim.now,
-            incoming=sim.incoming,
-            builder=self,
+            kind=self.access_kind[last],
+            layer=self.access_layer[last],
+            now=now,
+            incoming=inc,
+            incoming_size=int(T[inc, E.F_SIZE]) if inc >= 0 else 1,
+            incoming_kind=int(self.access_kind[pos]),
+            incoming_layer=int(self.access_layer[pos]),
+            capacity=int(S[E.S_CAP]),
+            used_bytes=int(S[E.S_USED]),
+            iteration_start=int(self.iteration_start[pos]),
+            layers_seen=int(self.layers_seen[pos]),
+            k=k,
+            engine_choice=engine_choice,
         )
-
-    def observation(self, view: DecisionView) -> np.ndarray:
-        """Flat float32 vector: K candidate rows of ``CANDIDATE_FEATURES`` then ``GLOBAL_FEATURES``.
-
-        Reads the simulation's current state, so call it at the decision the view describes.
-        """
-        return self.observe(view.sim, view.candidates)
-
-    def observe(self, sim: Simulation, candidates: np.ndarray) -> np.ndarray:
-        """The observation of ``sim``'s pending decision with these ``candidates`` (compiled)."""
-        out = np.zeros(self.k * N_CAND_FEATURES + N_GLOBAL_FEATURES, dtype=np.float32)
-        _fill_observation(
-            sim.T, sim.S, candidates, self.kinds, self.layers, self.iteration, self.it_start, self.it_len,
-            self.n_acc, self.n_layers, self.k, out,
-        )  # fmt: skip
-        return out
 
 
 @numba.njit(cache=True)
-def _fill_observation(T, S, cand, kinds, layers, iteration, it_start, it_len, n_acc, n_layers, k, out):  # pragma: no cover
-    """Writes the observation table of the env docstring into ``out`` (float64 arithmetic, float32 storage)."""
-    now = S[E.S_POS]
-    inc = S[E.S_INCOMING]
-    inc_layer = layers[inc] if inc >= 0 else 0
-    pos = min(now, n_acc - 1)
-    it = iteration[pos]
+def _clip(x, lo, hi):  # pragma: no cover - compiled
+    return min(max(x, lo), hi)
+
+
+@numba.njit(cache=True)
+def _fill_observation(size, last, freq, iv, dirty, kind, layer, now, inc_size, inc_kind, inc_layer, cap, used,
+                      it_start, layers_seen, k, out):  # pragma: no cover - compiled  # fmt: skip
+    """Writes the observation table of the env docstring into ``out`` (float64 arithmetic, float32 storage),
+    every value clipped into its declared bounds."""
     f = N_CAND_FEATURES
-    for j in range(cand.shape[0]):
-        t = cand[j]
+    for j in range(size.shape[0]):
         b = j * f
-        last = T[t, E.F_LAST]
-        iv = T[t, E.F_INTERVAL]
         out[b + 0] = 1.0
-        out[b + 1] = np.log2(float(T[t, E.F_SIZE])) / 40.0
-        out[b + 2] = np.log2(1.0 + float(now - last)) / 24.0
-        out[b + 3] = np.log2(1.0 + float(T[t, E.F_FREQ])) / 16.0
-        out[b + 4] = np.log2(1.0 + float(iv)) / 24.0
-        out[b + 5] = 1.0 if iv > 0 else 0.0
-        pred = (float(last + iv) - float(now)) / n_acc if iv > 0 else 1.0
-        out[b + 6] = min(max(pred, -1.0), 1.0)
-        out[b + 7] = float(T[t, E.F_DIRTY])
-        out[b + 8] = float(layers[t] - inc_layer) / n_layers
-        out[b + 9] = 1.0 if last >= it_start[it] else 0.0
-        out[b + 10 + kinds[t]] = 1.0
+        out[b + 1] = _clip(np.log2(float(size[j])) / 40.0, 0.0, 1.0)
+        out[b + 2] = _clip(np.log2(1.0 + float(now - last[j])) / 24.0, 0.0, 1.0)
+        out[b + 3] = _clip(np.log2(1.0 + float(freq[j])) / 16.0, 0.0, 1.0)
+        out[b + 4] = _clip(np.log2(1.0 + float(iv[j])) / 24.0, 0.0, 1.0)
+        out[b + 5] = 1.0 if iv[j] > 0 else 0.0
+        if iv[j] > 0:
+            ahead = float(last[j] + iv[j] - now)
+            mag = np.log2(1.0 + abs(ahead)) / 24.0
+            out[b + 6] = _clip(mag if ahead >= 0 else -mag, -1.0, 1.0)
+        else:
+            out[b + 6] = 1.0
+        out[b + 7] = float(dirty[j])
+        out[b + 8] = _clip(float(layer[j] - inc_layer) / layers_seen, -1.0, 1.0)
+        out[b + 9] = 1.0 if last[j] >= it_start else 0.0
+        out[b + 10 + kind[j]] = 1.0
     g = k * f
-    cap = float(S[E.S_CAP])
-    inc_size = float(T[inc, E.F_SIZE]) if inc >= 0 else 1.0
-    out[g + 0] = np.log2(inc_size) / 40.0
-    out[g + 1] = (cap - float(S[E.S_USED])) / cap
-    out[g + 2] = min(inc_size / cap, 1.0)
-    out[g + 3] = float(now) / n_acc
-    out[g + 4] = float(pos - it_start[it]) / max(it_len[it], 1)
-    if inc >= 0:
-        out[g + 5 + kinds[inc]] = 1.0
+    c = float(cap)
+    out[g + 0] = _clip(np.log2(float(inc_size)) / 40.0, 0.0, 1.0)
+    out[g + 1] = _clip((c - float(used)) / c, 0.0, 1.0)
+    out[g + 2] = _clip(float(inc_size) / c, 0.0, 1.0)
+    out[g + 3] = _clip(np.log2(1.0 + float(now)) / 32.0, 0.0, 1.0)
+    out[g + 4] = _clip(np.log2(1.0 + float(now - it_start)) / 24.0, 0.0, 1.0)
+    out[g + 5 + inc_kind] = 1.0

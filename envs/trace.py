@@ -172,11 +172,12 @@ class Trace:
 
     # -- I/O ------------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Writes the trace as a compressed ``.npz`` file and returns its path."""
+        """Writes the trace as a compressed ``.npz`` file (atomically) and returns its path."""
+        from envs.atomic_io import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {name: getattr(self, name) for name in COLUMNS}
-        with path.open("wb") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez_compressed(fh, **payload, meta=np.array(json.dumps(dict(self.meta), sort_keys=True)))
         return path
 

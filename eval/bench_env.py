@@ -1,6 +1,6 @@
 """Environment throughput: ``python -m eval.bench_env [--steps N] [--repeats R] [--json]``.
 
-Measures eviction decisions per second of ``tensorcache/Eviction-v0`` driven by a trivial policy (always
+Measures eviction decisions per second of ``tensorcache/Eviction-v1`` driven by a trivial policy (always
 candidate 0, which is always valid) on one tcb-v1 test trace: a single env for each candidate rule, and a 4-env
 ``gymnasium.vector.AsyncVectorEnv`` (decisions summed over envs). Prints the median of ``--repeats`` runs.
 """
@@ -36,7 +36,7 @@ def async_vector_rate(trace_path: str, capacity: int, k: int, rule: str, steps: 
     import envs  # noqa: F401 - registers the env
 
     vec = gym.make_vec(
-        "tensorcache/Eviction-v0",
+        "tensorcache/Eviction-v1",
         num_envs=n_envs,
         vectorization_mode="async",
         trace_path=trace_path,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < 1 or args.repeats < 1 or args.k < 1:
         p.error("--steps, --repeats and --k must be >= 1")
-    from eval.suites import get_suite
+    from envs.benchmarks import get_suite
 
     inst = get_suite("tcb-v1").instances("test")[0]
     trace = inst.trace()

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def bar_chart(board: dict, path: Path) -> Path:
-    agents = sorted(board["agents"], key=lambda a: board["agents"][a]["byte_score"]["iqm"])
+    agents = list(reversed(board["ranking"]))
     vals = np.array([board["agents"][a]["byte_score"]["iqm"] for a in agents])
     lo = np.array([board["agents"][a]["byte_score"]["ci_low"] for a in agents])
     hi = np.array([board["agents"][a]["byte_score"]["ci_high"] for a in agents])
@@ -21,7 +21,7 @@ def bar_chart(board: dict, path: Path) -> Path:
     ax.barh(agents, vals, xerr=[vals - lo, hi - vals], color="#4C72B0", capsize=3)
     ax.axvline(0, color="k", lw=0.8)
     ax.axvline(1, color="k", lw=0.8, ls="--")
-    ax.set_xlabel("normalized byte score (IQM, 95% stratified bootstrap CI; LRU = 0, Belady = 1)")
+    ax.set_xlabel(f"normalized byte score (IQM, 95% stratified bootstrap CI; LRU = 0, {anchor_name(board)} = 1)")
     ax.set_title(f"{board['suite']} / {board['split']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -30,17 +30,19 @@ def bar_chart(board: dict, path: Path) -> Path:
 
 
 def heatmap(board: dict, path: Path) -> Path:
-    agents = sorted(board["agents"])
+    agents = board["ranking"]
     tasks = board["tasks"]
     m = np.array([[board["agents"][a]["per_task"].get(t, np.nan) for t in tasks] for a in agents])
-    fig, ax = plt.subplots(figsize=(0.6 * len(tasks) + 2.5, 0.45 * len(agents) + 1.8))
-    im = ax.imshow(np.clip(m, -1.5, 1.5), cmap="RdBu", vmin=-1.5, vmax=1.5, aspect="auto")
+    fig, ax = plt.subplots(figsize=(0.75 * len(tasks) + 2.5, 0.5 * len(agents) + 2.0))
+    shown = np.clip(m, -1.5, 1.5)
+    im = ax.imshow(shown, cmap="RdBu", vmin=-1.5, vmax=1.5, aspect="auto")
     ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(agents)), agents)
     for i in range(len(agents)):
         for j in range(len(tasks)):
             if not np.isnan(m[i, j]):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=6)
+                dark = abs(shown[i, j]) > 0.9  # white text on saturated cells, black elsewhere
+                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
     fig.colorbar(im, ax=ax, label="normalized byte score (clipped to ±1.5 for colour)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -51,8 +53,13 @@ def heatmap(board: dict, path: Path) -> Path:
 def capacity_curves(rows: list[dict], path: Path) -> Path:
     families = sorted({r["family"] for r in rows})
     agents = sorted({r["agent"] for r in rows})
-    fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families), 3.2), squeeze=False)
-    for ax, fam in zip(axes[0], families, strict=True):
+    cols = min(len(families), 3)
+    nrows = -(-len(families) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.0 * cols, 4.0 * nrows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(families) :]:
+        ax.axis("off")
+    for ax, fam in zip(flat, families, strict=False):
         for a in agents:
             pts = [(float(r["headroom"]), float(r["byte_hit_ratio"])) for r in rows if r["family"] == fam and r["agent"] == a]
             hs = sorted({h for h, _ in pts})
@@ -61,28 +68,81 @@ def capacity_curves(rows: list[dict], path: Path) -> Path:
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("capacity (headroom fraction)")
         ax.set_ylabel("byte hit ratio")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="center right")
-    fig.tight_layout(rect=(0, 0, 1 - 0.9 / (3.2 * len(families)), 1))
+    handles, labels = flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=9, loc="center right")
+    fig.tight_layout(rect=(0, 0, 1 - 1.2 / (5.0 * cols), 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def write_report(board: dict, rows: list[dict], out: Path, table_md: str) -> Path:
-    """Writes the PNG figures and ``report.html`` into ``out``."""
-    figs = [
-        bar_chart(board, out / "scores.png"),
-        heatmap(board, out / "heatmap.png"),
-        capacity_curves(rows, out / "capacity_curves.png"),
-    ]
-    body = "".join(f'<figure><img src="{f.name}" style="max-width:100%"></figure>' for f in figs)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{board["suite"]} leaderboard</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}} pre{{background:#f6f6f6;padding:8px}}</style>
+def anchor_name(board: dict) -> str:
+    return str(board.get("suite_definition", {}).get("anchor", "belady")).replace("-", " ")
+
+
+COLUMN_DEFINITIONS = (
+    ("byte score", "(LRU bytes moved − agent bytes moved) / (LRU bytes moved − anchor bytes moved) per run; LRU = 0, "
+     "the anchor = 1, higher is better. IQM = mean of the middle 50% of all runs; 95% CI from a bootstrap that "
+     "resamples runs within each task."),
+    ("mean", "the plain mean of the same per-run scores, with its CI."),
+    ("worst task", "the task with the lowest mean score: what a user of that workload would see."),
+    ("hit score", "the same normalization applied to the hit ratio (secondary)."),
+    ("byte hit ratio", "hit bytes / requested bytes, mean over runs."),
+    ("speed-up vs LRU", "LRU bytes moved / agent bytes moved, mean over runs."),
+)  # fmt: skip
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(d: dict, key: str) -> str:
+    return f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+
+def write_report(board: dict, rows: list[dict], out: Path) -> Path:
+    """Writes the PNG figures and a self-contained ``report.html`` (tables, definitions, captioned figures)."""
+    from envs.atomic_io import write_text_atomic
+
+    anchor = anchor_name(board)
+    overall = [
+        [str(i), a, _fmt(d["byte_score"], "iqm"), _fmt(d["byte_score_mean"], "mean"),
+         f"{d['worst_task']['task']} ({d['worst_task']['score']:.2f})", f"{d['hit_score']['iqm']:.3f}",
+         f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_speedup_vs_lru']:.3f}"]
+        for i, a in enumerate(board["ranking"], 1)
+        for d in [board["agents"][a]]
+    ]  # fmt: skip
+    per_task = [[a, *(f"{board['agents'][a]['per_task'][t]:.2f}" for t in board["tasks"])] for a in board["ranking"]]
+    poi = [[pair, f"{p:.2f}"] for pair, p in board.get("probability_of_improvement", {}).items()]
+    figures = [
+        (bar_chart(board, out / "scores.png"), f"Normalized byte score per agent (IQM with 95% CI). 0 = LRU, 1 = {anchor}."),
+        (heatmap(board, out / "heatmap.png"), "Mean normalized byte score per task (columns: family@headroom), agents in rank "
+         "order. Colours are clipped to ±1.5; the numbers are not."),
+        (capacity_curves(rows, out / "capacity_curves.png"), "Byte hit ratio against capacity (headroom fraction between "
+         "the largest op and the peak live bytes), mean over seeds, one panel per trace family."),
+    ]  # fmt: skip
+    figs = "".join(
+        f'<figure><img src="{f.name}" alt="{html.escape(c)}"><figcaption>Figure {i}. {html.escape(c)}</figcaption></figure>'
+        for i, (f, c) in enumerate(figures, 1)
+    )
+    defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in COLUMN_DEFINITIONS)
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(board["suite"])} leaderboard</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}}
+table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}} th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
+td:nth-child(2),th:nth-child(2){{text-align:left}} thead{{background:#f0f0f0}} img{{max-width:100%}}
+figcaption{{font-size:0.9em;color:#444}} dt{{font-weight:bold}}</style>
 </head><body><h1>{html.escape(board["suite"])} — {html.escape(board["split"])} split</h1>
-<p>Normalized byte score: LRU = 0, Belady = 1 (higher is better). Env {html.escape(board["env_version"])},
-generator v{board["generator_version"]}, {board["n_rows"]} runs.</p>
-<pre>{html.escape(table_md)}</pre>{body}</body></html>"""
+<p>Env {html.escape(board["env_version"])}, generator v{board["generator_version"]}, {board["n_rows"]} runs over
+{len(board["tasks"])} tasks. Higher scores are better.</p>
+<h2>Overall</h2>{_table(["rank", "agent", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
+                          "byte hit ratio", "speed-up vs LRU"], overall)}
+<h2>Columns</h2><dl>{defs}</dl>
+<h2>Per task</h2>{_table(["agent", *board["tasks"]], per_task)}
+<h2>Probability of improvement</h2><p>P(row agent beats column agent on a random run of a random task), as in rliable.</p>
+{_table(["pair", "P(improvement)"], poi)}
+<h2>Figures</h2>{figs}</body></html>"""  # fmt: skip
     path = out / "report.html"
-    path.write_text(page)
+    write_text_atomic(path, page)
     return path

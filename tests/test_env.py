@@ -20,7 +20,7 @@ ALLOWED_WARNINGS: tuple[str, ...] = ()
 
 def _make(trace: Trace, mode: str = "tensor", k: int = 8, **kw):
     cap = headroom_capacity(prepare(trace, mode), 0.3)
-    return gym.make("tensorcache/Eviction-v0", trace=trace, capacity=cap, k=k, mode=mode, **kw)
+    return gym.make("tensorcache/Eviction-v1", trace=trace, capacity=cap, k=k, mode=mode, **kw)
 
 
 @pytest.mark.parametrize("mode", ["tensor", "classic"])
@@ -41,9 +41,9 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings(small_train_trace: Tra
 def test_env_reproduces_simulator_numbers(small_train_trace: Trace, mode: str, policy: str) -> None:
     env = _make(small_train_trace, mode, k=100_000).unwrapped
     agent = make_policy(policy)
-    if policy == "belady":
-        agent.oracle = env.oracle
     env.reset(seed=0)
+    if policy == "belady":
+        agent.attach_oracle(env.oracle)
     done, steps, total = False, 0, 0.0
     while not done:
         _, reward, done, _, info = env.step(agent.choose(env.view))
@@ -85,31 +85,49 @@ def test_invalid_action_falls_back_and_is_reported(small_train_trace: Trace) -> 
     assert info["action_mask"].dtype == bool
 
 
-def test_observation_has_no_future_information(small_train_trace: Trace) -> None:
-    """Two traces identical up to a decision but different afterwards give the same observation there."""
-    t = small_train_trace
-    env = _make(t).unwrapped
-    obs, _ = env.reset(seed=0)
-    cut = env.sim.now + 1
-    cols = {c: getattr(t, c)[:cut] for c in ("tensor_id", "size", "op", "kind", "layer", "phase", "op_index", "iteration")}
-    truncated = Trace.from_arrays(cols, dict(t.meta))
-    env2 = gym.make("tensorcache/Eviction-v0", trace=truncated, capacity=env.sim.result().capacity_bytes, k=8).unwrapped
-    obs2, _ = env2.reset(seed=0)
-    # the position-in-trace feature scales with trace length; everything else must be equal
-    k17 = 8 * 17
-    mask = np.ones_like(obs, dtype=bool)
-    mask[k17 + 3] = mask[k17 + 4] = False
-    for c in range(8):
-        mask[c * 17 + 6] = False  # predicted next use is normalised by trace length
-    np.testing.assert_array_equal(obs[mask], obs2[mask])
-
-
 def test_render_ansi(small_train_trace: Trace) -> None:
     env = _make(small_train_trace, render_mode="ansi")
     env.reset(seed=0)
     env.step(0)
     text = env.render()
     assert "used" in text and "incoming" in text
+
+
+def test_render_rgb_array_shows_the_memory(small_train_trace: Trace) -> None:
+    env = _make(small_train_trace, render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.shape == (64, 256, 3) and img.dtype == np.uint8
+    assert (img[:48] != 40).any()  # resident tensors are drawn over the grey background
+
+
+def test_no_argument_make_plays_the_default_suite_split() -> None:
+    env = gym.make("tensorcache/Eviction-v1", task="gpt2-serve@0.3").unwrapped
+    from envs.benchmarks import get_suite
+
+    assert len(env._sources) == len(get_suite("tcb-v1").seeds["train"])
+    default = gym.make("tensorcache/Eviction-v1").unwrapped  # construction generates nothing yet
+    assert len(default._sources) == len(get_suite("tcb-v1").instances("train"))
+    obs, info = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape and info["action_mask"].any()
+    with pytest.raises(ValueError, match="unknown task"):
+        gym.make("tensorcache/Eviction-v1", task="nope@0.3")
+
+
+def test_sb3_make_vec_env_works() -> None:
+    """SB3's make_vec_env passes render_mode and expects the env to accept it or raise TypeError."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env("tensorcache/Eviction-v1", n_envs=2, env_kwargs={
+        "workload": "transformer-train", "preset": "gpt2-small", "layers": 1, "iterations": 2, "method": "analytic",
+        "capacity": 0.97, "k": 8})  # fmt: skip
+    try:
+        obs = vec.reset()
+        assert obs.shape == (2, 8 * 17 + 12)
+        _, reward, _, _ = vec.step(np.zeros(2, dtype=np.int64))
+        assert reward.shape == (2,)
+    finally:
+        vec.close()
 
 
 @pytest.mark.parametrize(
@@ -125,12 +143,12 @@ def test_render_ansi(small_train_trace: Trace) -> None:
 def test_bad_arguments_fail_at_construction(small_train_trace: Trace, kwargs: dict, match: str) -> None:
     args = {"trace": small_train_trace, "capacity": 0.9, **kwargs}
     with pytest.raises(ValueError, match=match):
-        gym.make("tensorcache/Eviction-v0", **args)
+        gym.make("tensorcache/Eviction-v1", **args)
 
 
 def test_unknown_workload_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="valid: transformer-train"):
-        gym.make("tensorcache/Eviction-v0", workload="nope", preset="x")
+        gym.make("tensorcache/Eviction-v1", workload="nope", preset="x")
 
 
 def _small_env():
@@ -139,7 +157,7 @@ def _small_env():
 
     return Monitor(
         gym.make(
-            "tensorcache/Eviction-v0",
+            "tensorcache/Eviction-v1",
             workload="transformer-train",
             preset="gpt2-small",
             layers=1,
@@ -170,7 +188,7 @@ def test_maskable_ppo_trains_through_an_async_vector_env() -> None:
 
 def test_make_vec_async_steps_with_masks() -> None:
     genv = gym.make_vec(
-        "tensorcache/Eviction-v0",
+        "tensorcache/Eviction-v1",
         num_envs=2,
         vectorization_mode="async",
         workload="transformer-train",
@@ -191,14 +209,12 @@ def test_make_vec_async_steps_with_masks() -> None:
 
 
 def test_observation_matches_its_documented_table(small_train_trace: Trace) -> None:
-    from envs.features import N_CAND_FEATURES, FeatureBuilder
+    from envs.features import N_CAND_FEATURES
 
     env = _make(small_train_trace, k=8, candidates="mixed").unwrapped
     obs, _ = env.reset(seed=0)
-    fb: FeatureBuilder = env._features
-    n_acc = len(small_train_trace)
     for _ in range(30):
-        if env.sim.done:
+        if env.episode.done:
             break
         v = env.view
         rows = obs[: 8 * N_CAND_FEATURES].reshape(8, N_CAND_FEATURES)
@@ -206,11 +222,29 @@ def test_observation_matches_its_documented_table(small_train_trace: Trace) -> N
         np.testing.assert_allclose(rows[: v.n, 1], np.log2(v.size) / 40, rtol=1e-6)
         np.testing.assert_allclose(rows[: v.n, 2], np.log2(1 + v.now - v.last_access) / 24, rtol=1e-6)
         iv = v.reuse_interval
-        pred = np.where(iv > 0, np.clip((v.last_access + iv - v.now) / n_acc, -1, 1), 1.0)
+        ahead = (v.last_access + iv - v.now).astype(np.float64)
+        pred = np.where(iv > 0, np.clip(np.sign(ahead) * np.log2(1 + np.abs(ahead)) / 24, -1, 1), 1.0)
         np.testing.assert_allclose(rows[: v.n, 6], pred, rtol=1e-6, atol=1e-7)
         assert np.array_equal(rows[: v.n, 7], v.dirty)
+        np.testing.assert_allclose(rows[: v.n, 8], np.clip((v.layer - v.incoming_layer) / v.layers_seen, -1, 1), atol=1e-7)
+        assert np.array_equal(rows[: v.n, 9], (v.last_access >= v.iteration_start).astype(np.float32))
         assert np.array_equal(rows[: v.n, 10:].argmax(1), v.kind)
         glob = obs[8 * N_CAND_FEATURES :]
-        assert glob[5 + fb.kinds[v.incoming]] == 1.0
+        np.testing.assert_allclose(glob[1], (v.capacity - v.used_bytes) / v.capacity, rtol=1e-6)
+        np.testing.assert_allclose(glob[3], np.log2(1 + v.now) / 32, rtol=1e-6)
+        np.testing.assert_allclose(glob[4], np.log2(1 + v.now - v.iteration_start) / 24, rtol=1e-6)
+        assert glob[5 + v.incoming_kind] == 1.0
         assert np.array_equal(v.observation(), obs)  # the policy-side path computes the same vector
+        assert env.observation_space.contains(obs)
         obs, *_ = env.step(0)
+
+
+def test_view_is_sealed(small_train_trace: Trace) -> None:
+    """A decision view carries no simulator handle and no next-use times."""
+    env = _make(small_train_trace).unwrapped
+    env.reset(seed=0)
+    v = env.view
+    fields = {f for f in vars(v) if not f.startswith("_")}
+    assert "sim" not in fields and not any("next" in f for f in fields)
+    for value in vars(v).values():
+        assert type(value).__name__ not in ("Simulation", "Oracle", "Episode")

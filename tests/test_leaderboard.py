@@ -9,14 +9,16 @@ import json
 import numpy as np
 import pytest
 
-from eval.leaderboard.runner import LeaderboardRun, resolve_agents, validate, write_outputs
+from agents import builtin_registry
+from envs.benchmarks import TCB_V1, Family, Suite, get_suite
+from eval.leaderboard.replay import validate
+from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
 from eval.metrics import aggregate, normalized
-from eval.suites import TCB_V1, Family, Suite, get_suite
 
 
 @pytest.fixture()
-def mini_suite(tmp_path) -> Suite:
-    suite = Suite(
+def mini_suite() -> Suite:
+    return Suite(
         name="mini",
         version="0",
         families=(
@@ -26,14 +28,13 @@ def mini_suite(tmp_path) -> Suite:
         headrooms=(0.2, 0.5),
         seeds={"train": (0,), "test": (11, 12)},
     )
-    # keep the trace cache inside the test's temporary folder
-    original = suite.instances
 
-    def instances(split, cache_dir=tmp_path / "traces"):
-        return original(split, cache_dir)
 
-    object.__setattr__(suite, "instances", instances)
-    return suite
+def _write_csv(path, table) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
 
 
 def test_normalized_score_and_aggregate() -> None:
@@ -52,13 +53,15 @@ def test_tcb_v1_covers_every_family_and_holds_out_test_seeds() -> None:
     with pytest.raises(ValueError, match="valid: tcb-v1"):
         get_suite("tcb-v9")
     with pytest.raises(ValueError, match="unknown agent"):
-        resolve_agents("lru,oracle9000")
+        resolve_agents("lru,oracle9000", builtin_registry())
+    with pytest.raises(ValueError, match="names no agent"):
+        resolve_agents(",", builtin_registry())
 
 
 def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None:
-    agents = resolve_agents("lru,fifo,next-use,sieve,belady")
+    agents = resolve_agents("lru,fifo,next-use,sieve,belady", builtin_registry())
     lb = LeaderboardRun(mini_suite, "test", agents)
-    rows = lb.run(progress=False)
+    rows = lb.run()
     out = tmp_path / "lb"
     board = write_outputs(lb, out)
     for name in (
@@ -75,7 +78,7 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     assert board["agents"]["lru"]["byte_score"]["iqm"] == 0.0
     assert json.loads((out / "leaderboard.json").read_text())["suite"] == "mini"
     # identical across two runs
-    again = LeaderboardRun(mini_suite, "test", agents).run(progress=False)
+    again = LeaderboardRun(mini_suite, "test", agents).run()
     strip = ("walltime_s", "decisions_per_s")
     assert [{k: v for k, v in r.items() if k not in strip} for r in rows] == [
         {k: v for k, v in r.items() if k not in strip} for r in again
@@ -84,43 +87,72 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     # a tampered row is caught
     with (out / "results.csv").open() as fh:
         table = list(csv.DictReader(fh))
-    table[0]["bytes_moved"] = str(int(table[0]["bytes_moved"]) + 1)
-    with (out / "tampered.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
-    assert len(validate(out / "tampered.csv", mini_suite)) == 1
+    table[0]["bytes_in"] = str(int(table[0]["bytes_in"]) + 1)
+    _write_csv(out / "tampered.csv", table)
+    problems = validate(out / "tampered.csv", mini_suite)
+    assert any("bytes_in" in p for p in problems)
+    # an edited derived column is caught even when every raw count is right
+    table = list(csv.DictReader((out / "results.csv").open()))
+    table[0]["norm_byte_score"] = "2.0"
+    _write_csv(out / "doctored.csv", table)
+    assert [p for p in validate(out / "doctored.csv", mini_suite) if "norm_byte_score" in p]
+    # an empty file and an unknown agent are refused
+    (out / "empty.csv").write_text(",".join(table[0]) + "\n")
+    assert validate(out / "empty.csv", mini_suite) == [f"{out / 'empty.csv'}: no rows"]
+    table[0]["agent"] = "oracle9000"
+    _write_csv(out / "unknown.csv", table)
+    assert any("unknown agent" in p for p in validate(out / "unknown.csv", mini_suite))
 
 
-def test_shipped_rows_are_used_only_when_they_match(mini_suite: Suite, tmp_path) -> None:
+def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite, tmp_path) -> None:
     from pathlib import Path
 
+    from eval.evaluate import evaluate
     from eval.leaderboard.entries import Entry
-    from eval.leaderboard.runner import usable_precomputed
+    from eval.leaderboard.shipped import ShippedRowsError, matching_rows, verified_rows
 
     lb = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"])
-    lb.run(progress=False)
+    lb.run()
     write_outputs(lb, tmp_path / "lb")
     instances = mini_suite.instances("test")
+    replays: list[int] = []
+
+    def replay(insts):
+        replays.append(len(insts))
+        return evaluate(builtin_registry().make("next-use"), instances=insts, name="next-use").rows
+
     entry = Entry("next-use", "baseline", tmp_path / "lb", {"policy": "next-use", "precomputed": "results.csv"})
-    rows = usable_precomputed(entry, instances)
-    assert rows is not None and len(rows) == len(instances)
+    rows = verified_rows(entry, instances, replay)
+    assert rows is not None and len(rows) == len(instances) and replays == [2]
     table = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
-    for row in table:
-        if row["agent"] == "next-use":
-            row["trace_hash"] = "0" * 64  # as if the generator had changed
-            break
-    with (tmp_path / "stale.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(table[0]))
-        w.writeheader()
-        w.writerows(table)
+    # a stale hash (the generator changed): the rows are not used, the agent is run instead
+    stale_table = [dict(r) for r in table]
+    next(r for r in stale_table if r["agent"] == "next-use")["trace_hash"] = "0" * 64
+    _write_csv(tmp_path / "stale.csv", stale_table)
     stale = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "stale.csv"})
-    assert usable_precomputed(stale, instances) is None
+    assert matching_rows(stale, instances) is None
+    # a doctored score is never used: derived columns are recomputed from raw counts
+    doctored_table = [dict(r) for r in table]
+    for r in doctored_table:
+        if r["agent"] == "next-use":
+            r["norm_byte_score"] = "2.0"
+    _write_csv(tmp_path / "doctored.csv", doctored_table)
+    doctored = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "doctored.csv"})
+    assert all(r["norm_byte_score"] < 2.0 for r in verified_rows(doctored, instances, replay))
+    # doctored raw counts: the seeded replay sample catches them and the entry is refused
+    forged = [dict(r) for r in table]
+    for r in forged:
+        if r["agent"] == "next-use":
+            r["bytes_in"] = str(int(r["bytes_in"]) // 2)
+    _write_csv(tmp_path / "forged.csv", forged)
+    fake = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "forged.csv"})
+    with pytest.raises(ShippedRowsError, match="does not replay"):
+        verified_rows(fake, instances, replay)
 
 
 def test_belady_at_least_lru_on_classic_unit_size_tasks(mini_suite: Suite) -> None:
     from agents import make_policy
-    from agents.runner import run_policy
+    from agents.rollout import run_policy
     from envs.sim import headroom_capacity, prepare
     from envs.trace import Trace
 

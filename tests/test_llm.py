@@ -11,9 +11,7 @@ import pytest
 
 from agents import make_policy
 from agents.prompt import serialize, vocabulary
-from envs.features import FeatureBuilder
 from envs.sim import prepare, simulate
-from envs.sim.simulator import Simulation
 from envs.trace import Trace
 from tests.conftest import make_classic_trace
 from training.labels import iter_decisions
@@ -65,15 +63,12 @@ def test_following_the_labels_reproduces_belady(small_serve_trace: Trace) -> Non
         n += 1
     assert n > 20
     # replaying the labelled choices is exactly the Belady run
-    sim = Simulation(prepared, cap, "lru", pause=True)
-    from agents.oracle import Belady, Oracle
+    from agents.heuristics import Belady
+    from envs.episode import Episode
 
-    belady = Belady(Oracle(sim))
-    feats = FeatureBuilder.for_trace(prepared.trace, 10**6)
-    while not sim.advance():
-        view = feats.view(sim)
-        sim.evict(int(view.candidates[belady.choose(view)]))
-    assert sim.result().bytes_moved == simulate(prepared, "belady", cap).bytes_moved
+    episode = Episode(prepared, cap, k=10**6)
+    belady = Belady(episode.oracle)
+    assert episode.play(belady.choose).bytes_moved == simulate(prepared, "belady", cap).bytes_moved
 
 
 def test_label_file_matches_the_oracle_and_its_schema(label_dir: Path) -> None:
@@ -130,7 +125,7 @@ def test_sft_on_4bit_lora_lowers_the_loss_and_overfits(trained_run: Path) -> Non
 
 def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Path, small_serve_trace: Trace) -> None:
     from agents.llm import LLMPolicy
-    from agents.runner import run_policy
+    from agents.rollout import run_policy
     from envs.sim import headroom_capacity
 
     rows = read_labels(Path(json.loads((trained_run / "config.json").read_text())["labels"]) / "train.jsonl")[:5]
@@ -148,7 +143,7 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
     assert run.decisions > 0 and run.result.n_req == simulate(prepared, "lru", cap).n_req
     assert len(p1.decision_seconds) == run.decisions
     # lockstep batched decisions over several traces choose what one-at-a-time decisions choose
-    from agents.runner import run_policy_batched
+    from agents.rollout import run_policy_batched
 
     jobs = [(prepared, cap, 0), (prepared, headroom_capacity(prepared, 0.3), 1)]
     batched = run_policy_batched(jobs, p1)
@@ -184,7 +179,7 @@ def test_core_imports_do_not_pull_llm_libraries() -> None:
     import sys
 
     code = (
-        "import envs, agents, eval.leaderboard.runner, sys; print(any(m in sys.modules for m in ('transformers', 'peft', 'trl')))"
+        "import envs, agents, eval.leaderboard.run, sys; print(any(m in sys.modules for m in ('transformers', 'peft', 'trl')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -58,7 +58,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_short_run_writes_config_checkpoint_export_and_named_scalars(trained_run: Path) -> None:
     cfg = json.loads((trained_run / "config.json").read_text())
-    assert cfg["total_timesteps"] == 512 and trained_run.name.startswith("tensorcache-Eviction-v0__smoke__0__")
+    assert cfg["total_timesteps"] == 512 and trained_run.name.startswith("tensorcache-Eviction-v1__smoke__0__")
     assert (trained_run / "checkpoints" / "latest.zip").is_file()
     state = json.loads((trained_run / "checkpoints" / "trainer_state.json").read_text())
     assert state["num_timesteps"] >= 512
@@ -128,8 +128,10 @@ def test_export_round_trip_and_bad_exports_are_refused(tmp_path: Path) -> None:
 
 
 def test_every_leaderboard_entry_folder_is_valid() -> None:
-    entries = discover()
-    assert {"lru", "belady", "next-use"} <= set(entries)
+    found = discover()
+    assert not found.refused
+    entries = found.entries
+    assert {"lru", "belady", "next-use", "ppo", "llm"} <= set(entries)
     for e in entries.values():
         readme = (e.directory / "README.md").read_text()
         assert "Deterministic" in readme or "deterministic" in readme
@@ -146,7 +148,7 @@ def test_bad_entry_is_refused(tmp_path: Path) -> None:
 
 def test_lockstep_batched_runner_equals_one_trace_at_a_time(small_serve_trace) -> None:
     from agents import make_policy
-    from agents.runner import run_policy, run_policy_batched
+    from agents.rollout import run_policy, run_policy_batched
     from envs.sim import headroom_capacity, prepare
 
     prepared = prepare(small_serve_trace, "tensor")
@@ -159,7 +161,7 @@ def test_lockstep_batched_runner_equals_one_trace_at_a_time(small_serve_trace) -
 
 
 def test_exported_policy_batched_equals_single(trained_run: Path, small_serve_trace) -> None:
-    from agents.runner import run_policy, run_policy_batched
+    from agents.rollout import run_policy, run_policy_batched
     from envs.sim import headroom_capacity, prepare
 
     policy = PPOPolicy.load(trained_run / "export")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents import BASELINES, make_policy
-from agents.runner import run_policy
+from agents import builtin_registry, make_policy
+from agents.rollout import run_policy
+from envs.cli.simulate_cli import main as simulate_main
 from envs.formats import write_oracle_general
 from envs.sim import SimError, headroom_capacity, parse_capacity, prepare, simulate
 from envs.sim import engine as E
 from envs.sim.simulator import Simulation
-from envs.simulate import main as simulate_main
 from envs.trace import Kind, Op, Trace
 from tests.conftest import make_classic_trace
 
@@ -106,7 +106,7 @@ def test_belady_never_worse_on_unit_sizes(seed: int) -> None:
     prepared = prepare(trace, "classic")
     for cap in (2, 5, 12):
         best = simulate(prepared, "belady", cap).n_hit
-        for name in BASELINES:
+        for name in builtin_registry().names():
             assert best >= simulate(prepared, name, cap).n_hit, (name, cap)
 
 
@@ -154,12 +154,12 @@ def test_operands_of_the_running_op_are_pinned() -> None:
 
 def test_op_that_cannot_fit_is_an_error() -> None:
     trace = tensor_trace([(0, 60, Op.READ, 0), (1, 60, Op.READ, 0)])
-    with pytest.raises(SimError, match="op 0 needs 120 bytes"):
+    with pytest.raises(SimError, match="cannot hold op 0, whose operands need 120 bytes"):
         simulate(trace, "lru", 100)
 
 
 @pytest.mark.parametrize("mode", ["tensor", "classic"])
-@pytest.mark.parametrize("policy", sorted(BASELINES))
+@pytest.mark.parametrize("policy", sorted(builtin_registry().names()))
 def test_step_path_equals_fast_path(small_train_trace: Trace, mode: str, policy: str) -> None:
     prepared = prepare(small_train_trace, mode)
     from envs.sim import headroom_capacity
@@ -191,7 +191,7 @@ def test_cli_json(tmp_path, capsys) -> None:
 
     trace = random_trace(1)
     path = write_oracle_general(trace, tmp_path / "t.bin")
-    assert simulate_main(["--trace", str(path), "--policy", "lru,belady", "--capacity", "10KiB,50KiB", "--json"]) == 0
+    assert simulate_main(["--trace", str(path), "--policy", "lru", "belady", "--capacity", "10KiB", "50KiB", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 4 and rows[0]["mode"] == "classic"
     for key in (
@@ -207,5 +207,11 @@ def test_cli_json(tmp_path, capsys) -> None:
         "bytes_out",
     ):
         assert key in rows[0]
-    assert simulate_main(["--trace", str(path), "--capacity", "-1"]) == 2
-    assert "positive" in capsys.readouterr().err
+    assert simulate_main(["--trace", str(path), "--capacity=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "positive" in err and len(err.strip().splitlines()) == 1
+    assert simulate_main(["--trace", str(path), "--capacity", str(2**70)]) == 2
+    assert "2**62" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # tyro refuses a name outside the Literal choices
+        simulate_main(["--trace", str(path), "--policy", "nope", "--capacity", "1KiB"])
+    assert exc.value.code == 2

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from envs.capture import AccessRecorder, Registry, build_trace
+from envs.cli.trace_cli import main as traces_main
 from envs.formats import read_csv, read_oracle_general, write_csv, write_oracle_general
+from envs.stats import compare, reuse_distances, trace_stats
 from envs.trace import Kind, Op, Trace, TraceError
-from envs.traces import main as traces_main
-from envs.validate import compare, reuse_distances, trace_stats
 from envs.workloads import WORKLOADS, WorkloadError, generate_trace
 from envs.workloads.decoder_model import PRESETS as DECODER_PRESETS
 from envs.workloads.decoder_model import PUBLISHED_PARAMS, DecoderLM
@@ -202,8 +202,16 @@ def test_cli_generate_info_and_unknown_names(tmp_path, capsys) -> None:
 
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["n_accesses"] > 0 and info["bytes_by_kind"]["weight"] > 0
-    assert traces_main(["generate", "--workload", "bogus", "--preset", "x", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as exc:  # tyro refuses a workload outside the Literal choices
+        traces_main(["generate", "--workload", "bogus", "--preset", "x", "--out", str(out)])
+    assert exc.value.code == 2
+    capsys.readouterr()
+    assert traces_main(["generate", "--workload", "transformer-train", "--preset", "nope", "--out", str(out)]) == 2
     assert "valid:" in capsys.readouterr().err
+    # converting a trace onto its own input is refused and leaves the input intact
+    assert traces_main(["export", str(out), "--format", "csv", "--out", str(out)]) == 2
+    assert "over its own input" in capsys.readouterr().err
+    assert traces_main(["info", str(out)]) == 0
 
 
 def test_reuse_distance_definition() -> None:

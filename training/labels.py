@@ -3,7 +3,7 @@
 A rollout follows Belady itself, or (DAgger) any given policy while Belady labels the states that policy visits.
 The label is the candidate Belady evicts among the K offered (farthest next use, ties least recent, then lowest
 id); ``next_use`` keeps each candidate's distance to its next use for ranking losses (-1 = empty slot, NEVER =
-not used again). Observations come from :class:`envs.features.FeatureBuilder` and hold no future information.
+not used again). Observations are the sealed views' (:class:`envs.features.DecisionView`) and hold no future information.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.base import Policy
-from agents.oracle import Belady, Oracle
-from envs.features import N_CAND_FEATURES, N_GLOBAL_FEATURES, DecisionView, FeatureBuilder
-from envs.sim.simulator import PreparedTrace, Simulation
+from agents.heuristics import Belady
+from envs.episode import Episode
+from envs.features import DecisionView, observation_size
+from envs.sim.simulator import PreparedTrace
 
 
 @dataclass
@@ -63,35 +64,30 @@ def iter_decisions(
     task: str = "",
     seed: int = 0,
 ) -> Iterable[DecisionRecord]:
-    """Replays one trace; yields a :class:`DecisionRecord` per eviction (before the victim is applied)."""
-    sim = Simulation(prepared, capacity, "lru", seed, pause=True)
-    oracle = Oracle(sim)
-    belady = Belady(oracle)
-    feats = FeatureBuilder.for_trace(prepared.trace, k, rule)
+    """Replays one trace through the episode driver; yields a :class:`DecisionRecord` per eviction (before the
+    victim is applied), then evicts Belady's choice or, with ``rollout``, that policy's."""
+    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed)
+    belady = Belady(episode.oracle)
     if rollout is not None:
         rollout.reset(seed)
-    step = 0
-    while not sim.advance():
-        view = feats.view(sim)
+        if rollout.uses_oracle:
+            rollout.attach_oracle(episode.oracle)
+    while not episode.advance():
+        view = episode.view
         label = belady.choose(view)
-        nu = oracle.next_use(view.candidates) - view.now
-        yield DecisionRecord(task, seed, step, label, nu, view)
-        choice = label if rollout is None else rollout.choose(view)
-        if not 0 <= choice < view.n:
-            raise ValueError(f"rollout policy chose candidate {choice} of {view.n}")
-        sim.evict(int(view.candidates[choice]))
-        step += 1
+        nu = episode.oracle.next_use(view.candidates) - view.now
+        yield DecisionRecord(task, seed, episode.n_decisions, label, nu, view)
+        episode.evict(label if rollout is None else rollout.choose(view))
 
 
 def collect(instances, k: int, rule: str, rollout: Policy | None = None, stride: int = 1) -> LabelSet:
-    """Labels every ``stride``-th decision of every suite instance (``eval.suites.Instance``)."""
+    """Labels every ``stride``-th decision of every suite instance (:class:`envs.benchmarks.Instance`)."""
     obs, mask, label, nus, src = [], [], [], [], []
     for inst in instances:
         for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed):
             if rec.step % stride:
                 continue
-            m = np.zeros(k, dtype=bool)
-            m[: rec.view.n] = True
+            m = rec.view.mask()
             nu = np.full(k, -1, dtype=np.int64)
             nu[: rec.view.n] = rec.next_use
             obs.append(rec.view.observation())
@@ -100,6 +96,6 @@ def collect(instances, k: int, rule: str, rollout: Policy | None = None, stride:
             nus.append(nu)
             src.append((inst.task, inst.seed))
     if not obs:
-        d = k * N_CAND_FEATURES + N_GLOBAL_FEATURES
+        d = observation_size(k)
         return LabelSet(np.zeros((0, d), np.float32), np.zeros((0, k), bool), np.zeros(0, np.int64), np.zeros((0, k), np.int64))
     return LabelSet(np.stack(obs), np.stack(mask), np.asarray(label, dtype=np.int64), np.stack(nus), src)

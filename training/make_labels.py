@@ -9,12 +9,12 @@ instead of Belady and labels the states it visits (DAgger). Test splits are refu
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from envs.sim import engine as E
 
@@ -23,36 +23,55 @@ SCHEMA_VERSION = 1
 
 @dataclass
 class LabelConfig:
+    """Which decisions to label and where to write them (every field is a CLI flag)."""
+
     suite: str = "tcb-v1"
+    """Benchmark suite."""
     split: str = "train"
+    """train or validation (test needs --allow-test)."""
     out: str = "artifacts/labels"
+    """Output directory."""
     k: int = 16
-    candidates: str = "mixed"
+    """Candidates per decision."""
+    candidates: Literal["lru", "mixed"] = "mixed"
+    """Candidate rule."""
     stride: int = 4
+    """Keep every n-th decision of each trace."""
     rollout: str | None = None
+    """Agent to roll out (DAgger); default: follow Belady."""
     max_instances: int = 0
-    seed: int = 0
+    """First n suite instances only (0 = all)."""
+    allow_test: bool = False
+    """Label the held-out test split (for analysis only)."""
 
 
 def write_labels(cfg: LabelConfig) -> Path:
     """Writes the dataset; returns the JSONL path."""
     from agents.prompt import PROMPT_VERSION, completion, serialize
-    from eval.suites import get_suite
+    from envs.atomic_io import atomic_path, write_text_atomic
+    from envs.benchmarks import get_suite
     from training.labels import iter_decisions
+
+    if cfg.split == "test" and not cfg.allow_test:
+        raise ValueError("the test split is held out; pass --allow-test to label it anyway")
+    if cfg.k < 1 or cfg.stride < 1:
+        raise ValueError("--k and --stride must be >= 1")
+    if cfg.max_instances < 0:
+        raise ValueError(f"--max-instances must be >= 0, got {cfg.max_instances}")
 
     suite = get_suite(cfg.suite)
     instances = suite.instances(cfg.split)[: cfg.max_instances or None]
     rollout = None
     if cfg.rollout:
-        from eval.leaderboard.runner import make_agent
+        from eval.leaderboard.entries import registry
 
-        rollout = make_agent(cfg.rollout)
+        rollout = registry().make(cfg.rollout)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{cfg.split}.jsonl"
     n = 0
     t0 = time.perf_counter()
-    with path.open("w") as fh:
+    with atomic_path(path) as tmp, tmp.open("w") as fh:
         for inst in instances:
             for rec in iter_decisions(inst.prepared, inst.capacity, cfg.k, cfg.candidates, rollout, inst.task, inst.seed):
                 if rec.step % cfg.stride:
@@ -83,7 +102,7 @@ def write_labels(cfg: LabelConfig) -> Path:
     mpath = out / "manifest.json"
     old = json.loads(mpath.read_text()) if mpath.is_file() else {}
     records = {**old.get("records", {}), cfg.split: n}
-    mpath.write_text(json.dumps({**manifest, "records": records}, indent=2))
+    write_text_atomic(mpath, json.dumps({**manifest, "records": records}, indent=2))
     return path
 
 
@@ -110,24 +129,9 @@ def read_labels(path: str | Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.make_labels", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", default="tcb-v1")
-    p.add_argument("--split", default="train", help="train or validation (test needs --allow-test)")
-    p.add_argument("--out", default="artifacts/labels", help="output directory")
-    p.add_argument("--k", type=int, default=16, help="candidates per decision")
-    p.add_argument("--candidates", default="mixed", help="candidate rule: lru or mixed")
-    p.add_argument("--stride", type=int, default=4, help="keep every n-th decision of each trace")
-    p.add_argument("--rollout", help="agent to roll out (DAgger); default: follow Belady")
-    p.add_argument("--max-instances", type=int, default=0, help="first n suite instances only (0 = all)")
-    p.add_argument("--allow-test", action="store_true", help="label the held-out test split (for analysis only)")
-    args = p.parse_args(argv)
-    if args.split == "test" and not args.allow_test:
-        print("error: the test split is held out; pass --allow-test to label it anyway", file=sys.stderr)
-        return 2
-    if args.k < 1 or args.stride < 1:
-        print("error: --k and --stride must be >= 1", file=sys.stderr)
-        return 2
-    cfg = LabelConfig(args.suite, args.split, args.out, args.k, args.candidates, args.stride, args.rollout, args.max_instances)
+    import tyro
+
+    cfg = tyro.cli(LabelConfig, prog="python -m training.make_labels", args=argv)
     try:
         path = write_labels(cfg)
     except ValueError as exc:

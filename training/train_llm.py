@@ -98,14 +98,12 @@ def first_candidate_agreement(rows: list[dict]) -> float:
 
 def validation_score(policy, suite: str, n_instances: int) -> float:
     """Mean normalized byte score of ``policy`` on the ``n_instances`` shortest validation traces."""
-    from agents.runner import run_policy
-    from eval.suites import get_suite
+    from envs.benchmarks import get_suite
+    from eval.evaluate import evaluate
 
     insts = sorted(get_suite(suite).instances("validation"), key=lambda i: len(i.prepared.tid) * (1 - i.headroom))
-    scores = []
-    for inst in insts[:n_instances]:
-        r = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed).result
-        scores.append(inst.normalized_byte_score(r.bytes_moved))
+    rows = evaluate(policy, instances=insts[:n_instances]).rows
+    scores = [r["norm_byte_score"] for r in rows]
     return float(np.nanmean(scores)) if scores else float("nan")
 
 

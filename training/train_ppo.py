@@ -1,4 +1,4 @@
-"""Train a MaskablePPO eviction agent on ``tensorcache/Eviction-v0``.
+"""Train a MaskablePPO eviction agent on ``tensorcache/Eviction-v1``.
 
 ``python -m training.train_ppo --help`` lists every option. A run lives in
 ``runs/{env_id}__{exp_name}__{seed}__{unix_time}/`` with ``config.json``, TensorBoard events under ``tb/``,
@@ -22,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.version import ENV_ID
 from training.seeding import seed_everything
-
-ENV_ID = "tensorcache/Eviction-v0"
 
 
 @dataclass
@@ -133,40 +132,13 @@ def make_vec_env(cfg: PPOConfig):
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
-@dataclass
-class EvalResult:
-    normalized_score: float
-    byte_hit_ratio: float
-    bytes_moved: float
-    per_task: dict[str, float]
+def validate_policy(policy, cfg: PPOConfig):
+    """Greedy runs of ``policy`` on the first ``eval_seeds`` seeds of the validation split (never test)."""
+    from envs.benchmarks import get_suite
+    from eval.evaluate import evaluate
 
-
-def evaluate_policy(
-    policy, suite_name: str, split: str = "validation", n_seeds: int | None = None, max_instances: int = 0
-) -> EvalResult:
-    """Greedy runs of ``policy`` (an :class:`agents.base.Policy`) on a suite split; IQM of normalized byte scores."""
-    from agents.runner import run_policy
-    from eval.metrics import iqm
-    from eval.suites import get_suite
-
-    suite = get_suite(suite_name)
-    seeds = suite.seeds[split][: n_seeds or None]
-    scores, bhr, moved, per_task = [], [], [], {}
-    instances = [i for i in suite.instances(split) if i.seed in seeds]
-    for inst in instances[: max_instances or None]:
-        r = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed).result
-        s = inst.normalized_byte_score(r.bytes_moved)
-        scores.append(s)
-        bhr.append(r.byte_hit_ratio)
-        moved.append(r.bytes_moved)
-        per_task.setdefault(inst.task, []).append(s)
-    finite = np.asarray([s for s in scores if np.isfinite(s)])
-    return EvalResult(
-        float(iqm(finite)) if finite.size else float("nan"),
-        float(np.mean(bhr)),
-        float(np.mean(moved)),
-        {t: float(np.nanmean(v)) for t, v in per_task.items()},
-    )
+    seeds = get_suite(cfg.suite).seeds["validation"][: cfg.eval_seeds or None]
+    return evaluate(policy, cfg.suite, "validation", seeds=seeds, max_instances=cfg.max_instances)
 
 
 # ------------------------------------------------------------------------------------------ behaviour cloning
@@ -175,7 +147,7 @@ def behaviour_clone(model, cfg: PPOConfig, log) -> None:
     import torch
 
     from agents.ppo import PPOPolicy
-    from eval.suites import get_suite
+    from envs.benchmarks import get_suite
     from training.labels import collect
 
     net = model.policy.net
@@ -260,14 +232,14 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
             state["last_eval"] = n
             policy = PPOPolicy(self.model.policy.net, cfg.candidates)
             t0 = time.perf_counter()
-            res = evaluate_policy(policy, cfg.suite, "validation", cfg.eval_seeds, cfg.max_instances)
-            self.logger.record("eval/normalized_score", res.normalized_score)
+            res = validate_policy(policy, cfg)
+            self.logger.record("eval/normalized_score", res.score)
             self.logger.record("eval/byte_hit_ratio", res.byte_hit_ratio)
             self.logger.record("eval/bytes_moved", res.bytes_moved)
             self.logger.record("eval/seconds", time.perf_counter() - t0)
-            state.setdefault("evals", []).append({"step": n, "normalized_score": res.normalized_score, "per_task": res.per_task})
-            if res.normalized_score > state.get("best_score", -np.inf):
-                state["best_score"] = res.normalized_score
+            state.setdefault("evals", []).append({"step": n, "normalized_score": res.score, "per_task": res.per_task})
+            if res.score > state.get("best_score", -np.inf):
+                state["best_score"] = res.score
                 state["best_step"] = n
                 export_policy(self.model.policy.net, cfg.candidates, run_dir / "best", meta=provenance(cfg, n, res))
             self.logger.dump(n)
@@ -275,12 +247,12 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
     return TrainingCallback()
 
 
-def provenance(cfg: PPOConfig, step: int, res: EvalResult | None) -> dict:
-    from envs.eviction_env import ENV_VERSION
+def provenance(cfg: PPOConfig, step: int, res=None) -> dict:
+    from envs.version import ENV_VERSION
 
     out = {"env_version": ENV_VERSION, "suite": cfg.suite, "trained_steps": step, "train_seed": cfg.seed}
     if res is not None:
-        out["validation_normalized_score"] = res.normalized_score
+        out["validation_normalized_score"] = res.score
     return out
 
 

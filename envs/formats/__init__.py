@@ -1,8 +1,53 @@
-"""Trace interchange formats: libCacheSim's oracleGeneral binary format and a plain CSV."""
+"""Trace interchange formats: libCacheSim's oracleGeneral binary format and a plain CSV, and one reader for all."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 from envs.formats.csv_format import read_csv, write_csv
 from envs.formats.oracle_general import read_oracle_general, write_oracle_general
+from envs.trace import Trace, TraceError
 
 FORMATS = ("npz", "oracleGeneral", "csv")
 
-__all__ = ["FORMATS", "read_csv", "read_oracle_general", "write_csv", "write_oracle_general"]
+
+def guess_format(path: str | Path) -> str:
+    """Format from the file suffix: .npz, .csv, anything else oracleGeneral."""
+    return {".npz": "npz", ".csv": "csv"}.get(Path(path).suffix.lower(), "oracleGeneral")
+
+
+def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
+    """Loads a trace in any supported format (guessed from the suffix when ``fmt`` is None).
+
+    Raises:
+        TraceError: On an unknown format or a malformed file.
+    """
+    path = Path(path)
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise TraceError(f"unknown trace format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if not path.is_file():
+        raise TraceError(f"{path}: no such trace file")
+    if fmt == "npz":
+        return Trace.load(path)
+    if fmt == "csv":
+        return read_csv(path)
+    return read_oracle_general(path)
+
+
+def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> Path:
+    """Writes ``trace`` in ``fmt`` (guessed from the suffix when None), atomically."""
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise TraceError(f"unknown trace format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "npz":
+        return trace.save(path)
+    from envs.atomic_io import atomic_path
+
+    with atomic_path(path) as tmp:
+        (write_csv if fmt == "csv" else write_oracle_general)(trace, tmp)
+    return Path(path)
+
+
+__all__ = ["FORMATS", "guess_format", "read_csv", "read_oracle_general", "read_trace", "write_csv", "write_oracle_general",
+           "write_trace"]  # fmt: skip

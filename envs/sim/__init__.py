@@ -13,23 +13,17 @@ Belady's next use of a tensor is the index of its next READ/WRITE, or *never* if
 accessed again.
 """
 
-from envs.sim.links import LINKS, Link, get_link
-from envs.sim.simulator import (
-    POLICY_CODES,
-    PreparedTrace,
-    SimError,
-    SimResult,
-    Simulation,
-    headroom_capacity,
-    parse_capacity,
-    prepare,
-    simulate,
-)
+from envs.sim.bandwidth import LINKS, Link, get_link
+from envs.sim.capacity import Headroom, SimError, headroom_capacity, parse_capacity, resolve_capacity
+from envs.sim.oracle import Oracle
+from envs.sim.simulator import POLICY_CODES, PreparedTrace, SimResult, Simulation, prepare, simulate
 
 __all__ = [
     "LINKS",
     "POLICY_CODES",
+    "Headroom",
     "Link",
+    "Oracle",
     "PreparedTrace",
     "SimError",
     "SimResult",
@@ -38,5 +32,6 @@ __all__ = [
     "headroom_capacity",
     "parse_capacity",
     "prepare",
+    "resolve_capacity",
     "simulate",
 ]

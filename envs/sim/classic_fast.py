@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-N_COUNTERS = 7
+from envs.sim.engine import OP_FREE
 
 
 @numba.njit(cache=True, inline="always")
@@ -57,7 +57,7 @@ def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
     tail = -1
     used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
     for i in range(tid.shape[0]):
-        if opc[i] == 2:
+        if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
@@ -96,7 +96,7 @@ def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     qh = qt = 0
     used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
     for i in range(tid.shape[0]):
-        if opc[i] == 2:
+        if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
@@ -175,7 +175,7 @@ def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
     hn = 0
     used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
     for i in range(n):
-        if opc[i] == 2:
+        if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
@@ -245,7 +245,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     has_evicted = False
     n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
     for i in range(tid.shape[0]):
-        if opc[i] == 2:
+        if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
@@ -350,7 +350,7 @@ def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
     head = tail = hand = -1
     used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
     for i in range(tid.shape[0]):
-        if opc[i] == 2:
+        if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]

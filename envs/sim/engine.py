@@ -19,8 +19,9 @@ import numpy as np
 
 # policy codes (S[S_PAUSE] = 1 makes any of them pause at each eviction for an external choice)
 LRU, FIFO, MRU, LFU, BELADY, NEXT_USE, RANDOM, SIEVE = 0, 1, 2, 3, 4, 5, 6, 7
-HEAP_POLICIES = (MRU, LFU, BELADY, NEXT_USE)
 NEVER = np.iinfo(np.int64).max // 4
+# access op codes (equal to envs.trace.Op; plain ints so the compiled loops read them as constants)
+OP_READ, OP_WRITE, OP_FREE = 0, 1, 2
 
 # per-tensor columns
 (
@@ -329,12 +330,11 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
 
 # ---------------------------------------------------------------------------------------------- the loop
 @numba.njit(cache=True)
-def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decision):  # pragma: no cover
+def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use):  # pragma: no cover
     """Advances the simulation from ``S[S_POS]``.
 
     Returns ``(status, H)``; status is NEED_DECISION when, with ``S[S_PAUSE]`` set, the caller must pick a victim (write it to
-    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace. ``stop_at_decision`` is unused (the
-    pause flag lives in the state) and kept for call-site clarity.
+    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace.
     """
     n = tid.shape[0]
     classic = S[S_CLASSIC] == 1
@@ -343,7 +343,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decisi
     while i < n:
         t = tid[i]
         op = opc[i]
-        if classic and op == 2:
+        if classic and op == OP_FREE:
             i += 1
             continue
         if not classic and S[S_STAGE] == 0:
@@ -351,11 +351,11 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decisi
             if k != S[S_CUROP]:
                 S[S_CUROP] = k
                 for j in range(i, op_end[i]):
-                    if opc[j] != 2:
+                    if opc[j] != OP_FREE:
                         T[tid[j], F_PIN] = k
         size = T[t, F_SIZE]
         if S[S_STAGE] == 0:
-            if op == 2:  # FREE (tensor mode)
+            if op == OP_FREE:  # tensor mode (classic mode skipped it above)
                 if T[t, F_RES] == 1:
                     _remove(T, S, t, dense_ids)
                 i += 1
@@ -366,7 +366,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decisi
             if T[t, F_RES] == 1:
                 S[S_HITS] += 1
                 S[S_HITB] += size
-                if op == 1 and not classic:
+                if op == OP_WRITE and not classic:
                     T[t, F_DIRTY] = 1
                 H = _on_access(T, S, H, t, i, False)
                 i += 1
@@ -376,7 +376,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decisi
                 S[S_BIN] += size
                 i += 1
                 continue
-            if classic or op == 0:
+            if classic or op == OP_READ:
                 S[S_BIN] += size
             S[S_STAGE] = 1
         # stage 1: make room for t
@@ -398,7 +398,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop_at_decisi
             _remove(T, S, v, dense_ids)
             S[S_NEVICT] += 1
         T[t, F_RES] = 1
-        T[t, F_DIRTY] = 1 if (op == 1 and not classic) else 0
+        T[t, F_DIRTY] = 1 if (op == OP_WRITE and not classic) else 0
         S[S_USED] += size
         if S[S_USED] > S[S_PEAK]:
             S[S_PEAK] = S[S_USED]

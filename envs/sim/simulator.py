@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from envs.sim import classic_fast
 from envs.sim import engine as E
-from envs.sim.links import LINKS, get_link
+from envs.sim.bandwidth import LINKS, get_link
+from envs.sim.capacity import SimError, check_feasible, parse_capacity
 from envs.trace import Op, Trace
 
 POLICY_CODES = {
@@ -30,42 +30,6 @@ SIM_POLICIES = (*POLICY_CODES, *CLASSIC_ONLY_POLICIES)
 MODES = ("tensor", "classic")
 
 
-class SimError(ValueError):
-    """Bad simulator input: capacity, policy, mode, or an op that cannot fit."""
-
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-}
-
-
-def parse_capacity(text: str | int) -> int:
-    """Parses ``'128MiB'``, ``'1.5GiB'``, ``'4096'`` (bytes) into a positive byte count.
-
-    Raises:
-        SimError: If the text does not parse or is not positive.
-    """
-    if isinstance(text, (int, np.integer)):
-        value = int(text)
-    else:
-        m = re.fullmatch(r"\s*([+-]?[0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
-        if not m or m.group(2).lower() not in _UNITS:
-            raise SimError(f"capacity {text!r} does not parse (use e.g. 4096, 128MiB, 1.5GiB)")
-        value = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-    if value <= 0:
-        raise SimError(f"capacity must be positive, got {text!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class PreparedTrace:
     """Arrays the engine needs for one trace in one mode (computed once, reused by every run)."""
@@ -80,6 +44,7 @@ class PreparedTrace:
     sizes: np.ndarray
     op_bytes_max: int
     op_bytes_argmax: int
+    peak_live_bytes: int
 
     @property
     def mode(self) -> str:
@@ -126,20 +91,8 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
         per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
         op_arg = int(np.argmax(per_op)) if per_op.size else 0
         op_max = int(per_op[op_arg]) if per_op.size else 0
-    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, _next_use(tid, opc, classic), sizes, op_max, op_arg)
-
-
-def headroom_capacity(prepared: PreparedTrace, fraction: float) -> int:
-    """Capacity ``fraction`` of the way from the tightest feasible cache to one holding the peak live bytes.
-
-    The tightest feasible capacity is the largest op's operand bytes (tensor mode; the largest tensor in classic
-    mode); ``fraction = 1`` holds every live tensor, so no eviction is needed.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise SimError(f"headroom fraction must be in [0, 1], got {fraction!r}")
-    floor = prepared.op_bytes_max
-    peak = max(prepared.trace.peak_live_bytes(), floor)
-    return int(floor + fraction * (peak - floor))
+    next_use = _next_use(tid, opc, classic)
+    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, next_use, sizes, op_max, op_arg, trace.peak_live_bytes())
 
 
 @dataclass(frozen=True)
@@ -174,7 +127,7 @@ class SimResult:
         return self.bytes_in + self.bytes_out
 
     def transfer_seconds(self, link: str = "pcie4-x16") -> float:
-        """Transfer time of all bytes moved over a link preset (see :mod:`envs.sim.links`)."""
+        """Transfer time of all bytes moved over a link preset (see :mod:`envs.sim.bandwidth`)."""
         return get_link(link).seconds(self.bytes_moved)
 
     def to_dict(self) -> dict:
@@ -209,11 +162,7 @@ class Simulation:
         capacity = parse_capacity(capacity)
         if policy not in POLICY_CODES:
             raise SimError(f"unknown policy {policy!r}; valid: {', '.join(POLICY_CODES)}")
-        if not prepared.classic and prepared.op_bytes_max > capacity:
-            raise SimError(
-                f"op {prepared.op_bytes_argmax} needs {prepared.op_bytes_max} bytes of operands resident together, "
-                f"more than the capacity of {capacity} bytes"
-            )
+        check_feasible(prepared, capacity)
         self.prepared = prepared
         self.policy = policy
         self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, POLICY_CODES[policy], prepared.classic, seed, pause)
@@ -223,7 +172,7 @@ class Simulation:
     def advance(self) -> bool:
         """Runs until the next decision (external policy) or the end; returns True when the trace is done."""
         p = self.prepared
-        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, True)
+        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use)
         self.done = status == E.DONE
         return self.done
 

@@ -1,14 +1,34 @@
-"""Workload registry: every architecture family, its presets and one ``generate_trace`` entry point."""
+"""Workload registry: every architecture family, its presets and one ``generate_trace`` entry point.
+
+The generators (which import torch) load on first use, so importing this package stays light.
+"""
 
 from __future__ import annotations
 
-from envs.trace import Trace
-from envs.workloads.base import GENERATOR_VERSION, TraceSpec, Workload, WorkloadError, check_positive
-from envs.workloads.cnn_train import CNNTrain
-from envs.workloads.transformer_infer import MoEInfer, TransformerInfer
-from envs.workloads.transformer_train import TransformerTrain
+from typing import TYPE_CHECKING
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (TransformerTrain(), TransformerInfer(), CNNTrain(), MoEInfer())}
+from envs.workloads.spec import GENERATOR_VERSION, TraceSpec, Workload, WorkloadError, check_positive
+
+if TYPE_CHECKING:
+    from envs.trace import Trace
+
+#: Workload names, in the order help texts list them.
+WORKLOAD_NAMES = ("transformer-train", "transformer-infer", "cnn-train", "moe-infer")
+
+
+def workloads() -> dict[str, Workload]:
+    """Every workload by name (imports the generators, and so torch)."""
+    from envs.workloads.cnn_train import CNNTrain
+    from envs.workloads.transformer_infer import MoEInfer, TransformerInfer
+    from envs.workloads.transformer_train import TransformerTrain
+
+    return {w.name: w for w in (TransformerTrain(), TransformerInfer(), CNNTrain(), MoEInfer())}
+
+
+def __getattr__(name: str):
+    if name == "WORKLOADS":
+        return workloads()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_workload(name: str) -> Workload:
@@ -17,10 +37,9 @@ def get_workload(name: str) -> Workload:
     Raises:
         WorkloadError: Naming the valid workloads when ``name`` is unknown.
     """
-    try:
-        return WORKLOADS[name]
-    except KeyError:
-        raise WorkloadError(f"unknown workload {name!r}; valid: {', '.join(WORKLOADS)}") from None
+    if name not in WORKLOAD_NAMES:
+        raise WorkloadError(f"unknown workload {name!r}; valid: {', '.join(WORKLOAD_NAMES)}")
+    return workloads()[name]
 
 
 def generate_trace(
@@ -49,9 +68,9 @@ def generate_trace(
     check_positive("batch", batch)
     if batch is not None and not getattr(w, "has_batch", False):
         raise WorkloadError(f"workload {workload!r} has no batch option (training workloads do)")
-    if not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WorkloadError(f"seed must be a non-negative integer, got {seed!r}")
     return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method, batch))
 
 
-__all__ = ["GENERATOR_VERSION", "WORKLOADS", "TraceSpec", "WorkloadError", "generate_trace", "get_workload"]
+__all__ = ["GENERATOR_VERSION", "WORKLOAD_NAMES", "TraceSpec", "WorkloadError", "generate_trace", "get_workload", "workloads"]

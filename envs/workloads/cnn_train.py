@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from envs.capture import AccessRecorder, Registry, build_trace
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.base import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
+from envs.workloads.capture_helpers import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
 from envs.workloads.resnet_model import PRESETS, ResNet, ResNetConfig
 
 SHAPES = Shape(batch=(16, 32, 48, 64), seq=(160, 192, 224, 256))

@@ -16,7 +16,7 @@ import torch
 
 from envs.capture import AccessRecorder, Registry, build_trace
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.base import TraceSpec, base_meta, register_params
+from envs.workloads.capture_helpers import TraceSpec, base_meta, register_params
 from envs.workloads.decoder_model import PRESETS, DecoderConfig, DecoderLM, PagedKV
 from envs.workloads.transformer_train import decoder_param_layer, make_router, resolve_config
 

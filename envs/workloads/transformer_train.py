@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from envs.capture import AccessRecorder, Registry, build_trace
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.base import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
+from envs.workloads.capture_helpers import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
 from envs.workloads.decoder_model import PRESETS, DecoderConfig, DecoderLM
 
 TRAIN_SHAPES = {

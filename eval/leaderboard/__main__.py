@@ -1,66 +1,99 @@
-"""``python -m eval.leaderboard --suite tcb-v1 --split test --agents lru,fifo,... --out DIR``
-and ``python -m eval.leaderboard validate DIR/results.csv [--suite tcb-v1]``."""
+"""``tensorcache-leaderboard`` (``python -m eval.leaderboard``): evaluate agents on a suite split, or
+``tensorcache-leaderboard validate DIR/results.csv`` to replay a published results file."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from envs.cli import run_cli
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Evaluate agents on one split of a suite and write results.csv, leaderboard.json/.md and report.html.
+    (Subcommand: `validate RESULTS.csv` replays a results file.)"""
+
+    suite: str = "tcb-v1"
+    """Benchmark suite (tcb-v1)."""
+    split: Literal["train", "validation", "test"] = "test"
+    """Split to evaluate; test is held out from training."""
+    agents: str = "all"
+    """'all' or a comma-separated list of agent names (lru and belady are always added)."""
+    out: Path = Path("artifacts/leaderboard")
+    """Output directory (refused while another run holds it)."""
+    recompute: bool = False
+    """Run every agent, ignoring rows that entries ship."""
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Replay every row of a results.csv and recompute its derived columns."""
+
+    results: Annotated[Path, tyro.conf.Positional]
+    """The results.csv to check."""
+    suite: str = "tcb-v1"
+    """Suite the rows belong to."""
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(cfg: RunConfig) -> int:
+    from envs.benchmarks import get_suite
+    from envs.run_lock import DirectoryLock, check_writable_dir
+    from eval.leaderboard.board import table_markdown
+    from eval.leaderboard.entries import discover, registry
+    from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
+
+    suite = get_suite(cfg.suite)
+    suite.instances(cfg.split)
+    found = discover()
+    for name, why in found.refused.items():
+        _log(f"skipping entry {name}: {why}")
+    agents = resolve_agents(cfg.agents, registry(discovery=found))
+    check_writable_dir(cfg.out)
+    with DirectoryLock(cfg.out):
+        t0 = time.perf_counter()
+        _log(f"{suite.name}/{cfg.split}: {len(agents)} agents -> {cfg.out}")
+        lb = LeaderboardRun(suite, cfg.split, agents, recompute=cfg.recompute, discovery=found)
+        lb.run(log=_log)
+        board = write_outputs(lb, cfg.out)
+    print(table_markdown(board))
+    if lb.shipped_agents:
+        print(f"\nrows shipped by entries (a sample replayed, every derived column recomputed; --recompute runs them): "
+              f"{', '.join(lb.shipped_agents)}")  # fmt: skip
+    print(f"\n{len(lb.rows)} runs in {time.perf_counter() - t0:.1f}s; wrote {cfg.out}/results.csv, leaderboard.json, "
+          "leaderboard.md, report.html")  # fmt: skip
+    return 0
+
+
+def validate(cfg: ValidateConfig) -> int:
+    from envs.benchmarks import get_suite
+    from eval.leaderboard.replay import validate as replay
+
+    if not cfg.results.is_file():
+        raise ValueError(f"{cfg.results}: no such file")
+    problems = replay(cfg.results, get_suite(cfg.suite))
+    for prob in problems:
+        print(f"MISMATCH {prob}")
+    print("all rows confirmed" if not problems else f"{len(problems)} mismatches")
+    return 0 if not problems else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from eval.suites import SUITES, get_suite
-
     if argv[:1] == ["validate"]:
-        p = argparse.ArgumentParser(prog="python -m eval.leaderboard validate")
-        p.add_argument("results", type=Path)
-        p.add_argument("--suite", default="tcb-v1", choices=list(SUITES))
-        args = p.parse_args(argv[1:])
-        from eval.leaderboard.runner import validate
-
-        if not args.results.is_file():
-            print(f"error: {args.results}: no such file", file=sys.stderr)
-            return 2
-        problems = validate(args.results, get_suite(args.suite))
-        for prob in problems:
-            print(f"MISMATCH {prob}")
-        print("all rows confirmed" if not problems else f"{len(problems)} mismatches")
-        return 0 if not problems else 1
-    p = argparse.ArgumentParser(prog="python -m eval.leaderboard", description="Run a leaderboard evaluation.")
-    p.add_argument("--suite", default="tcb-v1", help=f"one of: {', '.join(SUITES)}")
-    p.add_argument("--split", default="test", help="train, validation or test (held out)")
-    p.add_argument("--agents", default="all", help="'all' or a comma-separated list")
-    p.add_argument("--out", type=Path, default=Path("artifacts/leaderboard"))
-    p.add_argument(
-        "--recompute", action="store_true", help="run every agent, ignoring rows an entry ships (see eval/leaderboard/entries.py)"
-    )
-    args = p.parse_args(argv)
-    from eval.leaderboard.runner import LeaderboardRun, resolve_agents, table_markdown, write_outputs
-
-    try:
-        suite = get_suite(args.suite)
-        agents = resolve_agents(args.agents)
-        suite.instances(args.split)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    t0 = time.perf_counter()
-    lb = LeaderboardRun(suite, args.split, agents, recompute=args.recompute)
-    lb.run()
-    board = write_outputs(lb, args.out)
-    print(table_markdown(board))
-    if lb.precomputed_agents:
-        print(
-            f"\nrows shipped by entries (trace hashes, capacities and env version checked; rerun with --recompute): "
-            f"{', '.join(lb.precomputed_agents)}"
-        )
-    print(
-        f"\n{len(lb.rows)} runs in {time.perf_counter() - t0:.1f}s; wrote {args.out}/results.csv, "
-        "leaderboard.json, leaderboard.md, report.html"
-    )
-    return 0
+        vcfg = tyro.cli(ValidateConfig, prog="tensorcache-leaderboard validate", args=argv[1:])
+        return run_cli(lambda: validate(vcfg))
+    cfg = tyro.cli(RunConfig, prog="tensorcache-leaderboard", args=argv)
+    return run_cli(lambda: run(cfg))
 
 
 if __name__ == "__main__":

@@ -5,25 +5,34 @@ deterministic) and an ``entry.json``::
 
     {"name": "ppo", "kind": "exported-net", "deterministic": true, "weights": "."}
 
-Kinds: ``baseline`` (``"policy"`` names a built-in of :data:`agents.BASELINES`), ``exported-net`` (a
-:class:`agents.ppo.PPOPolicy` export: safetensors + JSON) and ``llm`` (a base model directory and a LoRA adapter,
-both safetensors, for :class:`agents.llm.LLMPolicy`). Loading an entry never unpickles or runs code.
+Kinds: ``baseline`` (``"policy"`` names a built-in agent of :func:`agents.builtin_registry`; the folder documents
+it), ``exported-net`` (a :class:`agents.ppo.PPOPolicy` export: safetensors + JSON) and ``llm`` (a base model
+directory and a LoRA adapter, both safetensors, for :class:`agents.llm.LLMPolicy`).
 
-An entry whose agent is too slow to replay in the main job may ship ``"precomputed": "results.csv"``: rows it
-produced with ``python -m eval.leaderboard``. The runner uses them only when every row's trace hash, capacity and
-env version match the current suite; otherwise it recomputes. ``validate`` replays them like any other row.
+Entry folders are data and are read defensively: every path in ``entry.json`` must resolve inside the folder,
+``entry.json`` is at most 64 KiB, a learned entry may not take a built-in agent's name, and names are unique. A
+bad entry is reported and skipped; it never stops the others. Loading an entry never unpickles or runs code.
+
+An entry whose agent is too slow to replay in the main job may ship ``"precomputed": "results.csv"``: raw counts
+it produced with ``python -m eval.leaderboard``. See :mod:`eval.leaderboard.shipped` for how they are checked.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents import BASELINES, Policy, make_policy
+from agents import AgentSpec, Policy, Registry, builtin_registry
 
 ENTRY_ROOT = Path(__file__).resolve().parent
 KINDS = ("baseline", "exported-net", "llm")
+MAX_ENTRY_JSON = 64 * 1024
+MAX_SHIPPED_CSV = 16 * 2**20
+
+
+class EntryError(ValueError):
+    """A malformed entry folder."""
 
 
 @dataclass(frozen=True)
@@ -35,59 +44,116 @@ class Entry:
     directory: Path
     spec: dict
 
+    def path(self, key: str, default: str) -> Path:
+        """The path named by ``spec[key]`` (or ``default``), resolved and required to lie inside the folder."""
+        return inside(self.directory, self.spec.get(key, default), key)
+
     def make(self) -> Policy:
         """A fresh policy of this entry."""
         if self.kind == "baseline":
-            return make_policy(self.spec["policy"])
+            return builtin_registry().make(self.spec["policy"])
         if self.kind == "llm":
             from agents.llm import LLMPolicy
 
-            s = self.spec
             return LLMPolicy.load(
-                self.directory / s.get("base", "base"),
-                self.directory / s.get("adapter", "adapter"),
-                k=int(s.get("k", 16)),
-                rule=s.get("candidates", "mixed"),
+                self.path("base", "base"),
+                self.path("adapter", "adapter"),
+                k=int(self.spec.get("k", 16)),
+                rule=self.spec.get("candidates", "mixed"),
                 name=self.name,
             )
         from agents.ppo import PPOPolicy
 
-        return PPOPolicy.load(self.directory / self.spec.get("weights", "."), name=self.name)
+        return PPOPolicy.load(self.path("weights", "."), name=self.name)
 
-    def precomputed_rows(self) -> list[dict]:
-        """Rows shipped with the entry (empty when it ships none)."""
-        name = self.spec.get("precomputed")
-        if not name:
-            return []
-        import csv
+    @property
+    def shipped_rows_path(self) -> Path | None:
+        """The shipped results file, or None when the entry ships none."""
+        return self.path("precomputed", "") if self.spec.get("precomputed") else None
 
-        with (self.directory / name).open() as fh:
-            return list(csv.DictReader(fh))
+
+def inside(directory: Path, relative: object, key: str) -> Path:
+    """``directory / relative`` resolved, refusing anything that is not a relative path inside ``directory``."""
+    if not isinstance(relative, str):
+        raise EntryError(f"{directory / 'entry.json'}: {key!r} must be a relative path string, got {relative!r}")
+    root = directory.resolve()
+    target = (root / relative).resolve()
+    if Path(relative).is_absolute() or not (target == root or root in target.parents):
+        raise EntryError(f"{directory / 'entry.json'}: {key!r} = {relative!r} leaves the entry folder")
+    return target
 
 
 def load_entry(directory: Path) -> Entry:
     """Reads ``directory/entry.json``.
 
     Raises:
-        ValueError: On a missing or malformed entry.json or an unknown kind.
+        EntryError: On a missing, oversized or malformed entry.json, an unknown kind, or a path leaving the folder.
     """
     path = directory / "entry.json"
     try:
+        if path.stat().st_size > MAX_ENTRY_JSON:
+            raise EntryError(f"{path}: larger than {MAX_ENTRY_JSON} bytes")
         spec = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable entry ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EntryError(f"{path}: not a readable entry ({exc})") from None
+    if not isinstance(spec, dict):
+        raise EntryError(f"{path}: entry.json must hold a JSON object")
     kind = spec.get("kind")
     if kind not in KINDS:
-        raise ValueError(f"{path}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
-    if kind == "baseline" and spec.get("policy") not in BASELINES:
-        raise ValueError(f"{path}: unknown baseline policy {spec.get('policy')!r}")
+        raise EntryError(f"{path}: unknown kind {kind!r}; valid: {', '.join(KINDS)}")
+    name = spec.get("name", directory.name)
+    if not isinstance(name, str) or not name or name != name.strip() or "," in name:
+        raise EntryError(f"{path}: bad name {name!r}")
+    builtins = builtin_registry()
+    if kind == "baseline":
+        if spec.get("policy") not in builtins or name != spec.get("policy"):
+            raise EntryError(f"{path}: a baseline entry documents a built-in agent under its own name; got {name!r}")
+    elif name in builtins:
+        raise EntryError(f"{path}: the name {name!r} belongs to a built-in agent")
     if not (directory / "README.md").is_file():
-        raise ValueError(f"{directory}: an entry needs a README.md")
-    return Entry(spec.get("name", directory.name), kind, directory, spec)
+        raise EntryError(f"{directory}: an entry needs a README.md")
+    entry = Entry(name, kind, directory, spec)
+    for key, default in (("weights", "."), ("base", "base"), ("adapter", "adapter"), ("precomputed", "")):
+        if key in spec or (kind == "llm" and key in ("base", "adapter")):
+            entry.path(key, default)
+    shipped = entry.shipped_rows_path
+    if shipped is not None and (not shipped.is_file() or shipped.stat().st_size > MAX_SHIPPED_CSV):
+        raise EntryError(f"{path}: precomputed file {shipped.name} is missing or larger than {MAX_SHIPPED_CSV} bytes")
+    return entry
 
 
-def discover(root: Path = ENTRY_ROOT) -> dict[str, Entry]:
-    """Every entry folder under ``root``, by name (baselines first, then learned entries, alphabetically)."""
-    entries = [load_entry(d) for d in sorted(root.iterdir()) if (d / "entry.json").is_file()]
-    entries.sort(key=lambda e: (e.kind != "baseline", e.name))
-    return {e.name: e for e in entries}
+@dataclass
+class Discovery:
+    """The entries found under a root, and the folders that were refused (with the reason)."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def discover(root: Path = ENTRY_ROOT) -> Discovery:
+    """Every valid entry folder under ``root`` (baselines first, then learned entries, alphabetically)."""
+    found = Discovery()
+    loaded = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "entry.json").exists()):
+        try:
+            loaded.append(load_entry(d))
+        except EntryError as exc:
+            found.refused[d.name] = str(exc)
+    loaded.sort(key=lambda e: (e.kind != "baseline", e.name))
+    for e in loaded:
+        if e.name in found.entries:
+            other = found.entries[e.name].directory
+            found.refused[e.directory.name] = f"{e.directory}: the name {e.name!r} is already used by {other}"
+            continue
+        found.entries[e.name] = e
+    return found
+
+
+def registry(root: Path = ENTRY_ROOT, discovery: Discovery | None = None) -> Registry:
+    """The built-in agents plus every learned entry under ``root``: the one list of agents a run can name."""
+    found = discovery or discover(root)
+    reg = builtin_registry()
+    for e in found.entries.values():
+        if e.kind != "baseline":
+            reg.register(AgentSpec(e.name, e.make, kind=e.kind, source=str(e.directory)))
+    return reg

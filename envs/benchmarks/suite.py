@@ -1,11 +1,13 @@
-"""Named, versioned benchmark suites. ``tcb-v1`` (TensorCache Benchmark v1) is the reference suite.
+"""Benchmark suites: families of traces, capacities, and train / validation / test splits.
 
 A task is a (trace family, capacity) pair; each family has fixed train / validation / test seeds. **The test
 seeds are held out**: training scripts must only use ``train`` (and ``validation`` for model selection).
 Capacities are *headroom fractions*: ``0`` is the tightest feasible cache (the largest op's operands), ``1``
 holds the peak live bytes (see :func:`envs.sim.simulator.headroom_capacity`), so every task is feasible and the
-grid spans tight to roomy. Traces are generated deterministically and cached on disk by spec and generator version;
-every result records the trace's content hash.
+grid spans tight to roomy. Traces are generated deterministically and cached (see :mod:`envs.benchmarks.cache`) by
+spec and generator version; a cached file is used only when it loads with a valid content hash *and* was made from
+this instance's spec, otherwise it is regenerated (so a truncated or swapped file is caught). Every result records
+the trace's content hash.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from envs.eviction_env import ENV_VERSION
-from envs.sim.simulator import PreparedTrace, SimResult, headroom_capacity, prepare, simulate
-from envs.trace import Trace
-from envs.workloads import GENERATOR_VERSION, generate_trace
-
-DEFAULT_CACHE = Path("artifacts/traces")
+from envs.benchmarks.cache import default_cache_dir
+from envs.benchmarks.score import normalized
+from envs.sim.capacity import headroom_capacity
+from envs.sim.simulator import PreparedTrace, SimResult, prepare, simulate
+from envs.trace import Trace, TraceError
+from envs.version import ENV_VERSION
+from envs.workloads.spec import GENERATOR_VERSION
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,21 @@ class Suite:
     def tasks(self) -> list[str]:
         return [f"{f.name}@{h:g}" for f in self.families for h in self.headrooms]
 
-    def instances(self, split: str, cache_dir: Path = DEFAULT_CACHE) -> list[Instance]:
-        """Every (task, seed) of ``split``."""
+    def instances(self, split: str, cache_dir: Path | None = None, tasks: tuple[str, ...] | None = None) -> list[Instance]:
+        """Every (task, seed) of ``split`` (only ``tasks`` when given).
+
+        Raises:
+            ValueError: On an unknown split or task.
+        """
         if split not in self.seeds:
             raise ValueError(f"unknown split {split!r}; valid: {', '.join(self.seeds)}")
-        return [
-            Instance(self, f, h, s, split, cache_dir) for f in self.families for s in self.seeds[split] for h in self.headrooms
-        ]
+        if tasks is not None:
+            unknown = [t for t in tasks if t not in self.tasks()]
+            if unknown:
+                raise ValueError(f"unknown task {unknown[0]!r} of {self.name}; valid: {', '.join(self.tasks())}")
+        cache = cache_dir if cache_dir is not None else default_cache_dir()
+        out = [Instance(self, f, h, s, split, cache) for f in self.families for s in self.seeds[split] for h in self.headrooms]
+        return out if tasks is None else [i for i in out if i.task in tasks]
 
     def describe(self) -> dict:
         return {
@@ -95,14 +106,28 @@ class Instance:
         name = f"{f.workload}_{f.preset}_L{f.layers}_it{f.iterations}{batch}_{f.method}_s{self.seed}_g{GENERATOR_VERSION}.npz"
         return self.cache_dir / name
 
-    def trace(self) -> Trace:
-        """The trace (generated once, then read from the on-disk cache)."""
-        if self.path.is_file():
-            return Trace.load(self.path)
+    @property
+    def spec(self) -> dict:
+        """The generator arguments of this instance's trace (what the cached file's metadata must record)."""
         f = self.family
-        trace = generate_trace(
-            f.workload, f.preset, layers=f.layers, iterations=f.iterations, seed=self.seed, method=f.method, batch=f.batch
-        )
+        return {"workload": f.workload, "preset": f.preset, "layers": f.layers, "iterations": f.iterations,
+                "seed": self.seed, "method": f.method, "batch": f.batch}  # fmt: skip
+
+    def trace(self) -> Trace:
+        """The trace: read from the cache when the file is intact and made from this spec, else generated and
+        cached (atomically)."""
+        if self.path.is_file():
+            try:
+                cached = Trace.load(self.path)
+            except TraceError:
+                cached = None
+            if cached is not None and cached.meta.get("spec") == self.spec and (
+                cached.meta.get("generator_version") == GENERATOR_VERSION
+            ):
+                return cached
+        from envs.workloads import generate_trace
+
+        trace = generate_trace(**self.spec)
         trace.save(self.path)
         return trace
 
@@ -110,7 +135,7 @@ class Instance:
     def prepared(self) -> PreparedTrace:
         return prepare(self.trace(), self.suite.mode)
 
-    @property
+    @cached_property
     def capacity(self) -> int:
         return headroom_capacity(self.prepared, self.headroom)
 
@@ -120,33 +145,6 @@ class Instance:
         return simulate(self.prepared, "lru", self.capacity), simulate(self.prepared, "belady", self.capacity)
 
     def normalized_byte_score(self, bytes_moved: int) -> float:
-        """(LRU bytes − ``bytes_moved``) / (LRU bytes − Belady bytes); see :mod:`eval.metrics`."""
-        from eval.metrics import normalized
-
+        """(LRU bytes − ``bytes_moved``) / (LRU bytes − Belady bytes)."""
         lru, belady = self.references
         return normalized(bytes_moved, lru.bytes_moved, belady.bytes_moved, True)
-
-
-TCB_V1 = Suite(
-    name="tcb-v1",
-    version="1.1",
-    families=(
-        Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=6, iterations=6),
-        Family("mistral-train", "transformer-train", "mistral-7b", layers=6, iterations=2),
-        Family("mistral-serve", "transformer-infer", "mistral-7b", layers=6, iterations=6),
-        Family("mixtral-serve", "moe-infer", "mixtral-8x7b", layers=4, iterations=6),
-        Family("resnet50-train", "cnn-train", "resnet50", layers=None, iterations=3, batch=8),
-    ),
-    headrooms=(0.1, 0.3, 0.6),
-    seeds={"train": tuple(range(0, 8)), "validation": (100, 101), "test": (1000, 1001, 1002)},
-)
-
-SUITES = {TCB_V1.name: TCB_V1}
-
-
-def get_suite(name: str) -> Suite:
-    """The suite called ``name`` (ValueError listing the valid ones otherwise)."""
-    try:
-        return SUITES[name]
-    except KeyError:
-        raise ValueError(f"unknown suite {name!r}; valid: {', '.join(SUITES)}") from None

@@ -1,4 +1,4 @@
-"""Trace validation statistics, and the comparison of a trace against a reference.
+"""Trace statistics (the "validation statistics" of a workload), and the comparison of a trace against a reference.
 
 Definitions (all over *requests*: every access except FREE):
 
@@ -16,11 +16,7 @@ Definitions (all over *requests*: every access except FREE):
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -167,38 +163,5 @@ def format_table(rows: list[tuple[str, TraceStats]]) -> str:
         )
     return "\n".join(lines)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m envs.validate TRACE [--reference TRACE] [--json]``."""
-    from envs.traces import load_any
-
-    parser = argparse.ArgumentParser(prog="python -m envs.validate", description=__doc__.split("\n")[0])
-    parser.add_argument("trace", type=Path, help="trace file (.npz, oracleGeneral .bin, or .csv)")
-    parser.add_argument("--reference", type=Path, help="reference trace to compare against")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-    try:
-        trace = load_any(args.trace)
-        ref = load_any(args.reference) if args.reference else None
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    s = trace_stats(trace)
-    out: dict = {"trace": str(args.trace), "content_hash": trace.content_hash, **asdict(s)}
-    if ref is not None:
-        out["reference"] = str(args.reference)
-        out["comparison"] = asdict(compare(trace, ref))
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(format_table([(args.trace.name, s)]))
-        print("bytes by kind: " + ", ".join(f"{k}={v / 2**20:.1f}MiB" for k, v in s.bytes_by_kind.items() if v))
-        if ref is not None:
-            print("vs reference: " + ", ".join(f"{k}={v:.4g}" for k, v in out["comparison"].items()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 __all__ = ["Comparison", "Kind", "TraceStats", "compare", "reuse_distances", "trace_stats"]

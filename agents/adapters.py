@@ -1,0 +1,89 @@
+"""Adapters that turn what users already have into a :class:`~agents.base.Policy`.
+
+:func:`as_policy` accepts a policy object, an SB3 model (anything with ``predict(obs, ...)``, MaskablePPO
+included) or a plain callable ``f(observation, mask) -> int`` / ``f(observation) -> int`` over the env's flat
+observation, so any of them can be ranked with :func:`eval.evaluate.evaluate`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.base import Policy
+
+if TYPE_CHECKING:
+    from envs.features import DecisionView
+
+
+class ObservationPolicy(Policy):
+    """A policy over the env's flat observation (what an RL agent trained on the env sees)."""
+
+    def __init__(self, act: Callable[..., Any], k: int, rule: str = "lru", name: str = "custom") -> None:
+        self.act = act
+        self.name = name
+        self.candidate_k = int(k)
+        self.candidate_rule = rule
+        try:
+            params = inspect.signature(act).parameters
+            self._takes_mask = len(params) >= 2
+        except (TypeError, ValueError):
+            self._takes_mask = False
+
+    def choose(self, view: DecisionView) -> int:
+        obs = view.observation()
+        action = self.act(obs, view.mask()) if self._takes_mask else self.act(obs)
+        return _scalar(action, self.name)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule}
+
+
+class SB3Policy(ObservationPolicy):
+    """A Stable-Baselines3 model (PPO, MaskablePPO, DQN, ...) acting greedily on the env's observation."""
+
+    def __init__(self, model: Any, k: int, rule: str = "lru", name: str = "sb3") -> None:
+        params = inspect.signature(model.predict).parameters
+        masked = "action_masks" in params
+
+        def act(obs: np.ndarray, mask: np.ndarray) -> Any:
+            kwargs = {"action_masks": mask} if masked else {}
+            action, _ = model.predict(obs, deterministic=True, **kwargs)
+            return action
+
+        super().__init__(act, k, rule, name)
+        self.model_class = type(model).__name__
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "model_class": self.model_class}
+
+
+def _scalar(action: Any, name: str) -> int:
+    arr = np.asarray(action)
+    if arr.size != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: an action must be one integer candidate index, got {action!r}")
+    return int(arr.reshape(()))
+
+
+def as_policy(agent: Any, *, k: int = 16, rule: str = "lru", name: str | None = None) -> Policy:
+    """``agent`` as a :class:`~agents.base.Policy`.
+
+    Args:
+        agent: A Policy (returned as is), an SB3 model, or a callable over observations.
+        k: Candidate slots the observation-based agent expects (its env's ``k``).
+        rule: Candidate rule of its env.
+        name: Name recorded with the results.
+
+    Raises:
+        TypeError: If ``agent`` is none of these.
+    """
+    if isinstance(agent, Policy):
+        return agent
+    if hasattr(agent, "predict") and callable(agent.predict):
+        return SB3Policy(agent, k, rule, name or "sb3")
+    if callable(agent):
+        return ObservationPolicy(agent, k, rule, name or getattr(agent, "__name__", "custom"))
+    raise TypeError(f"cannot evaluate a {type(agent).__name__}: pass a Policy, an SB3 model or a callable(obs) -> int")

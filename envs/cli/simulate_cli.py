@@ -1,0 +1,89 @@
+"""``tensorcache-simulate`` (``python -m envs.cli.simulate_cli``): run built-in policies over a trace at one or more
+capacities."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import tyro
+
+from envs.cli import run_cli
+
+SimPolicy = Literal["lru", "fifo", "mru", "lfu", "belady", "next-use", "random", "sieve", "s3fifo"]
+Link = Literal["pcie4-x16", "pcie5-x16", "nvlink-c2c"]
+
+
+@dataclass(frozen=True)
+class SimulateConfig:
+    """Simulate eviction policies over a trace (give exactly one of --capacity, --capacity-fraction, --headroom)."""
+
+    trace: Path
+    """Trace file (.npz, oracleGeneral, or .csv)."""
+    policy: tuple[SimPolicy, ...] = ("lru",)
+    """Policies to run (s3fifo: classic mode only)."""
+    capacity: tuple[str, ...] = ()
+    """Capacities in bytes or with a unit, e.g. 128MiB 1GiB."""
+    capacity_fraction: tuple[float, ...] = ()
+    """Capacities as fractions in (0, 1] of the peak live bytes."""
+    headroom: tuple[float, ...] = ()
+    """Capacities as headroom fractions in [0, 1] between the largest op and the peak live bytes."""
+    format: Literal["npz", "oracleGeneral", "csv"] | None = None
+    """Trace format (default: from the suffix)."""
+    mode: Literal["tensor", "classic"] | None = None
+    """Semantics (default: classic for oracleGeneral, tensor otherwise)."""
+    link: Link = "pcie4-x16"
+    """Link preset for the transfer time."""
+    seed: int = 0
+    """Seed of the random policy."""
+    json: bool = False
+    """Print one JSON array."""
+
+
+def run(cfg: SimulateConfig) -> int:
+    from envs.formats import guess_format, read_trace
+    from envs.sim import Headroom, SimError, prepare, resolve_capacity, simulate
+
+    given = [bool(cfg.capacity), bool(cfg.capacity_fraction), bool(cfg.headroom)]
+    if sum(given) != 1:
+        raise SimError("give exactly one of --capacity, --capacity-fraction or --headroom")
+    if not cfg.policy:
+        raise SimError("--policy needs at least one policy")
+    fmt = cfg.format or guess_format(cfg.trace)
+    mode = cfg.mode or ("classic" if fmt == "oracleGeneral" else "tensor")
+    trace = read_trace(cfg.trace, fmt)
+    if len(trace) == 0:
+        raise SimError(f"{cfg.trace}: the trace is empty")
+    prepared = prepare(trace, mode)
+    specs = [*cfg.capacity, *(float(f) for f in cfg.capacity_fraction), *(Headroom(h) for h in cfg.headroom)]
+    caps = [resolve_capacity(s, prepared) for s in specs]
+    lru_moved = {c: simulate(prepared, "lru", c, seed=cfg.seed).bytes_moved for c in caps}
+    rows = []
+    for p in cfg.policy:
+        for c in caps:
+            res = simulate(prepared, p, c, seed=cfg.seed)
+            d = res.to_dict()
+            d["speedup_vs_lru"] = lru_moved[c] / res.bytes_moved if res.bytes_moved else float("inf")
+            d["transfer_s"] = res.transfer_seconds(cfg.link)
+            rows.append(d)
+    if cfg.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'policy':<10} {'capacity':>14} {'hit ratio':>9} {'byte HR':>8} {'GiB moved':>10} {'vs LRU':>7}")
+        for d in rows:
+            print(
+                f"{d['policy']:<10} {d['capacity_bytes']:>14} {d['hit_ratio']:>9.4f} {d['byte_hit_ratio']:>8.4f} "
+                f"{d['bytes_moved'] / 2**30:>10.3f} {d['speedup_vs_lru']:>7.3f}"
+            )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = tyro.cli(SimulateConfig, prog="tensorcache-simulate", args=argv)
+    return run_cli(lambda: run(cfg))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""``tensorcache-trace`` (``python -m envs.cli.trace_cli``): generate, inspect and convert traces.
+
+Subcommands: ``generate`` (a workload preset), ``info`` (a summary), ``export`` (to oracleGeneral, CSV or npz),
+``import`` (any format to npz).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from envs.cli import run_cli
+from envs.formats import read_trace, write_trace
+
+Format = Literal["npz", "oracleGeneral", "csv"]
+Workload = Literal["transformer-train", "transformer-infer", "cnn-train", "moe-infer"]
+
+
+@dataclass(frozen=True)
+class Generate:
+    """Generate a trace from a workload preset (presets: transformer-*: mistral-7b, gpt2-small, tiny, ...;
+    cnn-train: resnet50, resnet101, resnet152; moe-infer: mixtral-8x7b)."""
+
+    workload: Workload
+    """Workload family."""
+    preset: str
+    """Preset of the workload (e.g. mistral-7b, gpt2-small, resnet50, mixtral-8x7b)."""
+    out: Path
+    """Output .npz file."""
+    layers: int | None = None
+    """Override the preset's depth."""
+    iterations: int | None = None
+    """Training or decode steps (default: the workload's)."""
+    batch: int | None = None
+    """Largest per-step batch of a training workload (steps draw batch/2 or batch)."""
+    seed: int = 0
+    """Seed of every random draw."""
+    method: Literal["captured", "analytic"] = "captured"
+    """Trace the real model on the meta device, or the analytic generator (transformer-train)."""
+
+
+@dataclass(frozen=True)
+class Info:
+    """Summarise a trace."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """Trace file."""
+    format: Format | None = None
+    """Trace format (default: from the suffix)."""
+    json: bool = False
+    """Print JSON."""
+
+
+@dataclass(frozen=True)
+class Export:
+    """Convert a trace to another format (never over its own input)."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """Input trace file."""
+    format: Format
+    """Output format."""
+    out: Path
+    """Output file."""
+
+
+@dataclass(frozen=True)
+class Import:
+    """Convert an oracleGeneral or CSV file to .npz (never over its own input)."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """Input trace file."""
+    out: Path
+    """Output .npz file."""
+    format: Format | None = None
+    """Input format (default: from the suffix)."""
+
+
+def _generate(cmd: Generate) -> int:
+    from envs.workloads import generate_trace
+
+    trace = generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
+                           method=cmd.method, batch=cmd.batch)  # fmt: skip
+    trace.save(cmd.out)
+    print(f"wrote {cmd.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
+    return 0
+
+
+def _info(cmd: Info) -> int:
+    trace = read_trace(cmd.file, cmd.format)
+    info = {
+        "n_accesses": len(trace),
+        "n_requests": int(trace.requests().size),
+        "n_tensors": trace.n_tensors,
+        "peak_live_bytes": trace.peak_live_bytes(),
+        "bytes_by_kind": trace.bytes_by_kind(),
+        "content_hash": trace.content_hash,
+        "meta": dict(trace.meta),
+    }
+    if cmd.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for k, v in info.items():
+            if k != "meta":
+                print(f"{k:>16}: {v}")
+        print(f"{'workload':>16}: {trace.meta.get('workload')} / {trace.meta.get('preset')}")
+    return 0
+
+
+def _convert(file: Path, fmt_in: Format | None, out: Path, fmt_out: Format) -> int:
+    from envs.atomic_io import refuse_same_file
+
+    refuse_same_file(file, out)
+    trace = read_trace(file, fmt_in)
+    write_trace(trace, out, fmt_out)
+    print(f"wrote {out} ({fmt_out}): {len(trace)} accesses, {trace.n_tensors} tensors")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    cmd = tyro.extras.subcommand_cli_from_dict(
+        {"generate": Generate, "info": Info, "export": Export, "import": Import},
+        prog="tensorcache-trace",
+        description="Generate, inspect and convert tensor-access traces.",
+        args=argv,
+    )
+    if isinstance(cmd, Generate):
+        return run_cli(lambda: _generate(cmd))
+    if isinstance(cmd, Info):
+        return run_cli(lambda: _info(cmd))
+    if isinstance(cmd, Export):
+        return run_cli(lambda: _convert(cmd.file, None, cmd.out, cmd.format))
+    return run_cli(lambda: _convert(cmd.file, cmd.format, cmd.out, "npz"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""Aggregating leaderboard rows into the board (``leaderboard.json``) and its Markdown table.
+
+Per agent: the IQM and the mean of the normalized byte score over all runs, each with a 95% stratified-bootstrap
+CI (strata = tasks); the worst task (lowest mean score); the hit score (secondary); the mean byte hit ratio and
+speed-up over LRU. Between each pair of the top agents: the probability of improvement (rliable).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from eval.metrics import aggregate, probability_of_improvement
+
+TOP_FOR_POI = 4
+
+
+def _by_task(rows: list[dict], tasks: list[str], column: str) -> dict[str, np.ndarray]:
+    return {t: np.array([r[column] for r in rows if r["task"] == t], dtype=np.float64) for t in tasks}
+
+
+def agent_summary(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
+    """The board entry of one agent's rows."""
+    by_task = _by_task(rows, tasks, "norm_byte_score")
+    per_task = {t: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for t, v in by_task.items()}
+    finite = {t: v for t, v in per_task.items() if np.isfinite(v)}
+    worst = min(finite, key=finite.get) if finite else None
+    return {
+        "byte_score": aggregate(list(by_task.values())),
+        "byte_score_mean": aggregate(list(by_task.values()), statistic="mean"),
+        "hit_score": aggregate(list(_by_task(rows, tasks, "norm_hit_score").values())),
+        "worst_task": {"task": worst, "score": finite[worst] if worst else float("nan")},
+        "per_task": per_task,
+        "mean_byte_hit_ratio": float(np.mean([r["byte_hit_ratio"] for r in rows])),
+        "mean_speedup_vs_lru": float(np.mean([r["speedup_vs_lru"] for r in rows])),
+        "decisions_per_s": float(np.median([r["decisions_per_s"] for r in rows])),
+        "n_rows": len(rows),
+    }
+
+
+def ranking(agents: dict[str, dict]) -> list[str]:
+    """Agents by byte-score IQM, best first (NaN last)."""
+    return sorted(agents, key=lambda a: -np.nan_to_num(agents[a]["byte_score"]["iqm"], nan=-1e9))
+
+
+def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str]) -> dict[str, Any]:
+    """The board of one run: per-agent summaries, the ranking and pairwise probabilities of improvement."""
+    summaries = {a: agent_summary([r for r in rows if r["agent"] == a], tasks) for a in agents}
+    order = ranking(summaries)
+    poi = {}
+    for a, b in itertools.permutations(order[:TOP_FOR_POI], 2):
+        xa = _by_task([r for r in rows if r["agent"] == a], tasks, "norm_byte_score")
+        xb = _by_task([r for r in rows if r["agent"] == b], tasks, "norm_byte_score")
+        poi[f"{a} > {b}"] = probability_of_improvement([xa[t] for t in tasks], [xb[t] for t in tasks])
+    return {
+        "suite": suite_description["suite"],
+        "split": split,
+        "tasks": tasks,
+        "n_rows": len(rows),
+        "env_version": suite_description["env_version"],
+        "generator_version": suite_description["generator_version"],
+        "ranking": order,
+        "agents": summaries,
+        "probability_of_improvement": poi,
+        "suite_definition": suite_description,
+    }
+
+
+def _ci(d: dict, key: str) -> str:
+    return f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+
+def table_markdown(board: dict) -> str:
+    """The ranked table of a board."""
+    lines = [
+        "| rank | agent | byte score IQM [95% CI] | mean [95% CI] | worst task | hit score IQM | byte hit ratio | "
+        "speed-up vs LRU |",
+        "|---:|---|---|---|---|---:|---:|---:|",
+    ]
+    for i, a in enumerate(board["ranking"], 1):
+        d = board["agents"][a]
+        w = d["worst_task"]
+        lines.append(
+            f"| {i} | {a} | {_ci(d['byte_score'], 'iqm')} | {_ci(d['byte_score_mean'], 'mean')} | "
+            f"{w['task']} ({w['score']:.2f}) | {d['hit_score']['iqm']:.3f} | {d['mean_byte_hit_ratio']:.4f} | "
+            f"{d['mean_speedup_vs_lru']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def per_task_markdown(board: dict) -> str:
+    """Mean normalized byte score per agent and task, agents in rank order."""
+    tasks = board["tasks"]
+    lines = ["| agent | " + " | ".join(tasks) + " |", "|---|" + "---:|" * len(tasks)]
+    for a in board["ranking"]:
+        d = board["agents"][a]
+        lines.append(f"| {a} | " + " | ".join(f"{d['per_task'][t]:.2f}" for t in tasks) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The result-row schema shared by :func:`eval.evaluate.evaluate`, the leaderboard, its replay and its files.
+
+A row holds *raw counts* (bytes in/out, hits, requests, decisions, wall time) plus everything needed to replay it
+(suite, split, task, seed, trace hash, capacity, env and generator versions, agent and its config, package
+versions). Its *derived* columns (ratios and normalized scores) are always recomputed from the raw counts and the
+instance's reference runs by :func:`derive`, never trusted from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from envs.benchmarks.score import normalized
+from envs.sim.bandwidth import get_link
+
+if TYPE_CHECKING:
+    from agents.rollout import Run
+    from envs.benchmarks import Instance
+
+#: Columns that identify the run (strings unless listed in INTEGER/FLOAT).
+IDENTITY = ("suite", "suite_version", "split", "task", "family", "headroom", "seed", "trace_hash", "capacity_bytes", "mode",
+            "env_version", "generator_version", "agent", "agent_config")  # fmt: skip
+#: Raw counts measured by the run.
+RAW = ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions", "walltime_s")
+#: Columns recomputed from RAW and the instance's references.
+DERIVED = ("hit_ratio", "byte_hit_ratio", "bytes_moved", "transfer_s", "speedup_vs_lru", "norm_byte_score",
+           "norm_hit_score", "decisions_per_s")  # fmt: skip
+COLUMNS = (*IDENTITY, *RAW, *DERIVED, "versions")
+#: Raw counts a replay must reproduce exactly (wall time differs between runs, of course).
+REPLAYED_RAW = tuple(c for c in RAW if c != "walltime_s")
+INTEGER = ("seed", "capacity_bytes", "n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions",
+           "bytes_moved", "generator_version")  # fmt: skip
+FLOAT = ("headroom", "walltime_s", "hit_ratio", "byte_hit_ratio", "transfer_s", "speedup_vs_lru", "norm_byte_score",
+         "norm_hit_score", "decisions_per_s")  # fmt: skip
+
+
+class RowError(ValueError):
+    """A result row is malformed."""
+
+
+def make_row(inst: Instance, agent: str, config: dict[str, Any], run: Run, versions: dict[str, str]) -> dict[str, Any]:
+    """The row of one run of ``agent`` on ``inst``."""
+    r = run.result
+    row: dict[str, Any] = {
+        "suite": inst.suite.name,
+        "suite_version": inst.suite.version,
+        "split": inst.split,
+        "task": inst.task,
+        "family": inst.family.name,
+        "headroom": inst.headroom,
+        "seed": inst.seed,
+        "trace_hash": r.trace_hash,
+        "capacity_bytes": r.capacity_bytes,
+        "mode": r.mode,
+        "env_version": inst.suite.describe()["env_version"],
+        "generator_version": inst.suite.describe()["generator_version"],
+        "agent": agent,
+        "agent_config": json.dumps(config, sort_keys=True),
+        "n_req": r.n_req,
+        "n_hit": r.n_hit,
+        "n_req_bytes": r.n_req_bytes,
+        "n_hit_bytes": r.n_hit_bytes,
+        "bytes_in": r.bytes_in,
+        "bytes_out": r.bytes_out,
+        "decisions": run.decisions,
+        "walltime_s": run.seconds,
+        "versions": json.dumps(versions, sort_keys=True),
+    }
+    return derive(row, inst)
+
+
+def derive(row: dict[str, Any], inst: Instance) -> dict[str, Any]:
+    """``row`` with every derived column recomputed from its raw counts and ``inst``'s reference runs."""
+    out = dict(row)
+    lru, best = inst.references
+    moved = int(out["bytes_in"]) + int(out["bytes_out"])
+    n_req, n_req_b = int(out["n_req"]), int(out["n_req_bytes"])
+    hit_ratio = int(out["n_hit"]) / n_req if n_req else 0.0
+    out["hit_ratio"] = hit_ratio
+    out["byte_hit_ratio"] = int(out["n_hit_bytes"]) / n_req_b if n_req_b else 0.0
+    out["bytes_moved"] = moved
+    out["transfer_s"] = get_link(inst.suite.link).seconds(moved)
+    out["speedup_vs_lru"] = lru.bytes_moved / moved if moved else math.inf
+    out["norm_byte_score"] = normalized(moved, lru.bytes_moved, best.bytes_moved, True)
+    out["norm_hit_score"] = normalized(hit_ratio, lru.hit_ratio, best.hit_ratio, False)
+    wall = float(out["walltime_s"])
+    out["decisions_per_s"] = int(out["decisions"]) / wall if wall > 0 else math.inf
+    return out
+
+
+def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
+    """A row read from CSV with its numeric columns typed.
+
+    Raises:
+        RowError: Naming the row and column when a column is missing or not a number.
+    """
+    missing = [c for c in (*IDENTITY, *RAW) if c not in raw or raw[c] is None]
+    if missing:
+        raise RowError(f"{where}: missing column(s) {', '.join(missing)}")
+    out: dict[str, Any] = dict(raw)
+    for col in INTEGER:
+        if col in out and out[col] not in (None, ""):
+            try:
+                out[col] = int(out[col])
+            except ValueError:
+                raise RowError(f"{where}: column {col} is not an integer: {out[col]!r}") from None
+    for col in FLOAT:
+        if col in out and out[col] not in (None, ""):
+            try:
+                out[col] = float(out[col])
+            except ValueError:
+                raise RowError(f"{where}: column {col} is not a number: {out[col]!r}") from None
+    for col in ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions"):
+        if out[col] < 0:
+            raise RowError(f"{where}: column {col} is negative")
+    if out["n_hit"] > out["n_req"] or out["n_hit_bytes"] > out["n_req_bytes"]:
+        raise RowError(f"{where}: more hits than requests")
+    return out
