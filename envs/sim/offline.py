@@ -1,0 +1,81 @@
+"""Feasible offline references: policies that read the future (through the oracle) and know the cost model.
+
+They show what is attainable, next to the lower bound (:mod:`envs.sim.lower_bound`) that no policy beats:
+
+- ``belady``: Belady's MIN, the farthest next use first (ignores sizes and write-backs).
+- ``cost-belady``: evicts the candidate with the least cost per byte-access freed: (bytes it will cost to evict
+  it: a write-back if dirty, a read-back if its next access is a READ) / (its bytes x accesses until that next
+  access). Free victims (clean, next access a WRITE or none) go first, farthest next use first.
+- ``lp-guided``: plays the lower-bound LP's solution: evicts the candidate whose current interval the LP keeps
+  least (smallest residency value), ties broken like ``cost-belady``.
+
+``best-offline`` is, per run, the reference that moves the fewest bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.episode import Episode
+from envs.features import DecisionView
+from envs.sim import engine as E
+from envs.sim.engine import OP_READ
+from envs.sim.simulator import PreparedTrace, SimError, SimResult, simulate
+
+OFFLINE_REFERENCES = ("belady", "cost-belady", "lp-guided")
+
+
+def _cost_per_byte_access(view: DecisionView, next_use: np.ndarray, next_is_read: np.ndarray, n: int) -> np.ndarray:
+    """Bytes evicting each candidate costs, per byte and access of room it frees (a tensor not used again frees
+    its room until the end of the trace)."""
+    size = view.size.astype(np.float64)
+    cost = size * (view.dirty > 0) + size * next_is_read
+    never = next_use >= E.NEVER // 2
+    dist = np.where(never, n + 1 - view.now, next_use - view.now).astype(np.float64)
+    return cost / (size * np.maximum(dist, 1.0))
+
+
+def _chooser(episode: Episode, prepared: PreparedTrace, residency: np.ndarray | None):
+    opc = prepared.opc
+    n = opc.shape[0]
+
+    def choose(view: DecisionView) -> int:
+        nu = episode.oracle.next_use(view.candidates)
+        next_is_read = np.where(nu < n, opc[np.minimum(nu, n - 1)] == OP_READ, False)
+        score = _cost_per_byte_access(view, nu, next_is_read, n)
+        keys = [view.candidates, -nu, score]  # np.lexsort: last key is primary
+        if residency is not None:
+            keys.append(residency[view.last_access])
+        return int(np.lexsort(keys)[0])
+
+    return choose
+
+
+def run_offline(name: str, prepared: PreparedTrace, capacity: int) -> SimResult:
+    """Runs the offline reference ``name`` over ``prepared`` at ``capacity`` bytes (tensor mode).
+
+    Raises:
+        SimError: On an unknown name, classic mode, or an infeasible capacity.
+    """
+    if name not in OFFLINE_REFERENCES:
+        raise SimError(f"unknown offline reference {name!r}; valid: {', '.join(OFFLINE_REFERENCES)}")
+    if name == "belady":
+        return simulate(prepared, "belady", capacity)
+    if prepared.classic:
+        raise SimError(f"{name} is defined for tensor mode")
+    residency = None
+    if name == "lp-guided":
+        from envs.sim.lower_bound import lower_bound
+
+        _, x, intervals = lower_bound(prepared, capacity)
+        residency = np.zeros(prepared.tid.shape[0], dtype=np.float64)  # intervals that cost nothing: evict first
+        residency[intervals.start] = x
+    episode = Episode(prepared, capacity)
+    result = episode.play(_chooser(episode, prepared, residency))
+    return _renamed(result, name)
+
+
+def _renamed(result: SimResult, name: str) -> SimResult:
+    from dataclasses import replace
+
+    return replace(result, policy=name)
