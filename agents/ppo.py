@@ -99,10 +99,17 @@ class PPOPolicy(Policy):
         if net_cfg.net_version != NET_VERSION:
             raise ValueError(f"{d / CONFIG}: network version {net_cfg.net_version}, this code reads {NET_VERSION}")
         net = CandidateNet(net_cfg)
+        import torch
+        from safetensors import SafetensorError
+
         try:
-            net.load_state_dict(load_file(str(d / WEIGHTS)), strict=True)
-        except RuntimeError as exc:
+            tensors = load_file(str(d / WEIGHTS))
+            net.load_state_dict(tensors, strict=True)
+        except (RuntimeError, SafetensorError) as exc:
             raise ValueError(f"{d / WEIGHTS}: tensors do not match the network in {CONFIG}: {exc}") from None
+        bad = [k for k, v in tensors.items() if not bool(torch.isfinite(v).all())]
+        if bad:
+            raise ValueError(f"{d / WEIGHTS}: tensor {bad[0]} holds NaN or infinite values")
         net.eval()
         return cls(net, spec["candidates"], name or spec.get("name", "ppo"), spec.get("meta"))
 
@@ -111,10 +118,12 @@ def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str
     """Writes ``net`` as ``policy.safetensors`` + ``policy.json`` into ``directory`` (created)."""
     from safetensors.torch import save_file
 
+    from envs.atomic_io import atomic_path, write_text_atomic
+
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(d / WEIGHTS))
+    with atomic_path(d / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
     spec = {"format": EXPORT_FORMAT, "name": name, "net": net.cfg.to_dict(), "candidates": rule, "meta": meta or {}}
-    (d / CONFIG).write_text(json.dumps(spec, indent=2, sort_keys=True))
+    write_text_atomic(d / CONFIG, json.dumps(spec, indent=2, sort_keys=True))
     return d

@@ -19,7 +19,7 @@ from envs.trace import Kind, Trace
 REWARD_MODES = ("bytes", "hits")
 RENDER_MODES = ("ansi", "rgb_array")
 #: What ``gymnasium.make("tensorcache/Eviction-v1")`` with no trace argument plays.
-DEFAULT_SUITE, DEFAULT_SPLIT = "tcb-v1", "train"
+DEFAULT_SUITE, DEFAULT_SPLIT = "tcb-v2", "train"
 
 
 class EvictionEnv(gym.Env):
@@ -72,7 +72,7 @@ class EvictionEnv(gym.Env):
     ## Starting State
     A trace is chosen (from ``trace``/``trace_path``, or drawn with ``self.np_random`` from ``seeds`` of a
     workload, or from a benchmark-suite split) and replayed from its first access to the first decision. With no
-    trace argument at all, the env plays the ``train`` split of the ``tcb-v1`` suite (traces are generated on
+    trace argument at all, the env plays the ``train`` split of the ``tcb-v2`` suite (traces are generated on
     first use and cached under ``$TENSORCACHE_CACHE``).
 
     ## Episode End
@@ -83,7 +83,7 @@ class EvictionEnv(gym.Env):
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).
     - ``workload``, ``preset``, ``seeds``, ``layers``, ``iterations``, ``method``: generate traces from a workload;
       each reset draws one of ``seeds``.
-    - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v1``,
+    - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v2``,
       ``train``), optionally of one task (``"gpt2-serve@0.3"``); the suite's capacities are used.
     - ``capacity``: bytes (int or ``"4GiB"``), a float in (0, 1] = that fraction of the trace's peak live bytes,
       or :class:`envs.sim.Headroom` (see :mod:`envs.sim.capacity`).
@@ -95,7 +95,7 @@ class EvictionEnv(gym.Env):
     ## Version History
     - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
       length, the current iteration's length or a tensor's layer at its last access in the whole trace; see the
-      table), values clipped into the declared bounds, no-argument construction (the ``tcb-v1`` train split),
+      table), values clipped into the declared bounds, no-argument construction (the ``tcb-v2`` train split),
       ``task=``, ``rgb_array`` rendering. v0 is retired: its observations depended on the future.
     - v0: initial version (LRU-ordered candidates, bytes-moved reward); the optional ``candidates="mixed"`` rule
       was added later without changing the default.

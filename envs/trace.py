@@ -13,7 +13,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +113,12 @@ class Trace:
         missing = [name for name in COLUMNS if name not in arrays]
         if missing:
             raise TraceError(f"trace is missing column(s): {', '.join(missing)}")
-        cols = {name: np.ascontiguousarray(np.asarray(arrays[name]), dtype=dt) for name, dt in COLUMNS.items()}
+        if not isinstance(meta, Mapping):
+            raise TraceError(f"trace metadata must be a JSON object, got {type(meta).__name__}")
+        cols = {name: _as_column(name, arrays[name], dt) for name, dt in COLUMNS.items()}
+        ids = cols["tensor_id"]
+        if ids.ndim == 1 and ids.size and int(ids.min()) >= 0 and int(ids.max()) >= ids.shape[0]:
+            cols["tensor_id"] = renumber(ids)  # sparse ids: memory follows the distinct tensors, not the largest id
         _validate_columns(cols)
         clean_meta = {k: v for k, v in dict(meta).items() if k != "content_hash"}
         clean_meta.setdefault("trace_format_version", TRACE_FORMAT_VERSION)
@@ -126,6 +133,16 @@ class Trace:
     def content_hash(self) -> str:
         """SHA-256 hex digest identifying this trace."""
         return str(self.meta["content_hash"])
+
+    @property
+    def access_hash(self) -> str:
+        """SHA-256 of the access columns alone (metadata excluded): equal for traces that replay identically, even
+        when they were generated from different seeds. Splits are kept disjoint by this hash."""
+        h = hashlib.sha256()
+        for name in COLUMNS:
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        return h.hexdigest()
 
     @property
     def n_tensors(self) -> int:
@@ -197,10 +214,11 @@ class Trace:
                 if "meta" not in data.files:
                     raise TraceError(f"{path}: not a TensorCache trace (no 'meta' entry)")
                 meta = json.loads(str(data["meta"]))
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, zlib.error, struct.error) as exc:
             if isinstance(exc, TraceError):
                 raise
-            raise TraceError(f"{path}: not a readable .npz trace ({exc})") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise TraceError(f"{path}: not a readable .npz trace ({reason})") from None
         stored_hash = meta.get("content_hash")
         try:
             trace = cls.from_arrays(arrays, meta)
@@ -209,6 +227,28 @@ class Trace:
         if stored_hash is not None and stored_hash != trace.content_hash:
             raise TraceError(f"{path}: content hash mismatch (file corrupted or edited)")
         return trace
+
+
+def _as_column(name: str, values: Any, dtype: np.dtype) -> np.ndarray:
+    """``values`` as a contiguous array of ``dtype``, refusing non-integers and values the dtype cannot hold
+    (a cast would wrap or truncate them silently)."""
+    try:
+        arr = np.asarray(values)
+        if arr.dtype == object:
+            arr = np.asarray(values, dtype=np.int64)
+    except (OverflowError, ValueError, TypeError):
+        raise TraceError(f"column {name} holds values that are not 64-bit integers") from None
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
+            raise TraceError(f"column {name} must hold integers (found a fraction, NaN or infinity)")
+    elif arr.dtype.kind not in "iub":
+        raise TraceError(f"column {name} must hold integers, got {arr.dtype}")
+    if arr.size:
+        info = np.iinfo(dtype)
+        lo, hi = arr.min(), arr.max()
+        if lo < info.min or hi > info.max:
+            raise TraceError(f"column {name} values must be in [{info.min}, {info.max}], found {lo}..{hi}")
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def _validate_columns(cols: dict[str, np.ndarray]) -> None:

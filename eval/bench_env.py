@@ -1,7 +1,7 @@
 """Environment throughput: ``python -m eval.bench_env [--steps N] [--repeats R] [--json]``.
 
 Measures eviction decisions per second of ``tensorcache/Eviction-v1`` driven by a trivial policy (always
-candidate 0, which is always valid) on one tcb-v1 test trace: a single env for each candidate rule, and a 4-env
+candidate 0, which is always valid) on one tcb-v2 test trace: a single env for each candidate rule, and a 4-env
 ``gymnasium.vector.AsyncVectorEnv`` (decisions summed over envs). Prints the median of ``--repeats`` runs.
 """
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps, --repeats and --k must be >= 1")
     from envs.benchmarks import get_suite
 
-    inst = get_suite("tcb-v1").instances("test")[0]
+    inst = get_suite("tcb-v2").instances("test")[0]
     trace = inst.trace()
     rows = []
     for rule in ("lru", "mixed"):

@@ -3,7 +3,7 @@
 The leaderboard, PPO's and the LLM's validation loops and users' own scripts all call :func:`evaluate`::
 
     from eval.evaluate import evaluate
-    result = evaluate(my_agent, "tcb-v1", "validation")   # a Policy, an SB3 model or f(obs) -> int
+    result = evaluate(my_agent, "tcb-v2", "validation")   # a Policy, an SB3 model or f(obs) -> int
     print(result.score, result.per_task)
 """
 
@@ -82,7 +82,7 @@ def select_instances(
 
 def evaluate(
     agent: Any,
-    suite: str | Suite = "tcb-v1",
+    suite: str | Suite = "tcb-v2",
     split: str = "validation",
     *,
     seeds: Sequence[int] | None = None,

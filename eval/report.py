@@ -77,16 +77,17 @@ def capacity_curves(rows: list[dict], path: Path) -> Path:
 
 
 def anchor_name(board: dict) -> str:
-    return str(board.get("suite_definition", {}).get("anchor", "belady")).replace("-", " ")
+    return str(board.get("anchor", "belady")).replace("-", " ")
 
 
 COLUMN_DEFINITIONS = (
-    ("byte score", "(LRU bytes moved − agent bytes moved) / (LRU bytes moved − anchor bytes moved) per run; LRU = 0, "
-     "the anchor = 1, higher is better. IQM = mean of the middle 50% of all runs; 95% CI from a bootstrap that "
-     "resamples runs within each task."),
+    ("byte score", "(LRU bytes moved − agent bytes moved) / (LRU bytes moved − anchor bytes) per run; LRU = 0, "
+     "the anchor = 1, higher is better. The anchor is the certified lower bound on bytes moved (tcb-v2), so no run "
+     "scores above 1, or Belady's bytes (tcb-v1). IQM = mean of the middle 50% of all runs; 95% CI from a bootstrap "
+     "that resamples runs within each task."),
     ("mean", "the plain mean of the same per-run scores, with its CI."),
     ("worst task", "the task with the lowest mean score: what a user of that workload would see."),
-    ("hit score", "the same normalization applied to the hit ratio (secondary)."),
+    ("hit score", "the same normalization applied to the hit ratio, with Belady's hit ratio as 1 (secondary)."),
     ("byte hit ratio", "hit bytes / requested bytes, mean over runs."),
     ("speed-up vs LRU", "LRU bytes moved / agent bytes moved, mean over runs."),
 )  # fmt: skip
@@ -102,10 +103,9 @@ def _fmt(d: dict, key: str) -> str:
     return f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
 
 
-def write_report(board: dict, rows: list[dict], out: Path) -> Path:
-    """Writes the PNG figures and a self-contained ``report.html`` (tables, definitions, captioned figures)."""
-    from envs.atomic_io import write_text_atomic
-
+def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) -> tuple[str, int]:
+    """The HTML of one split: overall table, per-task table, probabilities of improvement, captioned figures."""
+    split = board["split"]
     anchor = anchor_name(board)
     overall = [
         [str(i), a, _fmt(d["byte_score"], "iqm"), _fmt(d["byte_score_mean"], "mean"),
@@ -114,35 +114,59 @@ def write_report(board: dict, rows: list[dict], out: Path) -> Path:
         for i, a in enumerate(board["ranking"], 1)
         for d in [board["agents"][a]]
     ]  # fmt: skip
+    if board.get("anchor") == "lower-bound":
+        overall.append(["–", "lower bound", "1 (by construction)", "1", "–", "–", "–", "–"])
     per_task = [[a, *(f"{board['agents'][a]['per_task'][t]:.2f}" for t in board["tasks"])] for a in board["ranking"]]
     poi = [[pair, f"{p:.2f}"] for pair, p in board.get("probability_of_improvement", {}).items()]
+    split_rows = [r for r in rows if r["split"] == split and int(r.get("admitted", 1))]
+    tag = split.replace("-", "_")
     figures = [
-        (bar_chart(board, out / "scores.png"), f"Normalized byte score per agent (IQM with 95% CI). 0 = LRU, 1 = {anchor}."),
-        (heatmap(board, out / "heatmap.png"), "Mean normalized byte score per task (columns: family@headroom), agents in rank "
-         "order. Colours are clipped to ±1.5; the numbers are not."),
-        (capacity_curves(rows, out / "capacity_curves.png"), "Byte hit ratio against capacity (headroom fraction between "
-         "the largest op and the peak live bytes), mean over seeds, one panel per trace family."),
+        (bar_chart(board, out / f"scores_{tag}.png"), f"Normalized byte score per agent (IQM, 95% CI). 0 = LRU, 1 = {anchor}."),
+        (heatmap(board, out / f"heatmap_{tag}.png"), "Mean normalized byte score per task (columns: family@headroom), agents "
+         "in rank order. Colours are clipped to ±1.5; the numbers are not."),
+        (capacity_curves(split_rows, out / f"capacity_curves_{tag}.png"), "Byte hit ratio against capacity (headroom fraction "
+         "between the largest op and the peak live bytes), mean over seeds, one panel per trace family."),
     ]  # fmt: skip
     figs = "".join(
         f'<figure><img src="{f.name}" alt="{html.escape(c)}"><figcaption>Figure {i}. {html.escape(c)}</figcaption></figure>'
-        for i, (f, c) in enumerate(figures, 1)
+        for i, (f, c) in enumerate(figures, first_figure)
     )
+    excluded = board.get("excluded_instances") or []
+    left_out = ""
+    if excluded:
+        left_out = f"<p>Left out (LRU within the admission gap of the anchor): {html.escape(', '.join(excluded))}</p>"
+    section = f"""<h2>{html.escape(split)} split</h2>
+<p>{board["n_rows"]} runs over {len(board["tasks"])} tasks; 1 = {html.escape(anchor)}. Higher is better.</p>{left_out}
+{_table(["rank", "agent", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM", "byte hit ratio",
+         "speed-up vs LRU"], overall)}
+<h3>Per task</h3>{_table(["agent", *board["tasks"]], per_task)}
+<h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable.</p>
+{_table(["pair", "P(improvement)"], poi)}
+{figs}"""  # fmt: skip
+    return section, first_figure + len(figures)
+
+
+def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
+    """Writes the PNG figures and ``report.html`` (per split: tables, definitions, captioned figures)."""
+    from envs.atomic_io import write_text_atomic
+
+    sections, fig = [], 1
+    for board in boards["splits"].values():
+        html_part, fig = _split_section(board, rows, out, fig)
+        sections.append(html_part)
+    first = next(iter(boards["splits"].values()))
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in COLUMN_DEFINITIONS)
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(board["suite"])} leaderboard</title>
+    title = html.escape(boards["suite"])
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} leaderboard</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}}
 table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}} th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:nth-child(2),th:nth-child(2){{text-align:left}} thead{{background:#f0f0f0}} img{{max-width:100%}}
 figcaption{{font-size:0.9em;color:#444}} dt{{font-weight:bold}}</style>
-</head><body><h1>{html.escape(board["suite"])} — {html.escape(board["split"])} split</h1>
-<p>Env {html.escape(board["env_version"])}, generator v{board["generator_version"]}, {board["n_rows"]} runs over
-{len(board["tasks"])} tasks. Higher scores are better.</p>
-<h2>Overall</h2>{_table(["rank", "agent", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
-                          "byte hit ratio", "speed-up vs LRU"], overall)}
+</head><body><h1>{html.escape(boards["suite"])} leaderboard</h1>
+<p>Env {html.escape(first["env_version"])}, trace generator v{first["generator_version"]}.
+Splits: {html.escape(", ".join(boards["splits"]))}.</p>
 <h2>Columns</h2><dl>{defs}</dl>
-<h2>Per task</h2>{_table(["agent", *board["tasks"]], per_task)}
-<h2>Probability of improvement</h2><p>P(row agent beats column agent on a random run of a random task), as in rliable.</p>
-{_table(["pair", "P(improvement)"], poi)}
-<h2>Figures</h2>{figs}</body></html>"""  # fmt: skip
+{"".join(sections)}</body></html>"""  # fmt: skip
     path = out / "report.html"
     write_text_atomic(path, page)
     return path

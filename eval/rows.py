@@ -2,8 +2,13 @@
 
 A row holds *raw counts* (bytes in/out, hits, requests, decisions, wall time) plus everything needed to replay it
 (suite, split, task, seed, trace hash, capacity, env and generator versions, agent and its config, package
-versions). Its *derived* columns (ratios and normalized scores) are always recomputed from the raw counts and the
-instance's reference runs by :func:`derive`, never trusted from a file.
+versions). Its *derived* columns are always recomputed from the raw counts and the instance's reference runs by
+:func:`derive`, never trusted from a file:
+
+- ``norm_byte_score`` = (``lru_bytes`` − ``bytes_moved``) / (``lru_bytes`` − ``anchor_bytes``), where the anchor
+  is the suite's: the certified lower bound (tcb-v2) or Belady's bytes (tcb-v1). With the bound it is at most 1.
+- ``norm_hit_score``: the same on the hit ratio, with Belady's hit ratio as 1 (secondary).
+- ``admitted``: LRU is at least ``min_lru_gap`` above the anchor; rows that are not are left out of aggregates.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from envs.sim.bandwidth import get_link
 if TYPE_CHECKING:
     from agents.rollout import Run
     from envs.benchmarks import Instance
+    from envs.benchmarks.references import References
+    from envs.sim.simulator import SimResult
 
 #: Columns that identify the run (strings unless listed in INTEGER/FLOAT).
 IDENTITY = ("suite", "suite_version", "split", "task", "family", "headroom", "seed", "trace_hash", "capacity_bytes", "mode",
@@ -25,13 +32,15 @@ IDENTITY = ("suite", "suite_version", "split", "task", "family", "headroom", "se
 #: Raw counts measured by the run.
 RAW = ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions", "walltime_s")
 #: Columns recomputed from RAW and the instance's references.
-DERIVED = ("hit_ratio", "byte_hit_ratio", "bytes_moved", "transfer_s", "speedup_vs_lru", "norm_byte_score",
-           "norm_hit_score", "decisions_per_s")  # fmt: skip
+DERIVED = ("hit_ratio", "byte_hit_ratio", "bytes_moved", "transfer_s", "lru_bytes", "anchor_bytes", "admitted",
+           "speedup_vs_lru", "norm_byte_score", "norm_hit_score", "decisions_per_s")  # fmt: skip
+#: Rows the suite's references provide (no policy runs for them): the offline references and the best of them.
+REFERENCE_ROWS = ("cost-belady", "lp-guided", "best-offline")
 COLUMNS = (*IDENTITY, *RAW, *DERIVED, "versions")
 #: Raw counts a replay must reproduce exactly (wall time differs between runs, of course).
 REPLAYED_RAW = tuple(c for c in RAW if c != "walltime_s")
 INTEGER = ("seed", "capacity_bytes", "n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions",
-           "bytes_moved", "generator_version")  # fmt: skip
+           "bytes_moved", "generator_version", "lru_bytes", "anchor_bytes", "admitted")  # fmt: skip
 FLOAT = ("headroom", "walltime_s", "hit_ratio", "byte_hit_ratio", "transfer_s", "speedup_vs_lru", "norm_byte_score",
          "norm_hit_score", "decisions_per_s")  # fmt: skip
 
@@ -42,7 +51,24 @@ class RowError(ValueError):
 
 def make_row(inst: Instance, agent: str, config: dict[str, Any], run: Run, versions: dict[str, str]) -> dict[str, Any]:
     """The row of one run of ``agent`` on ``inst``."""
-    r = run.result
+    return _row(inst, agent, config, run.result, run.decisions, run.seconds, versions)
+
+
+def reference_row(inst: Instance, agent: str, versions: dict[str, str], refs: References | None = None) -> dict[str, Any]:
+    """The row of an offline reference (:data:`REFERENCE_ROWS`) from the instance's references."""
+    refs = refs or inst.references
+    if agent == "best-offline":
+        r = refs.best_offline
+        config = {"name": agent, "best_of": sorted(refs.offline), "chosen": r.policy}
+    elif agent in refs.offline:
+        r, config = refs.offline[agent], {"name": agent}
+    else:
+        raise ValueError(f"{inst.suite.name} has no offline reference {agent!r}; valid: {', '.join(refs.offline)}")
+    return _row(inst, agent, config, r, r.n_evictions, 0.0, versions, refs)
+
+
+def _row(inst: Instance, agent: str, config: dict[str, Any], r: SimResult, decisions: int, seconds: float,
+         versions: dict[str, str], refs: References | None = None) -> dict[str, Any]:  # fmt: skip
     row: dict[str, Any] = {
         "suite": inst.suite.name,
         "suite_version": inst.suite.version,
@@ -64,17 +90,20 @@ def make_row(inst: Instance, agent: str, config: dict[str, Any], run: Run, versi
         "n_hit_bytes": r.n_hit_bytes,
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
-        "decisions": run.decisions,
-        "walltime_s": run.seconds,
+        "decisions": decisions,
+        "walltime_s": seconds,
         "versions": json.dumps(versions, sort_keys=True),
     }
-    return derive(row, inst)
+    return derive(row, inst, refs)
 
 
-def derive(row: dict[str, Any], inst: Instance) -> dict[str, Any]:
-    """``row`` with every derived column recomputed from its raw counts and ``inst``'s reference runs."""
+def derive(row: dict[str, Any], inst: Instance, refs: References | None = None) -> dict[str, Any]:
+    """``row`` with every derived column recomputed from its raw counts and ``inst``'s reference runs (``refs``:
+    those references, e.g. freshly recomputed ones; default: the instance's cached ones)."""
     out = dict(row)
-    lru, best = inst.references
+    refs = refs or inst.references
+    lru, belady = refs.lru, refs.belady
+    anchor = inst.anchor_bytes(refs)
     moved = int(out["bytes_in"]) + int(out["bytes_out"])
     n_req, n_req_b = int(out["n_req"]), int(out["n_req_bytes"])
     hit_ratio = int(out["n_hit"]) / n_req if n_req else 0.0
@@ -82,9 +111,12 @@ def derive(row: dict[str, Any], inst: Instance) -> dict[str, Any]:
     out["byte_hit_ratio"] = int(out["n_hit_bytes"]) / n_req_b if n_req_b else 0.0
     out["bytes_moved"] = moved
     out["transfer_s"] = get_link(inst.suite.link).seconds(moved)
+    out["lru_bytes"] = lru.bytes_moved
+    out["anchor_bytes"] = anchor
+    out["admitted"] = int(lru.bytes_moved >= (1.0 + inst.suite.min_lru_gap) * anchor)
     out["speedup_vs_lru"] = lru.bytes_moved / moved if moved else math.inf
-    out["norm_byte_score"] = normalized(moved, lru.bytes_moved, best.bytes_moved, True)
-    out["norm_hit_score"] = normalized(hit_ratio, lru.hit_ratio, best.hit_ratio, False)
+    out["norm_byte_score"] = normalized(moved, lru.bytes_moved, anchor, True)
+    out["norm_hit_score"] = normalized(hit_ratio, lru.hit_ratio, belady.hit_ratio, False)
     wall = float(out["walltime_s"])
     out["decisions_per_s"] = int(out["decisions"]) / wall if wall > 0 else math.inf
     return out

@@ -40,7 +40,7 @@ def test_dependencies_point_one_way() -> None:
 def test_import_envs_loads_no_torch_and_no_numba() -> None:
     code = (
         "import sys, gymnasium as gym, envs; from envs.benchmarks import get_suite; "
-        "gym.make('tensorcache/Eviction-v1'); get_suite('tcb-v1').tasks(); "
+        "gym.make('tensorcache/Eviction-v1'); get_suite('tcb-v2').tasks(); "
         "print(sorted(m for m in ('torch', 'transformers', 'stable_baselines3') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -105,9 +105,9 @@ def test_no_argument_make_plays_the_default_suite_split() -> None:
     env = gym.make("tensorcache/Eviction-v1", task="gpt2-serve@0.3").unwrapped
     from envs.benchmarks import get_suite
 
-    assert len(env._sources) == len(get_suite("tcb-v1").seeds["train"])
+    assert len(env._sources) == len(get_suite("tcb-v2").seeds["train"])
     default = gym.make("tensorcache/Eviction-v1").unwrapped  # construction generates nothing yet
-    assert len(default._sources) == len(get_suite("tcb-v1").instances("train"))
+    assert len(default._sources) == len(get_suite("tcb-v2").instances("train"))
     obs, info = env.reset(seed=0)
     assert obs.shape == env.observation_space.shape and info["action_mask"].any()
     with pytest.raises(ValueError, match="unknown task"):

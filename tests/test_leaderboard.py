@@ -50,7 +50,7 @@ def test_tcb_v1_covers_every_family_and_holds_out_test_seeds() -> None:
     workloads = {f.workload for f in TCB_V1.families}
     assert workloads == {"transformer-train", "transformer-infer", "cnn-train", "moe-infer"}
     assert not set(TCB_V1.seeds["test"]) & (set(TCB_V1.seeds["train"]) | set(TCB_V1.seeds["validation"]))
-    with pytest.raises(ValueError, match="valid: tcb-v1"):
+    with pytest.raises(ValueError, match="valid: tcb-v2, tcb-v1"):
         get_suite("tcb-v9")
     with pytest.raises(ValueError, match="unknown agent"):
         resolve_agents("lru,oracle9000", builtin_registry())
@@ -69,13 +69,13 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
         "leaderboard.json",
         "leaderboard.md",
         "report.html",
-        "scores.png",
-        "heatmap.png",
-        "capacity_curves.png",
+        "scores_test.png",
+        "heatmap_test.png",
+        "capacity_curves_test.png",
     ):
         assert (out / name).is_file()
     assert all(r["norm_byte_score"] == 0.0 for r in rows if r["agent"] == "lru")
-    assert board["agents"]["lru"]["byte_score"]["iqm"] == 0.0
+    assert board["splits"]["test"]["agents"]["lru"]["byte_score"]["iqm"] == 0.0
     assert json.loads((out / "leaderboard.json").read_text())["suite"] == "mini"
     # identical across two runs
     again = LeaderboardRun(mini_suite, "test", agents).run()

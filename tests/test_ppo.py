@@ -59,8 +59,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_short_run_writes_config_checkpoint_export_and_named_scalars(trained_run: Path) -> None:
     cfg = json.loads((trained_run / "config.json").read_text())
     assert cfg["total_timesteps"] == 512 and trained_run.name.startswith("tensorcache-Eviction-v1__smoke__0__")
-    assert (trained_run / "checkpoints" / "latest.zip").is_file()
-    state = json.loads((trained_run / "checkpoints" / "trainer_state.json").read_text())
+    assert not list(trained_run.rglob("*.zip")) and not list(trained_run.rglob("*.pkl"))  # nothing to unpickle
+    latest = json.loads((trained_run / "checkpoints" / "latest.json").read_text())["latest"]
+    state = json.loads((trained_run / "checkpoints" / latest / "trainer_state.json").read_text())
     assert state["num_timesteps"] >= 512
     scalars = _scalars(trained_run)
     missing = [s for s in SCALARS if s not in scalars]
@@ -73,23 +74,77 @@ def test_resume_continues_the_global_step_in_the_same_tensorboard_run(trained_ru
 
     run = tmp_path / trained_run.name
     shutil.copytree(trained_run, run)
-    before = json.loads((run / "checkpoints" / "trainer_state.json").read_text())["num_timesteps"]
+    before = _latest_state(run)["num_timesteps"]
+    csv_before = (run / "tb" / "progress.csv").read_text()
     train(PPOConfig(resume=str(run), total_timesteps=before + 256))
-    after = json.loads((run / "checkpoints" / "trainer_state.json").read_text())["num_timesteps"]
+    after = _latest_state(run)["num_timesteps"]
     assert after >= before + 256
     steps = [s for s, _ in _scalars(run)["time/fps"]]
     assert max(steps) > before  # logged past the resume point, in the same tb/ directory
     assert not (tmp_path / "tb").exists()
+    assert (run / "tb" / "progress.csv").read_text() == csv_before  # the old log is never truncated
+    assert (run / "tb" / f"progress-resumed-at-{before}.csv").is_file()
+
+
+def _latest_state(run: Path) -> dict:
+    latest = json.loads((run / "checkpoints" / "latest.json").read_text())["latest"]
+    return json.loads((run / "checkpoints" / latest / "trainer_state.json").read_text())
+
+
+def test_resume_runs_no_code_and_falls_back_past_a_broken_checkpoint(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from training.checkpoint import CheckpointError, load_latest
+    from training.train_ppo import build_model, make_vec_env
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    cfg = PPOConfig(**{**json.loads((run / "config.json").read_text()), "resume": str(run)})
+    vec = make_vec_env(cfg)
+    try:
+        history = json.loads((run / "checkpoints" / "latest.json").read_text())["history"]
+        assert len(history) == 2
+        # a pickle planted where a checkpoint file belongs is never loaded: the newest checkpoint is refused and
+        # the previous one is restored instead
+        marker = tmp_path / "pwned"
+        payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+        (run / "checkpoints" / history[-1] / "policy.safetensors").write_bytes(payload)
+        state = load_latest(build_model(cfg, vec), run)
+        assert not marker.exists()
+        previous = json.loads((run / "checkpoints" / history[0] / "trainer_state.json").read_text())
+        assert state["num_timesteps"] == previous["num_timesteps"]
+        # a checkpoint cut short (as by kill -9 during a write) falls back the same way
+        (run / "checkpoints" / history[0] / "optimizer.safetensors").write_bytes(b"\x00" * 7)
+        with pytest.raises(CheckpointError, match="no loadable checkpoint"):
+            load_latest(build_model(cfg, vec), run)
+    finally:
+        vec.close()
+
+
+def test_a_second_trainer_on_the_same_run_is_refused(trained_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from envs.run_lock import DirectoryBusyError, DirectoryLock
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    with DirectoryLock(run), pytest.raises(DirectoryBusyError, match="in use"):
+        train(PPOConfig(resume=str(run), total_timesteps=10**6))
 
 
 def test_exported_policy_reproduces_the_sb3_models_actions(trained_run: Path) -> None:
-    from sb3_contrib import MaskablePPO
 
     from envs.eviction_env import EvictionEnv
+    from training.checkpoint import load_latest
+    from training.train_ppo import build_model, make_vec_env
 
-    model = MaskablePPO.load(trained_run / "checkpoints" / "latest.zip", device="cpu")
+    cfg = PPOConfig(**json.loads((trained_run / "config.json").read_text()))
+    vec = make_vec_env(cfg)
+    model = build_model(cfg, vec)
+    load_latest(model, trained_run)
+    vec.close()
     exported = PPOPolicy.load(trained_run / "export")
-    env = EvictionEnv(suite="tcb-v1", split="validation", k=8, candidates="mixed")
+    env = EvictionEnv(suite="tcb-v2", split="validation", k=8, candidates="mixed")
     obs, _ = env.reset(seed=3)
     compared = 0
     for _ in range(300):

@@ -1,4 +1,4 @@
-"""Belady-labelled decision datasets: ``python -m training.make_labels --suite tcb-v1 --split train --out DIR``.
+"""Belady-labelled decision datasets: ``python -m training.make_labels --suite tcb-v2 --split train --out DIR``.
 
 Writes ``DIR/{split}.jsonl`` (one decision per line) and ``DIR/manifest.json``. Each record (schema version
 :data:`SCHEMA_VERSION`) holds the prompt (:mod:`agents.prompt`, past-only), the completion naming Belady's choice
@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 class LabelConfig:
     """Which decisions to label and where to write them (every field is a CLI flag)."""
 
-    suite: str = "tcb-v1"
+    suite: str = "tcb-v2"
     """Benchmark suite."""
     split: str = "train"
     """train or validation (test needs --allow-test)."""

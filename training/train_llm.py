@@ -107,6 +107,19 @@ def validation_score(policy, suite: str, n_instances: int) -> float:
     return float(np.nanmean(scores)) if scores else float("nan")
 
 
+def check_labels_match(cfg: LLMConfig, labels: Path) -> None:
+    """Refuses labels made for another candidate count or rule (their manifest records both)."""
+    try:
+        made = json.loads((labels / "manifest.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"{labels}/manifest.json is missing or unreadable (make the labels with training.make_labels)") from None
+    if made.get("k") != cfg.k or made.get("candidates") != cfg.candidates:
+        raise ValueError(
+            f"--k {cfg.k} --candidates {cfg.candidates} do not match the labels in {labels} "
+            f"(k={made.get('k')}, candidates={made.get('candidates')})"
+        )
+
+
 def resolve_base(cfg: LLMConfig, run_dir: Path) -> Path:
     """The base model directory (building and pretraining a preset inside the run directory)."""
     from training.llm_base import PRESETS, build_base, pretrain
@@ -182,6 +195,7 @@ def train(cfg: LLMConfig) -> Path:
     seed_everything(cfg.seed, cfg.threads)
     train_rows = read_labels(Path(cfg.labels) / "train.jsonl")
     val_rows = read_labels(Path(cfg.labels) / "validation.jsonl")
+    check_labels_match(cfg, Path(cfg.labels))
     rng = np.random.default_rng(cfg.seed)
     val_subset = [val_rows[i] for i in sorted(rng.permutation(len(val_rows))[: cfg.eval_records])]
     base = resolve_base(cfg, run_dir)
@@ -224,7 +238,7 @@ def train(cfg: LLMConfig) -> Path:
                 "eval_top1_first": first_candidate_agreement(val_subset),
             }
             if cfg.eval_instances:
-                logs["eval_normalized_score"] = validation_score(policy, "tcb-v1", cfg.eval_instances)
+                logs["eval_normalized_score"] = validation_score(policy, "tcb-v2", cfg.eval_instances)
                 logs["eval_ms_per_decision"] = 1e3 * float(np.median(policy.decision_seconds or [0.0]))
             self.trainer.model.train()
             self.trainer.log(logs)

@@ -2,9 +2,10 @@
 
 ``python -m training.train_ppo --help`` lists every option. A run lives in
 ``runs/{env_id}__{exp_name}__{seed}__{unix_time}/`` with ``config.json``, TensorBoard events under ``tb/``,
-``checkpoints/`` (model + trainer state), ``best/`` (the best model on the validation split, exported as
-safetensors + JSON) and ``export/`` (the final policy). ``--resume RUN_DIR`` continues a killed run from its
-last checkpoint with the same global step and TensorBoard directory.
+``checkpoints/`` (safetensors + JSON, never pickles: :mod:`training.checkpoint`), ``best/`` (the best model on the
+validation split, exported as safetensors + JSON) and ``export/`` (the final policy). ``--resume RUN_DIR``
+continues a killed run from its last loadable checkpoint with the same global step and TensorBoard directory; a
+lock refuses a second trainer on the same run directory.
 
 Pipeline: optional behaviour-cloning warm start on Belady labels of the train split (plus DAgger rounds that
 label the states the cloned policy itself visits), then PPO on the bytes-moved reward with periodic greedy
@@ -34,7 +35,7 @@ class PPOConfig:
     """Experiment name (part of the run directory name)."""
     seed: int = 0
     """Seed of python, numpy, torch and the environments."""
-    suite: str = "tcb-v1"
+    suite: str = "tcb-v2"
     """Benchmark suite whose train split is trained on and whose validation split selects the best model."""
     total_timesteps: int | None = None
     """Environment steps (eviction decisions) of PPO, summed over vector envs (default 1,000,000; with
@@ -257,11 +258,10 @@ def provenance(cfg: PPOConfig, step: int, res=None) -> dict:
 
 
 def save_checkpoint(model, run_dir: Path, state: dict) -> None:
-    ckpt = run_dir / "checkpoints"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    model.save(ckpt / "latest.zip")
+    from training.checkpoint import save
+
     state["num_timesteps"] = int(model.num_timesteps)
-    (ckpt / "trainer_state.json").write_text(json.dumps(state, indent=2, default=float))
+    save(model, run_dir, state)
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -272,55 +272,104 @@ def new_run_dir(cfg: PPOConfig) -> Path:
     return d
 
 
-def train(cfg: PPOConfig) -> Path:
-    """Runs (or resumes) training; returns the run directory."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3.common.logger import configure
+def check_config(cfg: PPOConfig) -> None:
+    """One-line errors for values no run can use."""
+    for name in ("n_envs", "k", "hidden", "n_steps", "batch_size", "n_epochs", "torch_threads"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("max_episode_steps", "bc_stride", "bc_epochs", "bc_dagger_rounds", "critic_warmup_steps", "eval_freq",
+                 "eval_seeds", "checkpoint_freq", "max_instances"):  # fmt: skip
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.total_timesteps is not None and cfg.total_timesteps < 1:
+        raise ValueError(f"--total-timesteps must be >= 1, got {cfg.total_timesteps}")
+    if not 0.0 < cfg.gamma <= 1.0 or not 0.0 <= cfg.gae_lambda <= 1.0:
+        raise ValueError("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
+    if cfg.vec_env not in ("dummy", "async"):
+        raise ValueError(f"unknown --vec-env {cfg.vec_env!r}; valid: dummy, async")
 
-    from agents.ppo import export_policy
+
+def _logger(run_dir: Path, resumed_at: int | None):
+    """TensorBoard events (appended to tb/) and a CSV log; a resumed run writes a new CSV file, never over the old."""
+    from stable_baselines3.common.logger import CSVOutputFormat, HumanOutputFormat, Logger, TensorBoardOutputFormat
+
+    tb = run_dir / "tb"
+    tb.mkdir(parents=True, exist_ok=True)
+    name = "progress.csv" if resumed_at is None else f"progress-resumed-at-{resumed_at}.csv"
+    formats = [TensorBoardOutputFormat(str(tb)), CSVOutputFormat(str(tb / name))]
+    if sys.stdout.isatty():
+        formats.append(HumanOutputFormat(sys.stdout))
+    return Logger(str(tb), formats)
+
+
+def build_model(cfg: PPOConfig, vec):
+    from sb3_contrib import MaskablePPO
+
     from training.ppo_policy import CandidateActorCriticPolicy
 
+    return MaskablePPO(
+        CandidateActorCriticPolicy,
+        vec,
+        learning_rate=cfg.learning_rate,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        policy_kwargs={"hidden": cfg.hidden},
+        seed=cfg.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
+def train(cfg: PPOConfig) -> Path:
+    """Runs (or resumes) training; returns the run directory."""
+    from envs.run_lock import DirectoryLock
+
+    check_config(cfg)
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        if not (run_dir / "checkpoints" / "trainer_state.json").is_file():
-            raise ValueError(f"--resume {run_dir}: no checkpoints/trainer_state.json (not a run directory?)")
+        if not (run_dir / "config.json").is_file() or not (run_dir / "checkpoints").is_dir():
+            raise ValueError(f"--resume {run_dir}: no config.json and checkpoints/ (not a run directory?)")
         known = {f.name for f in dataclasses.fields(PPOConfig)}
-        saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k in known}
+        try:
+            saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k in known}
+        except ValueError:
+            raise ValueError(f"--resume {run_dir}: config.json is not JSON") from None
         cfg = PPOConfig(**{**saved, "resume": cfg.resume, "total_timesteps": cfg.total_timesteps or saved["total_timesteps"]})
-        state = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text())
+        check_config(cfg)
     else:
         if cfg.total_timesteps is None:
             cfg = dataclasses.replace(cfg, total_timesteps=1_000_000)
         run_dir = new_run_dir(cfg)
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        state = {}
-    seed_everything(cfg.seed + int(state.get("num_timesteps", 0)), cfg.torch_threads)
-    vec = make_vec_env(cfg)
-    logger = configure(str(run_dir / "tb"), ["tensorboard", "csv"] + (["stdout"] if sys.stdout.isatty() else []))
+        from envs.atomic_io import write_text_atomic
+
+        write_text_atomic(run_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    with DirectoryLock(run_dir):
+        return _train_locked(cfg, run_dir)
+
+
+def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
+    from agents.ppo import export_policy
+    from training.checkpoint import load_latest
+
     log = print
+    log(f"run directory: {run_dir}")
+    state: dict = {}
+    seed_everything(cfg.seed, cfg.torch_threads)
+    vec = make_vec_env(cfg)
+    model = build_model(cfg, vec)
     if cfg.resume:
-        model = MaskablePPO.load(run_dir / "checkpoints" / "latest.zip", env=vec, device="cpu")
-        model.set_logger(logger)
+        state = load_latest(model, run_dir)
+        seed_everything(cfg.seed + int(state["num_timesteps"]), cfg.torch_threads)
+        model.set_logger(_logger(run_dir, int(state["num_timesteps"])))
         log(f"resuming {run_dir} at step {model.num_timesteps}")
     else:
-        model = MaskablePPO(
-            CandidateActorCriticPolicy,
-            vec,
-            learning_rate=cfg.learning_rate,
-            n_steps=cfg.n_steps,
-            batch_size=cfg.batch_size,
-            n_epochs=cfg.n_epochs,
-            gamma=cfg.gamma,
-            gae_lambda=cfg.gae_lambda,
-            clip_range=cfg.clip_range,
-            ent_coef=cfg.ent_coef,
-            vf_coef=cfg.vf_coef,
-            policy_kwargs={"hidden": cfg.hidden},
-            seed=cfg.seed,
-            device="cpu",
-            verbose=0,
-        )
-        model.set_logger(logger)
+        model.set_logger(_logger(run_dir, None))
         if cfg.bc_stride > 0:
             t0 = time.perf_counter()
             behaviour_clone(model, cfg, log)
@@ -342,16 +391,17 @@ def train(cfg: PPOConfig) -> Path:
     export_policy(model.policy.net, cfg.candidates, run_dir / "export", meta=provenance(cfg, model.num_timesteps, None))
     vec.close()
     log(f"done: {model.num_timesteps} steps; best validation score {state.get('best_score')} at {state.get('best_step')}")
+    log(f"run directory: {run_dir}")
     return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    cfg = tyro.cli(PPOConfig, args=argv)
+    cfg = tyro.cli(PPOConfig, prog="tensorcache-train-ppo", args=argv)
     try:
         train(cfg)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -17,9 +17,11 @@ from functools import cached_property
 from pathlib import Path
 
 from envs.benchmarks.cache import default_cache_dir
+from envs.benchmarks.references import References, cached_references, compute_references
 from envs.benchmarks.score import normalized
 from envs.sim.capacity import headroom_capacity
-from envs.sim.simulator import PreparedTrace, SimResult, prepare, simulate
+from envs.sim.lower_bound import BOUND_VERSION
+from envs.sim.simulator import PreparedTrace, prepare
 from envs.trace import Trace, TraceError
 from envs.version import ENV_VERSION
 from envs.workloads.spec import GENERATOR_VERSION
@@ -38,9 +40,25 @@ class Family:
     batch: int | None = None
 
 
+#: What a score of 1 means: the certified lower bound (tcb-v2) or Belady's bytes (tcb-v1).
+ANCHORS = ("lower-bound", "belady")
+#: Splits whose seeds training must never read.
+HELD_OUT_SPLITS = ("test", "test-ood")
+
+
 @dataclass(frozen=True)
 class Suite:
-    """A benchmark suite definition."""
+    """A benchmark suite definition.
+
+    Attributes:
+        families, headrooms: The in-distribution tasks (every family at every headroom), for every split in
+            ``seeds`` except ``test-ood``.
+        ood_families, ood_headrooms: The tasks of the ``test-ood`` split (architectures or regimes never seen in
+            the other splits), with seeds ``seeds["test-ood"]``.
+        anchor: What scores 1 (:data:`ANCHORS`).
+        min_lru_gap: A task is admitted only if LRU moves at least this fraction more bytes than the anchor on every
+            instance (checked by :meth:`Instance.check_admitted`), so no score divides by noise.
+    """
 
     name: str
     version: str
@@ -49,9 +67,18 @@ class Suite:
     seeds: dict[str, tuple[int, ...]]
     mode: str = "tensor"
     link: str = "pcie4-x16"
+    anchor: str = "belady"
+    ood_families: tuple[Family, ...] = ()
+    ood_headrooms: tuple[float, ...] = ()
+    min_lru_gap: float = 0.0
 
-    def tasks(self) -> list[str]:
-        return [f"{f.name}@{h:g}" for f in self.families for h in self.headrooms]
+    def _grid(self, split: str) -> tuple[tuple[Family, ...], tuple[float, ...]]:
+        return (self.ood_families, self.ood_headrooms) if split == "test-ood" else (self.families, self.headrooms)
+
+    def tasks(self, split: str | None = None) -> list[str]:
+        """Task names (``family@headroom``) of ``split`` (default: the in-distribution tasks)."""
+        fams, heads = self._grid(split or "test")
+        return [f"{f.name}@{h:g}" for f in fams for h in heads]
 
     def instances(self, split: str, cache_dir: Path | None = None, tasks: tuple[str, ...] | None = None) -> list[Instance]:
         """Every (task, seed) of ``split`` (only ``tasks`` when given).
@@ -62,11 +89,12 @@ class Suite:
         if split not in self.seeds:
             raise ValueError(f"unknown split {split!r}; valid: {', '.join(self.seeds)}")
         if tasks is not None:
-            unknown = [t for t in tasks if t not in self.tasks()]
+            unknown = [t for t in tasks if t not in self.tasks(split)]
             if unknown:
-                raise ValueError(f"unknown task {unknown[0]!r} of {self.name}; valid: {', '.join(self.tasks())}")
+                raise ValueError(f"unknown task {unknown[0]!r} of {self.name}/{split}; valid: {', '.join(self.tasks(split))}")
         cache = cache_dir if cache_dir is not None else default_cache_dir()
-        out = [Instance(self, f, h, s, split, cache) for f in self.families for s in self.seeds[split] for h in self.headrooms]
+        fams, heads = self._grid(split)
+        out = [Instance(self, f, h, s, split, cache) for f in fams for s in self.seeds[split] for h in heads]
         return out if tasks is None else [i for i in out if i.task in tasks]
 
     def describe(self) -> dict:
@@ -79,8 +107,12 @@ class Suite:
             "link": self.link,
             "headrooms": list(self.headrooms),
             "seeds": {k: list(v) for k, v in self.seeds.items()},
-            "held_out_splits": ["test"],
+            "held_out_splits": [s for s in HELD_OUT_SPLITS if s in self.seeds],
             "families": [f.__dict__ for f in self.families],
+            "ood_families": [f.__dict__ for f in self.ood_families],
+            "ood_headrooms": list(self.ood_headrooms),
+            "anchor": self.anchor,
+            "min_lru_gap": self.min_lru_gap,
         }
 
 
@@ -140,11 +172,31 @@ class Instance:
         return headroom_capacity(self.prepared, self.headroom)
 
     @cached_property
-    def references(self) -> tuple[SimResult, SimResult]:
-        """The LRU and Belady runs that anchor this instance's normalized scores (computed once)."""
-        return simulate(self.prepared, "lru", self.capacity), simulate(self.prepared, "belady", self.capacity)
+    def references(self) -> References:
+        """LRU, the offline references and (anchor ``lower-bound``) the lower bound, computed once and cached
+        beside the trace."""
+        with_bound = self.suite.anchor == "lower-bound"
+        cache = self.path.with_name(f"{self.path.stem}.refs-c{self.capacity}-b{BOUND_VERSION}.json")
+        return cached_references(self.prepared, self.capacity, with_bound, cache)
+
+    def fresh_references(self) -> References:
+        """The references recomputed without the cache (what ``validate`` uses)."""
+        return compute_references(self.prepared, self.capacity, self.suite.anchor == "lower-bound")
+
+    def anchor_bytes(self, refs: References | None = None) -> int:
+        """Bytes moved that score 1: the lower bound, or Belady's bytes."""
+        refs = refs or self.references
+        return refs.bound.bytes if self.suite.anchor == "lower-bound" else refs.belady.bytes_moved
 
     def normalized_byte_score(self, bytes_moved: int) -> float:
-        """(LRU bytes − ``bytes_moved``) / (LRU bytes − Belady bytes)."""
-        lru, belady = self.references
-        return normalized(bytes_moved, lru.bytes_moved, belady.bytes_moved, True)
+        """(LRU bytes − ``bytes_moved``) / (LRU bytes − anchor bytes)."""
+        return normalized(bytes_moved, self.references.lru.bytes_moved, self.anchor_bytes(), True)
+
+    def check_admitted(self) -> None:
+        """Raises ValueError when LRU is not at least ``min_lru_gap`` above the anchor on this instance."""
+        lru, anchor = self.references.lru.bytes_moved, self.anchor_bytes()
+        if lru < (1.0 + self.suite.min_lru_gap) * anchor:
+            raise ValueError(
+                f"{self.suite.name} {self.task} seed {self.seed}: LRU moves {lru} bytes, less than "
+                f"{1 + self.suite.min_lru_gap:g} x the {self.suite.anchor} ({anchor}); the task should not be in the suite"
+            )

@@ -58,8 +58,15 @@ def read_csv(path: str | Path) -> Trace:
     path = Path(path)
     if not path.is_file():
         raise TraceError(f"{path}: no such trace file")
+    try:
+        return _read_csv(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TraceError(f"{path}: not a text CSV trace ({type(exc).__name__})") from None
+
+
+def _read_csv(path: Path) -> Trace:
     meta: dict = {}
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8") as fh:
         first = fh.readline()
         if first.startswith(_META_PREFIX):
             try:
@@ -87,7 +94,10 @@ def read_csv(path: str | Path) -> Trace:
                         columns[col].append(int(value))
                     except ValueError:
                         raise TraceError(f"{path}:{line}: {col} {value!r} is not an integer") from None
-    arrays = {c: np.asarray(v, dtype=COLUMNS[c]) for c, v in columns.items()}
+    try:
+        arrays = {c: np.asarray(v, dtype=np.int64) for c, v in columns.items()}
+    except OverflowError:
+        raise TraceError(f"{path}: a value does not fit in a 64-bit integer") from None
     try:
         return Trace.from_arrays(arrays, meta)
     except TraceError as exc:

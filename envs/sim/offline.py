@@ -51,8 +51,18 @@ def _chooser(episode: Episode, prepared: PreparedTrace, residency: np.ndarray | 
     return choose
 
 
-def run_offline(name: str, prepared: PreparedTrace, capacity: int) -> SimResult:
+def residency_by_access(prepared: PreparedTrace, x: np.ndarray, intervals) -> np.ndarray:
+    """The LP residency value of the interval starting at each access (0 where the interval costs nothing)."""
+    residency = np.zeros(prepared.tid.shape[0], dtype=np.float64)
+    residency[intervals.start] = x
+    return residency
+
+
+def run_offline(name: str, prepared: PreparedTrace, capacity: int, *, residency: np.ndarray | None = None) -> SimResult:
     """Runs the offline reference ``name`` over ``prepared`` at ``capacity`` bytes (tensor mode).
+
+    Args:
+        residency: For ``lp-guided``, :func:`residency_by_access` of an already solved bound (solved here if None).
 
     Raises:
         SimError: On an unknown name, classic mode, or an infeasible capacity.
@@ -63,13 +73,13 @@ def run_offline(name: str, prepared: PreparedTrace, capacity: int) -> SimResult:
         return simulate(prepared, "belady", capacity)
     if prepared.classic:
         raise SimError(f"{name} is defined for tensor mode")
-    residency = None
-    if name == "lp-guided":
+    if name == "lp-guided" and residency is None:
         from envs.sim.lower_bound import lower_bound
 
         _, x, intervals = lower_bound(prepared, capacity)
-        residency = np.zeros(prepared.tid.shape[0], dtype=np.float64)  # intervals that cost nothing: evict first
-        residency[intervals.start] = x
+        residency = residency_by_access(prepared, x, intervals)
+    elif name != "lp-guided":
+        residency = None
     episode = Episode(prepared, capacity)
     result = episode.play(_chooser(episode, prepared, residency))
     return _renamed(result, name)

@@ -70,6 +70,8 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
     """Precomputes next-use indices, op boundaries and per-op operand bytes for ``trace`` in ``mode``."""
     if mode not in MODES:
         raise SimError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
+    if len(trace) == 0:
+        raise SimError("the trace is empty: nothing to simulate")
     classic = mode == "classic"
     tid, opc = trace.tensor_id, trace.op
     if classic:

@@ -16,7 +16,7 @@ import torch
 
 from envs.capture import AccessRecorder, Registry, build_trace
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.capture_helpers import TraceSpec, base_meta, register_params
+from envs.workloads.capture_helpers import TraceSpec, WorkloadError, base_meta, register_params
 from envs.workloads.decoder_model import PRESETS, DecoderConfig, DecoderLM, PagedKV
 from envs.workloads.transformer_train import decoder_param_layer, make_router, resolve_config
 
@@ -78,6 +78,11 @@ def capture_serving(cfg: DecoderConfig, shape: ServingShape, iterations: int, sp
     register_params(model, rec, registry, decoder_param_layer(cfg.n_layers))
     kv = PagedKV(cfg, shape.block_tokens, "meta", lambda t, layer: registry.add(rec.uid(t), Kind.KV_CACHE, layer))
     lengths = list(prompts)
+    if cfg.positions == "learned" and max(prompts) + iterations > cfg.max_positions:
+        raise WorkloadError(
+            f"{spec.preset} has {cfg.max_positions} learned positions; a {max(prompts)}-token prompt plus {iterations} "
+            f"decode steps needs {max(prompts) + iterations} (use at most {cfg.max_positions - max(prompts)} iterations)"
+        )
     with rec, torch.no_grad():
         rec.phase, rec.iteration = Phase.PREFILL, 0
         for seq, p in enumerate(prompts):

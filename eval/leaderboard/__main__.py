@@ -19,16 +19,18 @@ class RunConfig:
     """Evaluate agents on one split of a suite and write results.csv, leaderboard.json/.md and report.html.
     (Subcommand: `validate RESULTS.csv` replays a results file.)"""
 
-    suite: str = "tcb-v1"
-    """Benchmark suite (tcb-v1)."""
-    split: Literal["train", "validation", "test"] = "test"
-    """Split to evaluate; test is held out from training."""
+    suite: str = "tcb-v2"
+    """Benchmark suite (tcb-v2; tcb-v1 is kept to replay old results)."""
+    split: tuple[Literal["train", "validation", "test", "test-ood"], ...] = ("test", "test-ood")
+    """Splits to evaluate, shown side by side; test and test-ood are held out from training."""
     agents: str = "all"
-    """'all' or a comma-separated list of agent names (lru and belady are always added)."""
+    """'all' or a comma-separated list of agent names (lru, belady and best-offline are always added)."""
     out: Path = Path("artifacts/leaderboard")
     """Output directory (refused while another run holds it)."""
     recompute: bool = False
     """Run every agent, ignoring rows that entries ship."""
+    jobs: int = 2
+    """Processes that generate traces and solve the reference runs (1 = in this process)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ class ValidateConfig:
 
     results: Annotated[Path, tyro.conf.Positional]
     """The results.csv to check."""
-    suite: str = "tcb-v1"
+    suite: str = "tcb-v2"
     """Suite the rows belong to."""
 
 
@@ -48,24 +50,32 @@ def _log(message: str) -> None:
 def run(cfg: RunConfig) -> int:
     from envs.benchmarks import get_suite
     from envs.run_lock import DirectoryLock, check_writable_dir
-    from eval.leaderboard.board import table_markdown
+    from eval.leaderboard.board import side_by_side_markdown, table_markdown
     from eval.leaderboard.entries import discover, registry
     from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
 
+    if cfg.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {cfg.jobs}")
+    if not cfg.split:
+        raise ValueError("--split needs at least one split")
     suite = get_suite(cfg.suite)
-    suite.instances(cfg.split)
+    for split in cfg.split:
+        suite.instances(split)
     found = discover()
     for name, why in found.refused.items():
         _log(f"skipping entry {name}: {why}")
-    agents = resolve_agents(cfg.agents, registry(discovery=found))
+    agents = resolve_agents(cfg.agents, registry(discovery=found), suite)
     check_writable_dir(cfg.out)
     with DirectoryLock(cfg.out):
         t0 = time.perf_counter()
-        _log(f"{suite.name}/{cfg.split}: {len(agents)} agents -> {cfg.out}")
-        lb = LeaderboardRun(suite, cfg.split, agents, recompute=cfg.recompute, discovery=found)
+        _log(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
+        lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, jobs=cfg.jobs, discovery=found)
         lb.run(log=_log)
         board = write_outputs(lb, cfg.out)
-    print(table_markdown(board))
+        _log(f"wrote {cfg.out}")
+    print(side_by_side_markdown(board))
+    for split, b in board["splits"].items():
+        print(f"\n## {split}\n\n{table_markdown(b)}")
     if lb.shipped_agents:
         print(f"\nrows shipped by entries (a sample replayed, every derived column recomputed; --recompute runs them): "
               f"{', '.join(lb.shipped_agents)}")  # fmt: skip

@@ -23,6 +23,11 @@ def _by_task(rows: list[dict], tasks: list[str], column: str) -> dict[str, np.nd
 
 def agent_summary(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
     """The board entry of one agent's rows."""
+    if not rows:
+        nan = {"iqm": float("nan"), "mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+        return {"byte_score": nan, "byte_score_mean": nan, "hit_score": nan, "worst_task": {"task": None, "score": nan["iqm"]},
+                "per_task": dict.fromkeys(tasks, float("nan")), "mean_byte_hit_ratio": float("nan"),
+                "mean_speedup_vs_lru": float("nan"), "decisions_per_s": float("nan"), "n_rows": 0}  # fmt: skip
     by_task = _by_task(rows, tasks, "norm_byte_score")
     per_task = {t: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for t, v in by_task.items()}
     finite = {t: v for t, v in per_task.items() if np.isfinite(v)}
@@ -46,7 +51,10 @@ def ranking(agents: dict[str, dict]) -> list[str]:
 
 
 def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str]) -> dict[str, Any]:
-    """The board of one run: per-agent summaries, the ranking and pairwise probabilities of improvement."""
+    """The board of one split: per-agent summaries over the admitted rows, the ranking and pairwise probabilities
+    of improvement, and the instances left out (LRU within the suite's gap of the anchor)."""
+    excluded = sorted({(r["task"], int(r["seed"])) for r in rows if not int(r.get("admitted", 1))})
+    rows = [r for r in rows if int(r.get("admitted", 1))]
     summaries = {a: agent_summary([r for r in rows if r["agent"] == a], tasks) for a in agents}
     order = ranking(summaries)
     poi = {}
@@ -64,7 +72,8 @@ def make_board(rows: list[dict], suite_description: dict, split: str, agents: li
         "ranking": order,
         "agents": summaries,
         "probability_of_improvement": poi,
-        "suite_definition": suite_description,
+        "anchor": suite_description.get("anchor", "belady"),
+        "excluded_instances": [f"{t} seed {s}" for t, s in excluded],
     }
 
 
@@ -87,6 +96,26 @@ def table_markdown(board: dict) -> str:
             f"{w['task']} ({w['score']:.2f}) | {d['hit_score']['iqm']:.3f} | {d['mean_byte_hit_ratio']:.4f} | "
             f"{d['mean_speedup_vs_lru']:.3f} |"
         )
+    if board.get("anchor") == "lower-bound":
+        lines.append("| – | lower bound | 1 (by construction) | 1 | – | – | – | – |")
+    if board.get("excluded_instances"):
+        lines.append(f"\nLeft out (LRU within the admission gap of the anchor): {', '.join(board['excluded_instances'])}")
+    return "\n".join(lines)
+
+
+def side_by_side_markdown(boards: dict) -> str:
+    """Every split's IQM [CI] and worst task, side by side, agents in the order of the first split's ranking."""
+    splits = list(boards["splits"])
+    first = boards["splits"][splits[0]]
+    head = "| agent | " + " | ".join(f"{s} IQM [95% CI] | {s} worst task" for s in splits) + " |"
+    lines = [head, "|---|" + "---|---|" * len(splits)]
+    for a in first["ranking"]:
+        cells = []
+        for s in splits:
+            d = boards["splits"][s]["agents"][a]
+            w = d["worst_task"]
+            cells.append(f"{_ci(d['byte_score'], 'iqm')} | {w['task']} ({w['score']:.2f})")
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

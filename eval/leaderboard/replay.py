@@ -9,14 +9,16 @@ from pathlib import Path
 from envs.benchmarks import Suite
 from eval.evaluate import evaluate
 from eval.leaderboard.entries import registry
-from eval.rows import DERIVED, REPLAYED_RAW, RowError, derive, parse_row
+from eval.provenance import package_versions
+from eval.rows import DERIVED, REFERENCE_ROWS, REPLAYED_RAW, RowError, derive, parse_row, reference_row
 
 
 def validate(results_csv: Path, suite: Suite) -> list[str]:
     """Replays every row of ``results_csv``; returns the problems found (empty = every row confirmed).
 
     A file with no rows, a row of an unknown agent or instance, a raw count that does not replay, and a derived
-    column that differs from its recomputation are all problems.
+    column that differs from its recomputation are all problems. The reference runs (LRU, the offline references,
+    the lower bound) are recomputed too, never read from the cache.
     """
     reg = registry()
     problems: list[str] = []
@@ -35,7 +37,7 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
         except RowError as exc:
             problems.append(str(exc))
             continue
-        if row["agent"] not in reg:
+        if row["agent"] not in reg and row["agent"] not in REFERENCE_ROWS:
             problems.append(f"{where}: unknown agent {row['agent']!r}")
             continue
         key = (row["split"], row["family"], row["seed"], row["headroom"])
@@ -44,22 +46,25 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
                 problems.append(f"{where}: split {row['split']!r} is not in {suite.name}")
                 continue
             matches = [i for i in suite.instances(row["split"]) if (i.split, i.family.name, i.seed, i.headroom) == key]
-            insts[key] = matches[0] if matches else None
-        inst = insts[key]
-        if inst is None:
+            insts[key] = (matches[0], matches[0].fresh_references()) if matches else None
+        if insts[key] is None:
             problems.append(f"{where}: {row['task']} seed {row['seed']} is not an instance of {suite.name}")
             continue
+        inst, refs = insts[key]
         if inst.prepared.trace.content_hash != row["trace_hash"]:
             problems.append(f"{where}: trace hash differs (generator changed?)")
             continue
         if row["capacity_bytes"] != inst.capacity:
             problems.append(f"{where}: capacity_bytes {row['capacity_bytes']} != {inst.capacity}")
             continue
-        fresh = evaluate(reg.make(row["agent"]), instances=[inst], name=row["agent"]).rows[0]
+        if row["agent"] in REFERENCE_ROWS:
+            fresh = reference_row(inst, row["agent"], package_versions(), refs)
+        else:
+            fresh = evaluate(reg.make(row["agent"]), instances=[inst], name=row["agent"]).rows[0]
         for col in REPLAYED_RAW:
             if int(row[col]) != int(fresh[col]):
                 problems.append(f"{where} {row['agent']}: {col} {row[col]} != replayed {fresh[col]}")
-        recomputed = derive(row, inst)
+        recomputed = derive(row, inst, refs)
         for col in DERIVED:
             if col in ("decisions_per_s",):
                 continue  # a timing, not a count

@@ -11,75 +11,129 @@ from pathlib import Path
 
 from agents import REFERENCE_AGENTS, Registry
 from envs.atomic_io import write_text_atomic
-from envs.benchmarks import Suite
+from envs.benchmarks import Instance, Suite
 from eval.evaluate import evaluate
-from eval.leaderboard.board import make_board, per_task_markdown, table_markdown
+from eval.leaderboard.board import make_board, per_task_markdown, side_by_side_markdown, table_markdown
 from eval.leaderboard.entries import Discovery, discover, registry
 from eval.leaderboard.shipped import verified_rows
 from eval.provenance import package_versions
-from eval.rows import COLUMNS
+from eval.rows import COLUMNS, REFERENCE_ROWS, reference_row
 
 
-def resolve_agents(spec: str, reg: Registry) -> list[str]:
-    """``all`` = every registered agent; otherwise a comma-separated list. The references are always added.
+def reference_rows_of(suite: Suite) -> tuple[str, ...]:
+    """The offline-reference rows a suite provides (only suites anchored on the lower bound run them)."""
+    return REFERENCE_ROWS if suite.anchor == "lower-bound" else ()
+
+
+def resolve_agents(spec: str, reg: Registry, suite: Suite | None = None) -> list[str]:
+    """``all`` = every registered agent (and the suite's reference rows); otherwise a comma-separated list. LRU,
+    Belady and (suites anchored on the bound) ``best-offline`` are always added.
 
     Raises:
         ValueError: On an unknown name or an empty list.
     """
-    names = reg.names() if spec.strip() == "all" else [a.strip() for a in spec.split(",") if a.strip()]
+    refs = reference_rows_of(suite) if suite is not None else ()
+    valid = [*reg.names(), *refs]
+    names = list(valid) if spec.strip() == "all" else [a.strip() for a in spec.split(",") if a.strip()]
     if not names:
-        raise ValueError(f"--agents {spec!r} names no agent; valid: all, {', '.join(reg.names())}")
+        raise ValueError(f"--agents {spec!r} names no agent; valid: all, {', '.join(valid)}")
     for n in names:
-        reg.spec(n)
-    for ref in REFERENCE_AGENTS:
+        if n not in refs:
+            reg.spec(n)
+    for ref in (*REFERENCE_AGENTS, *(("best-offline",) if refs else ())):
         if ref not in names:
             names.append(ref)
     return list(dict.fromkeys(names))
 
 
+def _warm(inst: Instance) -> str:
+    inst.references  # noqa: B018 - computes and caches the trace and its references
+    return inst.task
+
+
+def warm_references(instances: list[Instance], jobs: int, log=None) -> None:
+    """Generates the traces and references of ``instances`` (each cached on disk) with ``jobs`` processes."""
+    todo = [i for i in instances if "references" not in i.__dict__]
+    if jobs <= 1 or len(todo) <= 1:
+        for inst in todo:
+            _warm(inst)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        for n, _ in enumerate(pool.map(_warm, todo), 1):
+            if log is not None and n % 10 == 0:
+                log(f"references: {n}/{len(todo)} instances")
+
+
 @dataclass
 class LeaderboardRun:
-    """Evaluates ``agents`` on one split of ``suite``.
+    """Evaluates ``agents`` on one or more splits of ``suite``.
 
     Attributes:
         recompute: Run every agent, ignoring rows that entries ship.
         replay_seed: Seed of the sample of shipped rows replayed before the rest are used.
+        jobs: Processes that generate traces and solve the references (1 = in this process).
     """
 
     suite: Suite
-    split: str
+    splits: tuple[str, ...]
     agents: list[str]
     recompute: bool = False
     replay_seed: int = 0
+    jobs: int = 1
     discovery: Discovery | None = None
     rows: list[dict] = field(default_factory=list)
     shipped_agents: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.splits, str):
+            self.splits = (self.splits,)
 
     def run(self, log=None) -> list[dict]:
         found = self.discovery or discover()
         reg = registry(discovery=found)
         versions = package_versions()
-        instances = self.suite.instances(self.split)
-        for agent in self.agents:
-            entry = found.entries.get(agent)
-
-            def replay(insts, agent=agent):
-                return evaluate(reg.make(agent), instances=insts, name=agent, versions=versions).rows
-
-            shipped = None
-            if entry is not None and not self.recompute:
-                shipped = verified_rows(entry, instances, replay, seed=self.replay_seed)
-            if shipped is not None:
-                self.shipped_agents.append(agent)
-                self.rows.extend(shipped)
-            else:
-                self.rows.extend(replay(instances))
-            if log is not None:
-                log(f"{agent}: {len(instances)} runs done")
+        for split in self.splits:
+            instances = self.suite.instances(split)
+            warm_references(instances, self.jobs, log)
+            for agent in self.agents:
+                self.rows.extend(self._agent_rows(agent, instances, found, reg, versions))
+                if log is not None:
+                    log(f"{split}: {agent}: {len(instances)} runs done")
+        over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.anchor == "lower-bound"]
+        if over:
+            r = over[0]
+            raise RuntimeError(f"{r['agent']} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: bound broken")
         return self.rows
 
+    def _agent_rows(self, agent: str, instances: list[Instance], found: Discovery, reg: Registry, versions: dict) -> list[dict]:
+        if agent in REFERENCE_ROWS:
+            return [reference_row(inst, agent, versions) for inst in instances]
+        entry = found.entries.get(agent)
+
+        def replay(insts):
+            return evaluate(reg.make(agent), instances=insts, name=agent, versions=versions).rows
+
+        if entry is not None and not self.recompute:
+            shipped = verified_rows(entry, instances, replay, seed=self.replay_seed)
+            if shipped is not None:
+                self.shipped_agents.append(agent)
+                return shipped
+        return replay(instances)
+
     def board(self) -> dict:
-        return make_board(self.rows, self.suite.describe(), self.split, self.agents, self.suite.tasks())
+        """One board per split (see :func:`eval.leaderboard.board.make_board`)."""
+        desc = self.suite.describe()
+        return {
+            "suite": self.suite.name,
+            "splits": {
+                s: make_board([r for r in self.rows if r["split"] == s], desc, s, self.agents, self.suite.tasks(s))
+                for s in self.splits
+            },
+            "suite_definition": desc,
+        }
 
 
 def rows_csv(rows: list[dict]) -> str:
@@ -99,11 +153,10 @@ def write_outputs(lb: LeaderboardRun, out: Path) -> dict:
     write_text_atomic(out / "results.csv", rows_csv(lb.rows))
     board = lb.board()
     write_text_atomic(out / "leaderboard.json", json.dumps(board, indent=2, default=float))
-    md = table_markdown(board)
-    write_text_atomic(
-        out / "leaderboard.md",
-        f"# {board['suite']} ({board['split']})\n\n{md}\n\nPer-task normalized byte score (mean over seeds):\n\n"
-        f"{per_task_markdown(board)}\n",
-    )
+    parts = [f"# {board['suite']}\n\n{side_by_side_markdown(board)}\n"]
+    for split, b in board["splits"].items():
+        parts.append(f"## {split}\n\n{table_markdown(b)}\n\nPer-task normalized byte score (mean over seeds):\n\n"
+                     f"{per_task_markdown(b)}\n")  # fmt: skip
+    write_text_atomic(out / "leaderboard.md", "\n".join(parts))
     write_report(board, lb.rows, out)
     return board

@@ -1,0 +1,81 @@
+"""tcb-v2's yardstick: splits that never share a trace, held-out families, and scores that cannot exceed 1."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from agents import builtin_registry
+from envs.benchmarks import TCB_V2, Family, Suite
+from eval.leaderboard.replay import validate
+from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
+
+
+def test_every_split_of_tcb_v2_holds_distinct_traces() -> None:
+    """Distinct by the access columns alone (metadata such as the seed excluded), across all splits."""
+    seen: dict[str, tuple[str, str, int]] = {}
+    for split in TCB_V2.seeds:
+        for inst in TCB_V2.instances(split):
+            if inst.headroom != (TCB_V2.ood_headrooms if split == "test-ood" else TCB_V2.headrooms)[0]:
+                continue  # the trace does not depend on the capacity
+            h = inst.trace().access_hash
+            assert h not in seen, f"{split} {inst.family.name} seed {inst.seed} repeats {seen[h]}"
+            seen[h] = (split, inst.family.name, inst.seed)
+    n_traces = len(TCB_V2.families) * sum(len(v) for k, v in TCB_V2.seeds.items() if k != "test-ood")
+    assert len(seen) == n_traces + len(TCB_V2.ood_families) * len(TCB_V2.seeds["test-ood"])
+
+
+def test_test_ood_families_and_capacities_are_held_out() -> None:
+    in_dist = {(f.workload, f.preset, f.batch) for f in TCB_V2.families}
+    assert not in_dist & {(f.workload, f.preset, f.batch) for f in TCB_V2.ood_families}
+    assert not set(TCB_V2.headrooms) & set(TCB_V2.ood_headrooms)
+    held = set(TCB_V2.seeds["test"]) | set(TCB_V2.seeds["test-ood"])
+    assert not held & (set(TCB_V2.seeds["train"]) | set(TCB_V2.seeds["validation"]))
+    assert TCB_V2.describe()["held_out_splits"] == ["test", "test-ood"]
+
+
+@pytest.fixture(scope="module")
+def bound_suite() -> Suite:
+    return Suite(
+        name="mini-v2",
+        version="0",
+        families=(Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=1, iterations=3),),
+        headrooms=(0.2,),
+        seeds={"train": (0,), "test": (11, 12), "test-ood": (21,)},
+        anchor="lower-bound",
+        ood_families=(Family("gpt2-train", "transformer-train", "gpt2-small", layers=1, iterations=2, batch=4),),
+        ood_headrooms=(0.3,),
+        min_lru_gap=0.05,
+    )
+
+
+def test_bound_anchored_leaderboard_scores_at_most_one_and_replays(bound_suite: Suite, tmp_path) -> None:
+    agents = resolve_agents("lru,mru,next-use,belady", builtin_registry(), bound_suite)
+    assert "best-offline" in agents
+    all_agents = resolve_agents("all", builtin_registry(), bound_suite)
+    assert {"cost-belady", "lp-guided", "best-offline"} <= set(all_agents)
+    lb = LeaderboardRun(bound_suite, ("test", "test-ood"), agents)
+    rows = lb.run()
+    assert {r["split"] for r in rows} == {"test", "test-ood"}
+    for r in rows:
+        assert r["norm_byte_score"] <= 1.0, r
+        assert r["anchor_bytes"] <= r["bytes_moved"]
+    best = {(r["task"], r["seed"]): r["bytes_moved"] for r in rows if r["agent"] == "best-offline"}
+    for r in rows:
+        if r["agent"] == "belady":
+            assert best[(r["task"], r["seed"])] <= r["bytes_moved"]
+    board = write_outputs(lb, tmp_path / "lb")
+    assert set(board["splits"]) == {"test", "test-ood"}
+    assert board["splits"]["test"]["anchor"] == "lower-bound"
+    assert "lower bound" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert validate(tmp_path / "lb" / "results.csv", bound_suite) == []
+    # a best-offline row with forged raw counts is caught by the replay of the references
+    table = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
+    row = next(r for r in table if r["agent"] == "best-offline")
+    row["bytes_in"] = str(int(row["bytes_in"]) - 1)
+    with (tmp_path / "forged.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    assert any("bytes_in" in p for p in validate(tmp_path / "forged.csv", bound_suite))
