@@ -73,8 +73,9 @@ class Episode:
         self._started = False
 
     # -- the loop -------------------------------------------------------------------------------------------------
-    def advance(self) -> bool:
-        """Runs to the next decision (or the end); True when the trace is done.
+    def advance(self, until: int | None = None) -> bool:
+        """Runs to the next decision, to access ``until`` (not processed; then no decision is pending), or the end;
+        True when the trace is done.
 
         Raises:
             RuntimeError: If the pending decision has not been answered with :meth:`evict`.
@@ -82,10 +83,15 @@ class Episode:
         if self._started and self._cands is not None:
             raise RuntimeError("answer the pending decision with evict() before advancing")
         self._started = True
-        done = self.sim.advance()
+        done = self.sim.advance(until)
         self._view = None
-        self._cands = None if done else self.sim.candidates(self.k, self.rule)
+        self._cands = self.sim.candidates(self.k, self.rule) if self.sim.pending else None
         return done
+
+    @property
+    def pending(self) -> bool:
+        """Whether a decision waits for :meth:`evict`."""
+        return self._cands is not None
 
     @property
     def done(self) -> bool:

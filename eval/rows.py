@@ -132,18 +132,13 @@ def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
     if missing:
         raise RowError(f"{where}: missing column(s) {', '.join(missing)}")
     out: dict[str, Any] = dict(raw)
-    for col in INTEGER:
-        if col in out and out[col] not in (None, ""):
-            try:
-                out[col] = int(out[col])
-            except ValueError:
-                raise RowError(f"{where}: column {col} is not an integer: {out[col]!r}") from None
-    for col in FLOAT:
-        if col in out and out[col] not in (None, ""):
-            try:
-                out[col] = float(out[col])
-            except ValueError:
-                raise RowError(f"{where}: column {col} is not a number: {out[col]!r}") from None
+    for columns, kind, what in ((INTEGER, int, "an integer"), (FLOAT, float, "a number")):
+        for col in columns:
+            if col in out and out[col] not in (None, ""):
+                try:
+                    out[col] = kind(out[col])
+                except (ValueError, OverflowError):
+                    raise RowError(f"{where}: column {col} is not {what}: {out[col]!r}") from None
     for col in ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions"):
         if out[col] < 0:
             raise RowError(f"{where}: column {col} is negative")

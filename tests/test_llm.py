@@ -34,6 +34,7 @@ def trained_run(label_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     tiny = tmp_path_factory.mktemp("tiny-labels")
     for split in ("train", "validation"):
         (tiny / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tiny / "manifest.json").write_text((label_dir / "manifest.json").read_text())
     cfg = LLMConfig(
         base="tiny",
         labels=str(tiny),

@@ -78,7 +78,7 @@ N_FIELDS = 17
 ) = range(28)
 N_SCALARS = 28
 
-NEED_DECISION, DONE = 1, 0
+NEED_DECISION, DONE, REACHED_STOP = 1, 0, 2
 
 
 def new_state(
@@ -330,13 +330,13 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
 
 # ---------------------------------------------------------------------------------------------- the loop
 @numba.njit(cache=True)
-def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use):  # pragma: no cover
-    """Advances the simulation from ``S[S_POS]``.
+def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # pragma: no cover
+    """Advances the simulation from ``S[S_POS]`` up to (not including) access ``stop``.
 
     Returns ``(status, H)``; status is NEED_DECISION when, with ``S[S_PAUSE]`` set, the caller must pick a victim (write it to
-    ``S[S_VICTIM]`` and call again) and DONE at the end of the trace.
+    ``S[S_VICTIM]`` and call again), REACHED_STOP when access ``stop`` is next, and DONE at the end of the trace.
     """
-    n = tid.shape[0]
+    n = min(tid.shape[0], stop)
     classic = S[S_CLASSIC] == 1
     external = S[S_PAUSE] == 1
     i = S[S_POS]
@@ -408,6 +408,8 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use):  # pragma: no
         S[S_INCOMING] = -1
         i += 1
     S[S_POS] = n
+    if n < tid.shape[0]:
+        return REACHED_STOP, H
     return DONE, H
 
 

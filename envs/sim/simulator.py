@@ -170,12 +170,16 @@ class Simulation:
         self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, POLICY_CODES[policy], prepared.classic, seed, pause)
         self.dense = np.zeros(max(prepared.sizes.shape[0], 1), dtype=np.int64)
         self.done = False
+        self.pending = False
 
-    def advance(self) -> bool:
-        """Runs until the next decision (external policy) or the end; returns True when the trace is done."""
+    def advance(self, until: int | None = None) -> bool:
+        """Runs until the next decision (external policy), access ``until`` (not processed), or the end; returns
+        True when the trace is done. :attr:`pending` tells whether it stopped at a decision."""
         p = self.prepared
-        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use)
+        stop = p.tid.shape[0] if until is None else max(int(until), int(self.S[E.S_POS]))
+        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stop)
         self.done = status == E.DONE
+        self.pending = status == E.NEED_DECISION
         return self.done
 
     def evict(self, victim: int) -> None:

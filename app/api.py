@@ -1,0 +1,197 @@
+"""The Copilot's HTTP API (FastAPI). Start it with ``uvicorn --factory app.api:create_app`` (``scripts/dashboard.sh``
+does); the OpenAPI docs are at ``/docs``. Every answer comes from :class:`app.service.Copilot`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.service import MAX_UPLOAD_BYTES, Copilot, CopilotError, Memory, NotFoundError, Scenario, job_dict
+
+Workload = Literal["transformer-train", "transformer-infer", "moe-infer", "cnn-train"]
+
+
+class ScenarioModel(BaseModel):
+    """A built-in workload at a size."""
+
+    model_config = ConfigDict(extra="forbid")
+    workload: Workload = "transformer-train"
+    preset: str = "mistral-7b"
+    layers: int | None = Field(4, ge=1, le=128)
+    iterations: int | None = Field(2, ge=1, le=64, description="training steps or decode steps")
+    batch: int | None = Field(None, ge=1, le=256)
+    seed: int = Field(0, ge=0, lt=2**31)
+    method: Literal["captured", "analytic"] = "captured"
+
+    def to_scenario(self) -> Scenario:
+        return Scenario(**self.model_dump())
+
+
+class MemoryModel(BaseModel):
+    """Exactly one of: GiB, bytes, or headroom (0 = the largest op's operands, 1 = the peak live bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gib: float | None = Field(None, gt=0)
+    bytes: int | None = Field(None, gt=0, le=2**62)
+    headroom: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> MemoryModel:
+        if sum(x is not None for x in (self.gib, self.bytes, self.headroom)) != 1:
+            raise ValueError("give exactly one of gib, bytes or headroom")
+        return self
+
+    def to_memory(self) -> Memory:
+        return Memory(self.gib, self.bytes, self.headroom)
+
+
+class TraceRef(BaseModel):
+    """A trace already known to the server (``trace_id``) or a scenario to generate."""
+
+    model_config = ConfigDict(extra="forbid")
+    trace_id: str | None = None
+    scenario: ScenarioModel | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TraceRef:
+        if (self.trace_id is None) == (self.scenario is None):
+            raise ValueError("give exactly one of trace_id or scenario")
+        return self
+
+
+class SimulateRequest(TraceRef):
+    memory: MemoryModel = MemoryModel(headroom=0.3)
+    strategies: list[str] = Field(default_factory=lambda: ["lru", "fifo", "next-use", "belady"], min_length=1, max_length=24)
+    link: Literal["pcie4-x16", "pcie5-x16", "nvlink-c2c"] = "pcie4-x16"
+    points: int = Field(100, ge=1, le=400, description="timeline snapshots per strategy")
+
+
+class CurveRequest(TraceRef):
+    strategies: list[str] = Field(default_factory=lambda: ["lru", "belady", "lower-bound"], min_length=1, max_length=24)
+    points: int = Field(8, ge=2, le=24)
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
+    """The FastAPI app over ``copilot`` (a new one by default); ``warm`` compiles the kernels at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if warm:
+            svc: Copilot = app.state.copilot
+            key = svc.add_scenario(Scenario())
+            svc.simulate(key, Memory(headroom=0.3), ["lru", "fifo", "mru", "lfu", "random", "sieve", "next-use", "belady"])
+        yield
+        app.state.copilot.close()
+
+    app = FastAPI(title="TensorCache Copilot", version="1.0", lifespan=lifespan,
+                  description="Which eviction policy moves the fewest bytes for this model and this memory size?")  # fmt: skip
+    app.state.copilot = copilot or Copilot()
+
+    @app.exception_handler(CopilotError)
+    async def _copilot_error(request: Request, exc: CopilotError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(exc)}, status_code=404 if isinstance(exc, NotFoundError) else 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        return JSONResponse({"detail": f"{where}: {err.get('msg')}" if where else str(err.get("msg"))}, status_code=422)
+
+    def svc() -> Copilot:
+        return app.state.copilot
+
+    def trace_id(ref: TraceRef) -> str:
+        return ref.trace_id if ref.trace_id is not None else svc().add_scenario(ref.scenario.to_scenario())
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/workloads")
+    def workloads() -> list[dict]:
+        """Model families and their presets."""
+        return svc().workloads()
+
+    @app.get("/strategies")
+    def strategies() -> list[dict]:
+        """Every strategy: heuristics, offline references, the lower bound, learned agents (slow ones run as jobs)."""
+        return svc().strategies()
+
+    @app.get("/links")
+    def links() -> list[dict]:
+        """Host-accelerator link presets for transfer time."""
+        return svc().links()
+
+    @app.post("/traces")
+    def make_trace(scenario: ScenarioModel) -> dict:
+        """Generates (or finds cached) the trace of a scenario."""
+        return svc().describe(svc().add_scenario(scenario.to_scenario()))
+
+    @app.post("/traces/upload")
+    async def upload(file: Annotated[UploadFile, File(description="a trace: .npz, .csv or oracleGeneral .bin")]) -> dict:
+        """Uploads a trace file (at most 64 MiB)."""
+        data = await file.read(MAX_UPLOAD_BYTES + 1)
+        return svc().describe(svc().add_upload(file.filename or "upload", data))
+
+    @app.get("/traces/{trace_id}")
+    def get_trace(trace_id: str) -> dict:
+        return svc().describe(trace_id)
+
+    @app.get("/traces/{trace_id}/stats")
+    def trace_stats(trace_id: str) -> dict:
+        """Validation statistics (reuse distance, entropy, locality, sizes)."""
+        return svc().stats(trace_id)
+
+    @app.post("/simulate")
+    def simulate(req: SimulateRequest) -> dict:
+        """Runs the strategies at one memory size: metrics, and per-strategy timelines and residency."""
+        return svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points)
+
+    @app.post("/capacity-curve")
+    def capacity_curve(req: CurveRequest) -> dict:
+        """Bytes moved per byte requested against memory size for each strategy, with the lower bound."""
+        return svc().capacity_curve(trace_id(req), req.strategies, req.points)
+
+    @app.post("/jobs", status_code=202)
+    def submit(req: SimulateRequest) -> dict:
+        """Starts a simulation in the background (for slow strategies such as the LLM); poll GET /jobs/{id}."""
+        return {"id": svc().submit(trace_id(req), req.memory.to_memory(), req.strategies, req.link)}
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: str) -> dict:
+        return job_dict(svc().job(job_id))
+
+    @app.post("/export/csv", response_class=PlainTextResponse)
+    def export_csv(req: SimulateRequest) -> str:
+        """The metrics table as CSV."""
+        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, 1)
+        buf = io.StringIO()
+        cols = ["strategy", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
+                "speedup_vs_lru", "score_vs_bound"]  # fmt: skip
+        w = csv.DictWriter(buf, fieldnames=["trace_hash", "capacity_bytes", *cols], extrasaction="ignore")
+        w.writeheader()
+        for row in res["strategies"]:
+            w.writerow({**row, "trace_hash": res["trace_hash"], "capacity_bytes": res["capacity_bytes"]})
+        return buf.getvalue()
+
+    @app.post("/export/report", response_class=HTMLResponse)
+    def export_report(req: SimulateRequest) -> str:
+        """A self-contained HTML report (tables and inline SVG figures) with the command that reproduces it."""
+        from app.report import report_html
+
+        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points)
+        return report_html(res, svc().describe(res["trace_id"]))
+
+    return app

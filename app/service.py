@@ -1,0 +1,470 @@
+"""The Copilot's service: what the HTTP API and the dashboard both call, over the same library functions as the CLIs
+and the leaderboard (no second simulator).
+
+A :class:`Copilot` owns bounded caches (traces by scenario hash, results by trace hash + capacity + strategy, the
+lower bound) and a small pool for background jobs. Limits keep one request from exhausting the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.sim.bandwidth import LINKS, get_link
+from envs.sim.capacity import Headroom, SimError, resolve_capacity
+from envs.sim.simulator import POLICY_CODES, PreparedTrace, SimResult, prepare
+from envs.trace import Kind, Trace
+
+MAX_LAYERS = 128
+MAX_ITERATIONS = 64
+MAX_ACCESSES = 3_000_000
+MAX_UPLOAD_BYTES = 64 * 2**20
+MAX_TIMELINE_POINTS = 400
+#: Strategies that take long enough to be run only as background jobs.
+SLOW_STRATEGIES = ("llm",)
+OFFLINE = ("cost-belady", "lp-guided", "best-offline")
+WORKLOAD_PRESETS = {
+    "transformer-train": ("mistral-7b", "gpt2-small"),
+    "transformer-infer": ("mistral-7b", "gpt2-small"),
+    "moe-infer": ("mixtral-8x7b",),
+    "cnn-train": ("resnet50", "resnet101", "resnet152"),
+}
+WORKLOAD_LABELS = {
+    "transformer-train": "transformer training",
+    "transformer-infer": "transformer serving",
+    "moe-infer": "MoE serving",
+    "cnn-train": "CNN training",
+}
+
+
+class CopilotError(ValueError):
+    """A request the Copilot refuses (the message is the one-line reason)."""
+
+
+class NotFoundError(CopilotError):
+    """An unknown trace or job id."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A built-in workload at a size (see :func:`envs.workloads.generate_trace`)."""
+
+    workload: str = "transformer-train"
+    preset: str = "mistral-7b"
+    layers: int | None = 4
+    iterations: int | None = 2
+    batch: int | None = None
+    seed: int = 0
+    method: str = "captured"
+
+    def check(self) -> None:
+        if self.workload not in WORKLOAD_PRESETS:
+            raise CopilotError(f"unknown workload {self.workload!r}; valid: {', '.join(WORKLOAD_PRESETS)}")
+        if self.preset not in WORKLOAD_PRESETS[self.workload]:
+            valid = ", ".join(WORKLOAD_PRESETS[self.workload])
+            raise CopilotError(f"unknown preset {self.preset!r} for {self.workload}; valid: {valid}")
+        if self.layers is not None and not 1 <= self.layers <= MAX_LAYERS:
+            raise CopilotError(f"layers must be in 1..{MAX_LAYERS}, got {self.layers}")
+        if self.iterations is not None and not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise CopilotError(f"iterations must be in 1..{MAX_ITERATIONS}, got {self.iterations}")
+        if self.batch is not None and not 1 <= self.batch <= 256:
+            raise CopilotError(f"batch must be in 1..256, got {self.batch}")
+        if not 0 <= self.seed < 2**31:
+            raise CopilotError(f"seed must be in 0..2**31-1, got {self.seed}")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+    def command(self, out: str = "trace.npz") -> str:
+        parts = [f"tensorcache-trace generate --workload {self.workload} --preset {self.preset}"]
+        for flag, value in (("layers", self.layers), ("iterations", self.iterations), ("batch", self.batch)):
+            if value is not None:
+                parts.append(f"--{flag} {value}")
+        parts.append(f"--seed {self.seed} --method {self.method} --out {out}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A memory size: exactly one of GiB, bytes, or a headroom fraction in [0, 1]."""
+
+    gib: float | None = None
+    bytes: int | None = None
+    headroom: float | None = None
+
+    def spec(self):
+        given = [x is not None for x in (self.gib, self.bytes, self.headroom)]
+        if sum(given) != 1:
+            raise CopilotError("give exactly one of gib, bytes or headroom")
+        if self.gib is not None:
+            if not np.isfinite(self.gib) or self.gib <= 0:
+                raise CopilotError(f"memory must be positive, got {self.gib} GiB")
+            return max(int(self.gib * 2**30), 1)
+        if self.bytes is not None:
+            return int(self.bytes)
+        return Headroom(float(self.headroom))
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    status: str = "queued"
+    progress: float = 0.0
+    result: dict | None = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class Copilot:
+    """The service. Thread-safe for the API's worker threads (one lock around the caches)."""
+
+    def __init__(self, max_traces: int = 12, max_results: int = 512, job_workers: int = 1) -> None:
+        self._traces: _LRU = _LRU(max_traces)  # key -> (Trace, PreparedTrace, description)
+        self._results: _LRU = _LRU(max_results)
+        self._bounds: _LRU = _LRU(max_results)
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._pool = ThreadPoolExecutor(max_workers=job_workers, thread_name_prefix="copilot-job")
+        self._registry = None
+
+    # -- catalogue -------------------------------------------------------------------------------------------------
+    def workloads(self) -> list[dict]:
+        return [{"name": w, "label": WORKLOAD_LABELS[w], "presets": list(p)} for w, p in WORKLOAD_PRESETS.items()]
+
+    def registry(self):
+        if self._registry is None:
+            from eval.leaderboard.entries import registry
+
+            self._registry = registry()
+        return self._registry
+
+    def strategies(self) -> list[dict]:
+        out = []
+        for name in self.registry().names():
+            spec = self.registry().spec(name)
+            kind = "offline" if not spec.legal else ("heuristic" if spec.kind in ("builtin", "baseline") else "learned")
+            out.append({"name": name, "kind": kind, "slow": name in SLOW_STRATEGIES})
+        out += [{"name": n, "kind": "offline", "slow": False} for n in OFFLINE]
+        out.append({"name": "lower-bound", "kind": "bound", "slow": False})
+        return out
+
+    def links(self) -> list[dict]:
+        return [{"name": k, "gb_per_s": v.gb_per_s} for k, v in LINKS.items()]
+
+    # -- traces ----------------------------------------------------------------------------------------------------
+    def add_scenario(self, scenario: Scenario) -> str:
+        scenario.check()
+        key = "s-" + scenario.key()
+        with self._lock:
+            if key in self._traces:
+                self._traces.move_to_end(key)
+                return key
+        from envs.workloads import WorkloadError, generate_trace
+
+        try:
+            trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers, iterations=scenario.iterations,
+                                   seed=scenario.seed, method=scenario.method, batch=scenario.batch)  # fmt: skip
+        except WorkloadError as exc:
+            raise CopilotError(str(exc)) from None
+        self._store(key, trace, {"source": "scenario", "scenario": asdict(scenario), "command": scenario.command()})
+        return key
+
+    def add_upload(self, filename: str, data: bytes) -> str:
+        from envs.formats import guess_format, read_trace
+        from envs.trace import TraceError
+
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise CopilotError(f"upload is {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
+        suffix = Path(filename or "trace.npz").suffix.lower()
+        if suffix not in (".npz", ".csv", ".bin", ".oraclegeneral"):
+            raise CopilotError(f"unknown trace file type {suffix!r}; upload .npz, .csv or an oracleGeneral .bin")
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / f"upload{suffix}"
+            path.write_bytes(data)
+            try:
+                trace = read_trace(path, guess_format(path))
+            except TraceError as exc:
+                raise CopilotError(str(exc).replace(str(path), filename or "upload")) from None
+        key = "u-" + trace.content_hash[:16]
+        self._store(key, trace, {"source": "upload", "filename": filename})
+        return key
+
+    def _store(self, key: str, trace: Trace, description: dict) -> None:
+        if len(trace) == 0:
+            raise CopilotError("the trace is empty")
+        if len(trace) > MAX_ACCESSES:
+            raise CopilotError(f"the trace has {len(trace)} accesses; the limit is {MAX_ACCESSES}")
+        mode = "classic" if trace.meta.get("source_format") == "oracleGeneral" else "tensor"
+        prepared = prepare(trace, mode)
+        with self._lock:
+            self._traces.put(key, (trace, prepared, {**description, "mode": mode}))
+
+    def _get(self, key: str) -> tuple[Trace, PreparedTrace, dict]:
+        with self._lock:
+            if key not in self._traces:
+                raise NotFoundError(f"unknown trace {key!r} (generate or upload it first)")
+            self._traces.move_to_end(key)
+            return self._traces[key]
+
+    def describe(self, key: str) -> dict:
+        trace, prepared, desc = self._get(key)
+        return {
+            "trace_id": key,
+            "content_hash": trace.content_hash,
+            "n_accesses": len(trace),
+            "n_tensors": trace.n_tensors,
+            "peak_live_bytes": prepared.peak_live_bytes,
+            "min_capacity_bytes": prepared.op_bytes_max,
+            "bytes_by_kind": trace.bytes_by_kind(),
+            **desc,
+        }
+
+    def stats(self, key: str) -> dict:
+        from envs.stats import trace_stats
+
+        trace, _, _ = self._get(key)
+        return asdict(trace_stats(trace))
+
+    # -- simulation ------------------------------------------------------------------------------------------------
+    def capacity(self, key: str, memory: Memory) -> int:
+        _, prepared, _ = self._get(key)
+        try:
+            return resolve_capacity(memory.spec(), prepared)
+        except SimError as exc:
+            raise CopilotError(f"{exc} (feasible: at least {prepared.op_bytes_max} bytes)") from None
+
+    def bound(self, key: str, capacity: int) -> int | None:
+        _, prepared, _ = self._get(key)
+        if prepared.classic:
+            return None
+        cache_key = (prepared.trace.content_hash, capacity)
+        with self._lock:
+            if cache_key in self._bounds:
+                return self._bounds[cache_key]
+        from envs.sim.lower_bound import lower_bound
+
+        value = lower_bound(prepared, capacity)[0].bytes
+        with self._lock:
+            self._bounds.put(cache_key, value)
+        return value
+
+    def _run(self, key: str, prepared: PreparedTrace, capacity: int, name: str, points: int) -> dict:
+        cache_key = (prepared.trace.content_hash, capacity, name, points)
+        with self._lock:
+            if cache_key in self._results:
+                return self._results[cache_key]
+        from envs.sim.timeline import record
+
+        timeline = None
+        if name in POLICY_CODES:
+            result, timeline = record(prepared, capacity, name, points=points)
+        elif name in OFFLINE:
+            if prepared.classic:
+                raise CopilotError(f"{name} needs a tensor-mode trace")
+            from envs.sim.offline import OFFLINE_REFERENCES, run_offline
+
+            runs = [run_offline(n, prepared, capacity) for n in ((name,) if name != "best-offline" else OFFLINE_REFERENCES)]
+            result = min(runs, key=lambda r: r.bytes_moved)
+        elif name in self.registry():
+            policy = self.registry().make(name)
+            result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,
+                                      rule=policy.candidate_rule, points=points)  # fmt: skip
+        else:
+            raise CopilotError(f"unknown strategy {name!r}; valid: {', '.join(s['name'] for s in self.strategies())}")
+        out = {"result": result, "timeline": timeline}
+        with self._lock:
+            self._results.put(cache_key, out)
+        return out
+
+    def simulate(self, key: str, memory: Memory, strategies: list[str], link: str = "pcie4-x16", points: int = 100,
+                 allow_slow: bool = False) -> dict:  # fmt: skip
+        """Metrics, and timelines where available, of every strategy on one trace at one memory size."""
+        if not strategies:
+            raise CopilotError("choose at least one strategy")
+        if len(strategies) > 24 or len(set(strategies)) != len(strategies):
+            raise CopilotError("strategies must be distinct and at most 24")
+        if not 1 <= points <= MAX_TIMELINE_POINTS:
+            raise CopilotError(f"points must be in 1..{MAX_TIMELINE_POINTS}")
+        try:
+            speed = get_link(link)
+        except ValueError as exc:
+            raise CopilotError(str(exc)) from None
+        known = {s["name"] for s in self.strategies()}
+        for name in strategies:
+            if name not in known:
+                raise CopilotError(f"unknown strategy {name!r}; valid: {', '.join(sorted(known))}")
+            if name in SLOW_STRATEGIES and not allow_slow:
+                raise CopilotError(f"{name} takes seconds per trace: start it as a job (POST /jobs)")
+        trace, prepared, _ = self._get(key)
+        capacity = self.capacity(key, memory)
+        t0 = time.perf_counter()
+        want_bound = "lower-bound" in strategies
+        bound = self.bound(key, capacity) if want_bound else self._cached_bound(prepared, capacity)
+        lru = self._run(key, prepared, capacity, "lru", points)["result"]
+        rows = []
+        for name in strategies:
+            if name == "lower-bound":
+                continue
+            run = self._run(key, prepared, capacity, name, points)
+            rows.append(_metrics(name, run["result"], lru, bound, speed, run["timeline"]))
+        if want_bound and bound is not None:
+            rows.append(_bound_row(bound, lru, speed))
+        rows.sort(key=lambda r: r["bytes_moved"])
+        best = next(r["strategy"] for r in rows if r["strategy"] != "lower-bound") if len(rows) > 1 or not want_bound else None
+        return {
+            "trace_id": key,
+            "trace_hash": trace.content_hash,
+            "capacity_bytes": capacity,
+            "capacity_gib": capacity / 2**30,
+            "min_capacity_bytes": prepared.op_bytes_max,
+            "peak_live_bytes": prepared.peak_live_bytes,
+            "lower_bound_bytes": bound,
+            "link": link,
+            "best": best,
+            "strategies": rows,
+            "kinds": [k.name.lower() for k in Kind],
+            "seconds": time.perf_counter() - t0,
+            "command": self.command(key, capacity, strategies, link),
+        }
+
+    def _cached_bound(self, prepared: PreparedTrace, capacity: int) -> int | None:
+        with self._lock:
+            return self._bounds.get((prepared.trace.content_hash, capacity))
+
+    def capacity_curve(self, key: str, strategies: list[str], points: int = 8, include_bound: bool = True) -> dict:
+        """Bytes moved per byte requested (read-ins plus write-backs, so the bound is comparable) against memory size
+        (headroom 0..1) for each strategy, and the lower bound."""
+        if not 2 <= points <= 24:
+            raise CopilotError("points must be in 2..24")
+        _, prepared, _ = self._get(key)
+        fractions = np.linspace(0.0, 1.0, points)
+        curves: dict[str, list[float]] = {s: [] for s in strategies if s != "lower-bound"}
+        bound_curve: list[float | None] = []
+        caps = []
+        for f in fractions:
+            cap = self.capacity(key, Memory(headroom=float(f)))
+            caps.append(cap)
+            for name in curves:
+                r = self._run(key, prepared, cap, name, 1)["result"]
+                curves[name].append(r.bytes_moved / r.n_req_bytes if r.n_req_bytes else 0.0)
+            if include_bound and "lower-bound" in strategies and not prepared.classic:
+                b = self.bound(key, cap)
+                n_req_bytes = self._run(key, prepared, cap, "lru", 1)["result"].n_req_bytes
+                bound_curve.append(b / n_req_bytes if n_req_bytes else 0.0)
+        out = {"headroom": fractions.tolist(), "capacity_bytes": caps, "moved_per_requested_byte": curves}
+        if bound_curve:
+            out["moved_per_requested_byte"]["lower-bound"] = bound_curve
+        return out
+
+    def command(self, key: str, capacity: int, strategies: list[str], link: str) -> str:
+        _, _, desc = self._get(key)
+        first = desc.get("command", f"# the uploaded trace {desc.get('filename', 'trace')} saved as trace.npz")
+        engine = [s for s in strategies if s in POLICY_CODES]
+        sim = f"tensorcache-simulate --trace trace.npz --capacity {capacity} --link {link}"
+        if engine:
+            sim += " --policy " + " ".join(engine)
+        return f"{first}\n{sim} --json"
+
+    # -- jobs ------------------------------------------------------------------------------------------------------
+    def submit(self, key: str, memory: Memory, strategies: list[str], link: str = "pcie4-x16") -> str:
+        self._get(key)
+        job = Job(uuid.uuid4().hex[:12], "simulate")
+        with self._lock:
+            self._jobs[job.id] = job
+            for old in sorted(self._jobs.values(), key=lambda j: j.created)[:-64]:
+                self._jobs.pop(old.id, None)
+
+        def work() -> None:
+            job.status = "running"
+            try:
+                job.result = self.simulate(key, memory, strategies, link, allow_slow=True)
+                job.status, job.progress = "done", 1.0
+            except Exception as exc:  # reported to the client as the job's error
+                job.status, job.error = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+        fut: Future = self._pool.submit(work)
+        del fut
+        return job.id
+
+    def job(self, job_id: str) -> Job:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise NotFoundError(f"unknown job {job_id!r}")
+            return self._jobs[job_id]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, link, timeline) -> dict:
+    from envs.benchmarks.score import normalized
+
+    out = {
+        "strategy": name,
+        "hit_ratio": r.hit_ratio,
+        "byte_hit_ratio": r.byte_hit_ratio,
+        "bytes_in": r.bytes_in,
+        "bytes_out": r.bytes_out,
+        "bytes_moved": r.bytes_moved,
+        "transfer_s": link.seconds(r.bytes_moved),
+        "speedup_vs_lru": lru.bytes_moved / r.bytes_moved if r.bytes_moved else None,
+        "score_vs_bound": normalized(r.bytes_moved, lru.bytes_moved, bound, True) if bound is not None else None,
+        "evictions": r.n_evictions,
+    }
+    if timeline is not None:
+        out["timeline"] = {
+            "position": timeline.position.tolist(),
+            "resident_by_kind": timeline.resident_by_kind.T.tolist(),
+            "layer_residency": np.round(timeline.layer_residency, 4).tolist(),
+            "hits": timeline.hits.tolist(),
+            "misses": timeline.misses.tolist(),
+            "bytes_moved": timeline.bytes_moved.tolist(),
+        }
+    for key in ("score_vs_bound", "speedup_vs_lru"):
+        if out[key] is not None and not np.isfinite(out[key]):
+            out[key] = None
+    return out
+
+
+def _bound_row(bound: int, lru: SimResult, link) -> dict:
+    return {
+        "strategy": "lower-bound",
+        "hit_ratio": None,
+        "byte_hit_ratio": None,
+        "bytes_in": None,
+        "bytes_out": None,
+        "bytes_moved": bound,
+        "transfer_s": link.seconds(bound),
+        "speedup_vs_lru": lru.bytes_moved / bound if bound else None,
+        "score_vs_bound": 1.0,
+        "evictions": None,
+    }
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress, "result": job.result,
+            "error": job.error}  # fmt: skip

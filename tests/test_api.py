@@ -1,0 +1,123 @@
+"""The Copilot's HTTP API: every endpoint, and bad input as a 4xx with a one-line reason."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import create_app
+from envs.formats import write_trace
+from tests.conftest import make_classic_trace
+
+SMALL = {"workload": "transformer-train", "preset": "gpt2-small", "layers": 1, "iterations": 2, "method": "analytic"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(warm=False)) as c:
+        yield c
+
+
+def _one_line(resp) -> str:
+    detail = resp.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and detail
+    return detail
+
+
+def test_catalogue_endpoints(client: TestClient) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    workloads = {w["name"]: w for w in client.get("/workloads").json()}
+    assert "mistral-7b" in workloads["transformer-train"]["presets"]
+    strategies = {s["name"]: s for s in client.get("/strategies").json()}
+    assert {"lru", "belady", "lower-bound", "best-offline", "ppo", "llm"} <= set(strategies)
+    assert strategies["llm"]["slow"] and strategies["lower-bound"]["kind"] == "bound"
+    assert {x["name"] for x in client.get("/links").json()} == {"pcie4-x16", "pcie5-x16", "nvlink-c2c"}
+    assert "/simulate" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_trace_simulate_curve_stats_and_exports(client: TestClient) -> None:
+    trace = client.post("/traces", json=SMALL).json()
+    assert trace["n_accesses"] > 0 and trace["min_capacity_bytes"] <= trace["peak_live_bytes"]
+    tid = trace["trace_id"]
+    assert client.get(f"/traces/{tid}").json()["content_hash"] == trace["content_hash"]
+    assert client.get(f"/traces/{tid}/stats").json()["n_requests"] > 0
+    body = {"trace_id": tid, "memory": {"headroom": 0.3}, "strategies": ["lru", "mru", "belady", "best-offline", "lower-bound"],
+            "points": 20}  # fmt: skip
+    res = client.post("/simulate", json=body).json()
+    rows = {r["strategy"]: r for r in res["strategies"]}
+    assert rows["lru"]["score_vs_bound"] == 0.0 and rows["lower-bound"]["score_vs_bound"] == 1.0
+    assert all(r["bytes_moved"] >= res["lower_bound_bytes"] for r in res["strategies"])
+    assert rows["best-offline"]["bytes_moved"] <= rows["belady"]["bytes_moved"]
+    assert res["best"] != "lower-bound" and len(rows["lru"]["timeline"]["position"]) == 20
+    assert sum(rows["lru"]["timeline"]["hits"]) + sum(rows["lru"]["timeline"]["misses"]) > 0
+    assert "tensorcache-trace generate" in res["command"] and "tensorcache-simulate" in res["command"]
+    gib = client.post("/simulate", json={**body, "memory": {"gib": res["capacity_bytes"] / 2**30}}).json()
+    assert gib["capacity_bytes"] == pytest.approx(res["capacity_bytes"], abs=1)
+    curve = client.post("/capacity-curve", json={"trace_id": tid, "strategies": ["lru", "belady", "lower-bound"], "points": 4})
+    curve = curve.json()
+    assert len(curve["capacity_bytes"]) == 4
+    for a, b in zip(curve["moved_per_requested_byte"]["lower-bound"], curve["moved_per_requested_byte"]["belady"], strict=True):
+        assert a <= b + 1e-12
+    csv_text = client.post("/export/csv", json=body).text
+    assert csv_text.splitlines()[0].startswith("trace_hash,capacity_bytes,strategy")
+    html = client.post("/export/report", json=body).text
+    assert "<svg" in html and "tensorcache-simulate" in html
+    assert 'src="http' not in html and 'href="http' not in html  # self-contained: nothing loaded from elsewhere
+
+
+def test_upload_and_jobs(client: TestClient, tmp_path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = write_trace(make_classic_trace(rng.integers(0, 30, 400), rng.integers(1, 50, 30)), tmp_path / "t.bin")
+    up = client.post("/traces/upload", files={"file": ("t.bin", path.read_bytes())}).json()
+    assert up["mode"] == "classic" and up["n_accesses"] == 400
+    res = client.post("/simulate", json={"trace_id": up["trace_id"], "memory": {"bytes": 400}, "strategies": ["lru", "sieve"]})
+    assert res.status_code == 200
+    job = client.post("/jobs", json={"scenario": SMALL, "memory": {"headroom": 0.5}, "strategies": ["lru", "llm"]})
+    assert job.status_code == 202
+    jid = job.json()["id"]
+    deadline = time.time() + 300
+    while (state := client.get(f"/jobs/{jid}").json())["status"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert state["status"] == "done", state
+    assert {r["strategy"] for r in state["result"]["strategies"]} == {"lru", "llm"}
+
+
+BAD = [
+    ("POST", "/simulate", {"scenario": {"layers": 999}}, 422, "layers"),
+    ("POST", "/simulate", {"scenario": {"workload": "rnn"}}, 422, "workload"),
+    ("POST", "/simulate", {"scenario": {"preset": "llama-9000"}}, 400, "unknown preset"),
+    ("POST", "/simulate", {"scenario": SMALL, "memory": {"gib": 0.0001}}, 400, "cannot hold op"),
+    ("POST", "/simulate", {"scenario": SMALL, "memory": {"gib": -1}}, 422, "memory.gib"),
+    ("POST", "/simulate", {"scenario": SMALL, "memory": {"gib": 1, "headroom": 0.5}}, 422, "exactly one"),
+    ("POST", "/simulate", {"scenario": SMALL, "strategies": ["oracle9000"]}, 400, "unknown strategy"),
+    ("POST", "/simulate", {"scenario": SMALL, "strategies": ["llm"]}, 400, "as a job"),
+    ("POST", "/simulate", {"scenario": SMALL, "strategies": []}, 422, "strategies"),
+    ("POST", "/simulate", {"scenario": SMALL, "trace_id": "x"}, 422, "exactly one of trace_id"),
+    ("POST", "/simulate", {"trace_id": "nope"}, 404, "unknown trace"),
+    ("GET", "/traces/nope/stats", None, 404, "unknown trace"),
+    ("GET", "/jobs/nope", None, 404, "unknown job"),
+    ("POST", "/capacity-curve", {"scenario": SMALL, "points": 1000}, 422, "points"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "message"), BAD, ids=[f"{b[1]}-{b[4]}" for b in BAD])
+def test_bad_requests_get_a_4xx_and_one_line(client: TestClient, method, path, body, status, message) -> None:
+    resp = client.request(method, path, json=body)
+    assert resp.status_code == status, resp.text
+    assert message in _one_line(resp)
+
+
+def test_bad_uploads(client: TestClient) -> None:
+    resp = client.post("/traces/upload", files={"file": ("t.exe", b"MZ")})
+    assert resp.status_code == 400 and "unknown trace file type" in _one_line(resp)
+    resp = client.post("/traces/upload", files={"file": ("t.npz", b"not a zip")})
+    assert resp.status_code == 400 and "not a readable .npz" in _one_line(resp)
+    resp = client.post("/traces/upload", files={"file": ("t.csv", b"a,b\n1,2\n")})
+    assert resp.status_code == 400 and "header" in _one_line(resp)
+    resp = client.post("/traces/upload", files={"file": ("big.bin", b"\0" * (64 * 2**20 + 24))})
+    assert resp.status_code == 400 and "limit" in _one_line(resp)

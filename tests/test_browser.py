@@ -1,0 +1,100 @@
+"""A real browser on the real servers: ``scripts/dashboard.sh`` starts the API and Streamlit, headless Chromium
+(Debian's package, driven by Playwright) changes the memory size, runs, reads the metric values and the bar chart,
+and saves a screenshot to ``artifacts/screenshots/copilot.png``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("TENSORCACHE_CHROMIUM", "/usr/bin/chromium")
+SHOT = ROOT / "artifacts" / "screenshots" / "copilot.png"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dashboard():
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh does it)"
+    api, ui = _free_port(), _free_port()
+    env = {**os.environ, "TENSORCACHE_API_PORT": str(api), "TENSORCACHE_UI_PORT": str(ui)}
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "dashboard.sh")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    lines = []
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                raise AssertionError("dashboard.sh exited:\n" + "".join(lines))
+            lines.append(line)
+            if "TensorCache Copilot:" in line:
+                break
+        assert f"http://127.0.0.1:{ui}" in lines[-1] and f"http://127.0.0.1:{api}/docs" in lines[-1]
+        yield f"http://127.0.0.1:{ui}"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _metric(page, label: str) -> str:
+    card = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return card.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_browser_changes_memory_runs_and_reads_the_page(dashboard: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                           "--disable-background-networking", "--disable-component-update",
+                                           "--no-first-run", "--disable-sync"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(dashboard, timeout=120_000)
+        page.get_by_text("Fewest bytes moved").wait_for(timeout=240_000)
+        before = _metric(page, "Bytes in")
+        score = float(_metric(page, "Score vs bound"))
+        assert score <= 1.0
+        # change the memory size: switch to GiB and type a larger memory, then run
+        page.get_by_text("GiB", exact=True).first.click()
+        box = page.get_by_label("Memory (GiB)")
+        box.wait_for(timeout=60_000)
+        current = float(box.input_value())
+        box.fill(f"{current * 1.6:.3f}")
+        box.press("Enter")
+        page.get_by_role("button", name="Run").click()
+        deadline = time.time() + 240
+        while _metric(page, "Bytes in") == before and time.time() < deadline:
+            time.sleep(0.5)
+        after = _metric(page, "Bytes in")
+        assert after != before, "the metrics did not change with the memory size"
+        moved = re.findall(r"([0-9.]+) (GiB|MiB)", after)
+        assert moved, after
+        # the bar chart lists the strategies
+        chart = page.locator(".js-plotly-plot").first
+        chart.wait_for(timeout=60_000)
+        labels = chart.locator(".ytick text").all_text_contents()
+        assert {"lru", "belady", "lower-bound"} <= set(labels), labels
+        SHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.set_viewport_size({"width": 1400, "height": 2600})
+        time.sleep(1.0)
+        page.screenshot(path=str(SHOT), full_page=True)
+        browser.close()
+    assert SHOT.stat().st_size > 10_000
