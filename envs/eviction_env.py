@@ -81,6 +81,8 @@ class EvictionEnv(gym.Env):
 
     ## Arguments
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).
+    - ``hf_config``, ``hf_task``: a Hugging Face ``config.json`` traced without weights (:mod:`envs.hf_capture`),
+      ``"train"`` or ``"infer"``.
     - ``workload``, ``preset``, ``seeds``, ``layers``, ``iterations``, ``method``: generate traces from a workload;
       each reset draws one of ``seeds``.
     - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v2``,
@@ -107,6 +109,8 @@ class EvictionEnv(gym.Env):
         self,
         trace: Trace | None = None,
         trace_path: str | Path | None = None,
+        hf_config: str | Path | None = None,
+        hf_task: str = "train",
         workload: str | None = None,
         preset: str | None = None,
         seeds: Sequence[int] = (0,),
@@ -136,6 +140,12 @@ class EvictionEnv(gym.Env):
         check_capacity_spec(capacity)
         self.k, self.reward_mode, self.mode, self.render_mode = int(k), reward, mode, render_mode
         self.candidate_rule = candidates
+        if hf_config is not None:
+            if any(x is not None for x in (trace, trace_path, workload, suite)):
+                raise ValueError("give at most one of trace, trace_path, hf_config, workload (with preset) or suite")
+            from envs.hf_capture import capture_hf
+
+            trace = capture_hf(hf_config, task=hf_task)
         if all(x is None for x in (trace, trace_path, workload, suite)):
             suite = DEFAULT_SUITE
         self._sources = _trace_sources(
@@ -215,25 +225,29 @@ class EvictionEnv(gym.Env):
         return self._zero_obs.copy() if view is None else view.observation().copy()
 
     def _info(self, invalid: bool) -> dict[str, Any]:
+        from envs.sim import engine as E
+
         episode = self.episode
         assert episode is not None
-        S = episode.result()
+        S = episode.sim.S
+        hits, b_in, b_out = S.item(E.S_HITS), S.item(E.S_BIN), S.item(E.S_BOUT)
         info: dict[str, Any] = {
-            "hits": S.n_hit,
-            "misses": S.n_miss,
-            "bytes_in": S.bytes_in,
-            "bytes_out": S.bytes_out,
-            "bytes_moved": S.bytes_moved,
+            "hits": hits,
+            "misses": S.item(E.S_NREQ) - hits,
+            "bytes_in": b_in,
+            "bytes_out": b_out,
+            "bytes_moved": b_in + b_out,
             "decisions": episode.n_decisions,
             "action_mask": self.action_masks(),
             "invalid_action": invalid,
-            "trace_hash": S.trace_hash,
-            "capacity_bytes": S.capacity_bytes,
+            "trace_hash": episode.prepared.trace.content_hash,
+            "capacity_bytes": S.item(E.S_CAP),
         }
         if episode.done:
-            info["byte_hit_ratio"] = S.byte_hit_ratio
-            info["hit_ratio"] = S.hit_ratio
-            info["result"] = S
+            result = episode.result()
+            info["byte_hit_ratio"] = result.byte_hit_ratio
+            info["hit_ratio"] = result.hit_ratio
+            info["result"] = result
         return info
 
     def render(self) -> str | np.ndarray | None:

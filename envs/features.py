@@ -149,33 +149,35 @@ class FeatureBuilder:
     def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None) -> DecisionView:
         """The sealed view of ``sim``'s pending decision with these ``candidates``."""
         T, S = sim.T, sim.S
-        rows = T[candidates]
-        last = rows[:, E.F_LAST]
-        now = int(S[E.S_POS])
-        inc = int(S[E.S_INCOMING])
+        rows = T[candidates].T  # one gather; each field below is a row of it
+        last = rows[E.F_LAST]
+        now = S.item(E.S_POS)
+        inc = S.item(E.S_INCOMING)
         pos = min(now, self.access_layer.shape[0] - 1)
-        return DecisionView(
+        view = object.__new__(DecisionView)  # the frozen dataclass's fields, set without its per-field __setattr__
+        view.__dict__.update(
             candidates=candidates,
-            size=rows[:, E.F_SIZE],
+            size=rows[E.F_SIZE],
             last_access=last,
-            insert_time=rows[:, E.F_INSERT],
-            frequency=rows[:, E.F_FREQ],
-            reuse_interval=rows[:, E.F_INTERVAL],
-            dirty=rows[:, E.F_DIRTY],
+            insert_time=rows[E.F_INSERT],
+            frequency=rows[E.F_FREQ],
+            reuse_interval=rows[E.F_INTERVAL],
+            dirty=rows[E.F_DIRTY],
             kind=self.access_kind[last],
             layer=self.access_layer[last],
             now=now,
             incoming=inc,
-            incoming_size=int(T[inc, E.F_SIZE]) if inc >= 0 else 1,
-            incoming_kind=int(self.access_kind[pos]),
-            incoming_layer=int(self.access_layer[pos]),
-            capacity=int(S[E.S_CAP]),
-            used_bytes=int(S[E.S_USED]),
-            iteration_start=int(self.iteration_start[pos]),
-            layers_seen=int(self.layers_seen[pos]),
+            incoming_size=T.item(inc, E.F_SIZE) if inc >= 0 else 1,
+            incoming_kind=self.access_kind.item(pos),
+            incoming_layer=self.access_layer.item(pos),
+            capacity=S.item(E.S_CAP),
+            used_bytes=S.item(E.S_USED),
+            iteration_start=self.iteration_start.item(pos),
+            layers_seen=self.layers_seen.item(pos),
             k=k,
             engine_choice=engine_choice,
         )
+        return view
 
 
 @numba.njit(cache=True)

@@ -125,6 +125,54 @@ class Trace:
         clean_meta["content_hash"] = _content_hash(cols, clean_meta)
         return cls(**cols, meta=clean_meta)
 
+    @classmethod
+    def from_requests(
+        cls,
+        ids: Any,
+        sizes: Any = None,
+        ops: Any = None,
+        *,
+        op_index: Any = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Trace:
+        """A trace from plain requests: arrays of ids and sizes (and ops), or a list of ``(id, size[, op])``.
+
+        Ids may be any integers (renumbered densely by first appearance); ops are :class:`Op` values or their names
+        (``"read"``, ``"write"``, ``"free"``; default READ). Each request is its own op unless ``op_index`` groups
+        them (requests of one op must be resident together in tensor mode).
+
+        Raises:
+            TraceError: On mismatched lengths, unknown op names, or one id with two sizes.
+        """
+        if sizes is None:
+            rows = list(ids)
+            if not all(isinstance(r, (tuple, list)) and len(r) in (2, 3) for r in rows):
+                raise TraceError("give ids and sizes, or a list of (id, size) or (id, size, op) tuples")
+            ids = [r[0] for r in rows]
+            sizes = [r[1] for r in rows]
+            ops = [r[2] if len(r) == 3 else Op.READ for r in rows] if any(len(r) == 3 for r in rows) else None
+        ids_arr = _as_column("tensor_id", ids, np.dtype(np.int64))
+        n = ids_arr.shape[0]
+        if ops is None:
+            op_arr = np.full(n, Op.READ)
+        else:
+            names = {m.name.lower(): int(m) for m in Op}
+            try:
+                op_arr = np.array([names[o.lower()] if isinstance(o, str) else int(o) for o in ops])
+            except KeyError as exc:
+                raise TraceError(f"unknown op {exc.args[0]!r}; valid: {', '.join(names)}") from None
+        arrays = {
+            "tensor_id": renumber(ids_arr) if n else ids_arr,
+            "size": sizes,
+            "op": op_arr,
+            "kind": np.full(n, Kind.INPUT),
+            "layer": np.full(n, -1),
+            "phase": np.full(n, Phase.FORWARD),
+            "op_index": np.arange(n) if op_index is None else op_index,
+            "iteration": np.zeros(n),
+        }
+        return cls.from_arrays(arrays, {"workload": "requests", **(meta or {})})
+
     # -- derived quantities -------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.tensor_id.shape[0])

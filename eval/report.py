@@ -140,7 +140,8 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) 
 {_table(["rank", "agent", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM", "byte hit ratio",
          "speed-up vs LRU"], overall)}
 <h3>Per task</h3>{_table(["agent", *board["tasks"]], per_task)}
-<h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable.</p>
+<h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable, between
+the top legal agents (offline references read the future and are left out).</p>
 {_table(["pair", "P(improvement)"], poi)}
 {figs}"""  # fmt: skip
     return section, first_figure + len(figures)

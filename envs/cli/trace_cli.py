@@ -22,15 +22,27 @@ Workload = Literal["transformer-train", "transformer-infer", "cnn-train", "moe-i
 
 @dataclass(frozen=True)
 class Generate:
-    """Generate a trace from a workload preset (presets: transformer-*: mistral-7b, gpt2-small, tiny, ...;
-    cnn-train: resnet50, resnet101, resnet152; moe-infer: mixtral-8x7b)."""
+    """Generate a trace from a workload preset (presets: transformer-*: mistral-7b, gpt2-small; cnn-train: resnet50,
+    resnet101, resnet152; moe-infer: mixtral-8x7b), or from a Hugging Face config.json (--hf-config)."""
 
-    workload: Workload
-    """Workload family."""
-    preset: str
-    """Preset of the workload (e.g. mistral-7b, gpt2-small, resnet50, mixtral-8x7b)."""
     out: Path
     """Output .npz file."""
+    workload: Workload | None = None
+    """Workload family (or give --hf-config)."""
+    preset: str | None = None
+    """Preset of the workload (e.g. mistral-7b, gpt2-small, resnet50, mixtral-8x7b)."""
+    hf_config: Path | None = None
+    """A Hugging Face config.json (or a directory holding one): the model is built without weights and traced."""
+    task: Literal["train", "infer"] = "train"
+    """With --hf-config: a training step (forward, backward, AdamW) or serving (prefill + decode with a KV cache)."""
+    seq: int = 512
+    """With --hf-config: tokens per sequence (the prompt, when serving)."""
+    decode_steps: int = 8
+    """With --hf-config --task infer: one-token decode steps."""
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    """With --hf-config: parameter dtype."""
+    attn: Literal["sdpa", "eager"] = "sdpa"
+    """With --hf-config: attention implementation (sdpa: fused, no seq x seq scores; eager: materialises them)."""
     layers: int | None = None
     """Override the preset's depth."""
     iterations: int | None = None
@@ -80,10 +92,20 @@ class Import:
 
 
 def _generate(cmd: Generate) -> int:
-    from envs.workloads import generate_trace
+    if cmd.hf_config is not None:
+        if cmd.workload is not None or cmd.preset is not None:
+            raise ValueError("give either --hf-config or --workload with --preset, not both")
+        from envs.hf_capture import capture_hf
 
-    trace = generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
-                           method=cmd.method, batch=cmd.batch)  # fmt: skip
+        trace = capture_hf(cmd.hf_config, task=cmd.task, seq=cmd.seq, batch=cmd.batch or 1, steps=cmd.iterations or 1,
+                           decode_steps=cmd.decode_steps, dtype=cmd.dtype, attn=cmd.attn)  # fmt: skip
+    else:
+        if cmd.workload is None or cmd.preset is None:
+            raise ValueError("give --workload and --preset (or --hf-config)")
+        from envs.workloads import generate_trace
+
+        trace = generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
+                               method=cmd.method, batch=cmd.batch)  # fmt: skip
     trace.save(cmd.out)
     print(f"wrote {cmd.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
     return 0

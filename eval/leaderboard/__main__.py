@@ -78,7 +78,7 @@ def run(cfg: RunConfig) -> int:
         print(f"\n## {split}\n\n{table_markdown(b)}")
     if lb.shipped_agents:
         print(f"\nrows shipped by entries (a sample replayed, every derived column recomputed; --recompute runs them): "
-              f"{', '.join(lb.shipped_agents)}")  # fmt: skip
+              f"{', '.join(dict.fromkeys(lb.shipped_agents))}")  # fmt: skip
     print(f"\n{len(lb.rows)} runs in {time.perf_counter() - t0:.1f}s; wrote {cfg.out}/results.csv, leaderboard.json, "
           "leaderboard.md, report.html")  # fmt: skip
     return 0

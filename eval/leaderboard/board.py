@@ -2,7 +2,8 @@
 
 Per agent: the IQM and the mean of the normalized byte score over all runs, each with a 95% stratified-bootstrap
 CI (strata = tasks); the worst task (lowest mean score); the hit score (secondary); the mean byte hit ratio and
-speed-up over LRU. Between each pair of the top agents: the probability of improvement (rliable).
+speed-up over LRU. Between each pair of the top legal agents (offline references excluded): the probability of
+improvement (rliable).
 """
 
 from __future__ import annotations
@@ -50,15 +51,21 @@ def ranking(agents: dict[str, dict]) -> list[str]:
     return sorted(agents, key=lambda a: -np.nan_to_num(agents[a]["byte_score"]["iqm"], nan=-1e9))
 
 
+#: Agents that read the future: ranked, but left out of the probability-of-improvement pairs of legal agents.
+OFFLINE_AGENTS = frozenset({"belady", "cost-belady", "lp-guided", "best-offline"})
+
+
 def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str]) -> dict[str, Any]:
-    """The board of one split: per-agent summaries over the admitted rows, the ranking and pairwise probabilities
-    of improvement, and the instances left out (LRU within the suite's gap of the anchor)."""
+    """The board of one split: per-agent summaries over the admitted rows, the ranking, pairwise probabilities of
+    improvement between the top legal agents, and the instances left out (LRU within the suite's gap of the
+    anchor)."""
     excluded = sorted({(r["task"], int(r["seed"])) for r in rows if not int(r.get("admitted", 1))})
     rows = [r for r in rows if int(r.get("admitted", 1))]
     summaries = {a: agent_summary([r for r in rows if r["agent"] == a], tasks) for a in agents}
     order = ranking(summaries)
     poi = {}
-    for a, b in itertools.permutations(order[:TOP_FOR_POI], 2):
+    legal = [a for a in order if a not in OFFLINE_AGENTS]
+    for a, b in itertools.permutations(legal[:TOP_FOR_POI], 2):
         xa = _by_task([r for r in rows if r["agent"] == a], tasks, "norm_byte_score")
         xb = _by_task([r for r in rows if r["agent"] == b], tasks, "norm_byte_score")
         poi[f"{a} > {b}"] = probability_of_improvement([xa[t] for t in tasks], [xb[t] for t in tasks])

@@ -1,0 +1,214 @@
+"""Traces of Hugging Face causal language models built from a ``config.json`` alone (no weights, no memory).
+
+The model is built with ``AutoModelForCausalLM.from_config`` under ``FakeTensorMode`` (transformers' mask code
+calls ``.item()``, which the bare meta device refuses; fake tensors carry shapes, and transformers skips its
+data-dependent checks while tracing). The attention implementation is chosen explicitly (``sdpa`` by default: the
+fused kernel, no sequence x sequence score matrix on CPU fake tensors; ``eager`` materialises it). Reads, writes
+and frees are recorded by storage with :class:`envs.capture.AccessRecorder`, and tensors are tagged by kind
+(weights, gradients, optimizer state, KV cache, inputs; activations and temporaries by lifetime).
+
+Training records forward + backward + AdamW steps; serving records a prefill of ``seq`` tokens and ``decode_steps``
+one-token steps that read and grow the KV cache. MoE models trace with the router computed from fake values (so
+expert choice is not meaningful) and, in transformers 5, all experts of a layer run as one grouped op: per-expert
+reads are not visible yet; that grouped op traces in bfloat16 only, so MoE configs need ``dtype="bfloat16"`` (the
+per-expert loop has data-dependent shapes that fake tensors cannot size).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from envs.trace import Kind, Phase, Trace
+
+TASKS = ("train", "infer")
+DTYPES = ("float32", "bfloat16", "float16")
+#: Sizes above these are refused as absurd for a config that should trace in seconds.
+LIMITS = {"hidden_size": 65_536, "num_hidden_layers": 512, "vocab_size": 4_000_000, "intermediate_size": 1_048_576,
+          "num_attention_heads": 1024}  # fmt: skip
+MAX_PARAMETERS = 2 * 10**12
+
+
+class HFConfigError(ValueError):
+    """A config that cannot be traced (the message says why, in one line)."""
+
+
+def load_config(path: str | Path):
+    """A transformers config from a ``config.json`` file or a directory holding one.
+
+    Raises:
+        HFConfigError: On a missing file, bad JSON, a missing ``model_type``, an unknown model type or absurd sizes.
+    """
+    from transformers import AutoConfig
+
+    p = Path(path)
+    file = p / "config.json" if p.is_dir() else p
+    try:
+        raw = json.loads(file.read_text())
+    except OSError:
+        raise HFConfigError(f"{file}: no such config file") from None
+    except (ValueError, UnicodeDecodeError):
+        raise HFConfigError(f"{file}: not a JSON config") from None
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise HFConfigError(f"{file}: a config.json needs a 'model_type' (e.g. 'llama', 'mistral', 'gpt2')")
+    for key, limit in LIMITS.items():
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit):
+            raise HFConfigError(f"{file}: {key} = {value!r} is not an integer in 1..{limit}")
+    try:
+        return AutoConfig.for_model(**raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HFConfigError(f"{file}: {message}") from None
+
+
+def _is_moe(config) -> bool:
+    return any(getattr(config, k, None) for k in ("num_local_experts", "num_experts", "n_routed_experts"))
+
+
+def _fake_mode():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv())
+
+
+def build_model(config, dtype: str = "bfloat16", attn: str = "sdpa"):
+    """The model of ``config`` with fake parameters, inside a fresh ``FakeTensorMode`` (returned with it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if dtype not in DTYPES:
+        raise HFConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if _is_moe(config) and dtype != "bfloat16":
+        raise HFConfigError(
+            f"{config.model_type} is a mixture of experts: transformers runs its experts as one grouped matmul, which "
+            "traces in bfloat16 only (use --dtype bfloat16)"
+        )
+    mode = _fake_mode()
+    with mode:
+        try:
+            model = AutoModelForCausalLM.from_config(config, attn_implementation=attn, dtype=getattr(torch, dtype))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise HFConfigError(f"{config.model_type}: {message}") from None
+    n_params = sum(p.numel() for p in model.parameters())
+    if n_params > MAX_PARAMETERS:
+        raise HFConfigError(f"{config.model_type}: {n_params} parameters is above the limit of {MAX_PARAMETERS}")
+    return model, mode
+
+
+def capture_hf(
+    config_path: str | Path,
+    *,
+    task: str = "train",
+    seq: int = 512,
+    batch: int = 1,
+    steps: int = 1,
+    decode_steps: int = 8,
+    dtype: str = "bfloat16",
+    attn: str = "sdpa",
+) -> Trace:
+    """The trace of one Hugging Face config (see the module docstring).
+
+    Args:
+        config_path: A ``config.json`` or a directory holding one.
+        task: ``train`` (forward, backward, AdamW; ``steps`` of them) or ``infer`` (prefill + ``decode_steps``).
+        seq, batch: Tokens per sequence (the prompt, when serving) and sequences per step.
+        dtype: Parameter dtype. ``attn``: ``sdpa`` or ``eager``.
+
+    Raises:
+        HFConfigError: On a bad config or argument.
+    """
+    import torch
+
+    from envs.capture import capture
+
+    if task not in TASKS:
+        raise HFConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    checks = (("seq", seq, 1 << 20), ("batch", batch, 4096), ("steps", steps, 64), ("decode_steps", decode_steps, 4096))
+    for name, value, top in checks:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            raise HFConfigError(f"{name} must be an integer in 1..{top}, got {value!r}")
+    config = load_config(config_path)
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    needed = seq + (decode_steps if task == "infer" else 0)
+    if limit and needed > limit:
+        raise HFConfigError(f"{config.model_type} has {limit} positions; the sequence needs {needed}")
+    t0 = time.perf_counter()
+    model, mode = build_model(config, dtype, attn)
+    meta = {"source": "huggingface", "model_type": config.model_type, "task": task, "seq": seq, "batch": batch,
+            "dtype": dtype, "attn_implementation": attn, "config_file": str(config_path)}  # fmt: skip
+    with mode:
+        if task == "train":
+
+            def inputs(step: int) -> dict[str, Any]:
+                ids = torch.zeros(batch, seq, dtype=torch.long)
+                return {"input_ids": ids, "labels": ids}
+
+            trace = capture(model, inputs, loss=lambda out: out.loss, steps=steps, fake=True, name=config.model_type)
+        else:
+            trace = _capture_serving(model, seq, batch, decode_steps)
+    return Trace.from_arrays({c: getattr(trace, c) for c in ("tensor_id", "size", "op", "kind", "layer", "phase",
+                                                            "op_index", "iteration")},
+                             {**trace.meta, **meta, "trace_seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+
+
+def _capture_serving(model, seq: int, batch: int, decode_steps: int) -> Trace:
+    """Prefill then ``decode_steps`` one-token steps with transformers' KV cache (inside the caller's fake mode)."""
+    import torch
+
+    from envs.capture import AccessRecorder, Registry, block_index, build_trace
+    from envs.workloads.capture_helpers import register_params
+
+    model.eval()
+    blocks = block_index(model)
+    names = [n for n, _ in model.named_parameters()]
+
+    def layer_of(name: str) -> int:
+        from envs.capture import _layer_of_name
+
+        return _layer_of_name(blocks, name, names.index(name) < len(names) // 2)
+
+    def layer_of_paths(parents: frozenset[str]) -> int:
+        from envs.capture import _layer_of_name
+
+        found = [_layer_of_name(blocks, p.split(".", 1)[1], True) for p in parents if "." in p]
+        inner = [x for x in found if 0 < x <= len(blocks)]
+        return max(inner) if inner else (0 if not found else max(found))
+
+    rec, registry = AccessRecorder(len(blocks), layer_of_paths=layer_of_paths), Registry()
+    register_params(model, rec, registry, layer_of)
+    with rec, torch.no_grad():
+        rec.phase, rec.iteration = Phase.PREFILL, 0
+        ids = torch.zeros(batch, seq, dtype=torch.long)
+        registry.add(rec.uid(ids), Kind.INPUT, 0)
+        out = model(input_ids=ids, use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        _tag_cache(cache, rec, registry)
+        del out
+        rec.phase = Phase.DECODE
+        for step in range(1, decode_steps + 1):
+            rec.iteration = step
+            tok = torch.zeros(batch, 1, dtype=torch.long)
+            registry.add(rec.uid(tok), Kind.INPUT, 0)
+            out = model(input_ids=tok, cache=cache, use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            _tag_cache(cache, rec, registry)
+            del out
+    rec.close()
+    return build_trace(rec, registry, {"workload": "hf-infer"})
+
+
+def _tag_cache(cache, rec, registry) -> None:
+    import torch
+    from torch.utils._pytree import tree_leaves
+
+    layers = getattr(cache, "layers", None)
+    items = [(i, layer) for i, layer in enumerate(layers)] if layers is not None else []
+    for i, layer in items:
+        for t in tree_leaves([getattr(layer, "keys", None), getattr(layer, "values", None)]):
+            if isinstance(t, torch.Tensor):
+                registry.add(rec.uid(t), Kind.KV_CACHE, i + 1)
