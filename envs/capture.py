@@ -351,6 +351,27 @@ def block_index(module: torch.nn.Module) -> dict[str, int]:
     return blocks
 
 
+def block_layers(module: torch.nn.Module) -> tuple[int, Callable[[str], int], Callable[[frozenset[str]], int]]:
+    """(number of blocks, layer of a parameter name, layer of the module-tracker paths of an op) for ``module``:
+    stem = 0, block i = i + 1, head = blocks + 1 (parameters before the first block are the stem)."""
+    blocks = block_index(module)
+    n_blocks = len(blocks)
+    names = [n for n, _ in module.named_parameters()]
+    block_params = [i for i, n in enumerate(names) if _layer_of_name(blocks, n, True) not in (0, n_blocks + 1)]
+    first_block = block_params[0] if block_params else len(names)
+    position = {n: i for i, n in enumerate(names)}
+
+    def layer_of_param(pname: str) -> int:
+        return _layer_of_name(blocks, pname, position[pname] < first_block)
+
+    def layer_of_paths(parents: frozenset[str]) -> int:
+        found = [_layer_of_name(blocks, p.split(".", 1)[1], True) for p in parents if "." in p]
+        inner = [x for x in found if 0 < x <= n_blocks]
+        return max(inner) if inner else (0 if not found else max(found))
+
+    return n_blocks, layer_of_param, layer_of_paths
+
+
 def _layer_of_name(blocks: dict[str, int], name: str, before_first: bool) -> int:
     parts = name.split(".")
     for i in range(len(parts), 0, -1):
@@ -402,20 +423,8 @@ def capture(
     if dtype is not None:
         module = module.to(dtype)
     module.train(train)
-    blocks = block_index(module)
-    n_blocks = len(blocks)
+    n_blocks, layer_of_param, layer_of_paths = block_layers(module)
     names = [n for n, _ in module.named_parameters()]
-    block_params = [i for i, n in enumerate(names) if _layer_of_name(blocks, n, True) not in (0, n_blocks + 1)]
-    first_block = block_params[0] if block_params else len(names)
-
-    def layer_of_param(pname: str) -> int:
-        return _layer_of_name(blocks, pname, names.index(pname) < first_block)
-
-    def layer_of_paths(parents: frozenset[str]) -> int:
-        found = [_layer_of_name(blocks, p.split(".", 1)[1], True) for p in parents if "." in p]
-        inner = [x for x in found if 0 < x <= n_blocks]
-        return max(inner) if inner else (0 if not found else max(found))
-
     rec, registry, state = AccessRecorder(n_blocks, layer_of_paths=layer_of_paths), Registry(), TrainStepState()
     layers = register_params(module, rec, registry, layer_of_param)
     opt = None

@@ -160,27 +160,13 @@ def _capture_serving(model, seq: int, batch: int, decode_steps: int) -> Trace:
     """Prefill then ``decode_steps`` one-token steps with transformers' KV cache (inside the caller's fake mode)."""
     import torch
 
-    from envs.capture import AccessRecorder, Registry, block_index, build_trace
+    from envs.capture import AccessRecorder, Registry, block_layers, build_trace
     from envs.workloads.capture_helpers import register_params
 
     model.eval()
-    blocks = block_index(model)
-    names = [n for n, _ in model.named_parameters()]
-
-    def layer_of(name: str) -> int:
-        from envs.capture import _layer_of_name
-
-        return _layer_of_name(blocks, name, names.index(name) < len(names) // 2)
-
-    def layer_of_paths(parents: frozenset[str]) -> int:
-        from envs.capture import _layer_of_name
-
-        found = [_layer_of_name(blocks, p.split(".", 1)[1], True) for p in parents if "." in p]
-        inner = [x for x in found if 0 < x <= len(blocks)]
-        return max(inner) if inner else (0 if not found else max(found))
-
-    rec, registry = AccessRecorder(len(blocks), layer_of_paths=layer_of_paths), Registry()
-    register_params(model, rec, registry, layer_of)
+    n_blocks, layer_of_param, layer_of_paths = block_layers(model)
+    rec, registry = AccessRecorder(n_blocks, layer_of_paths=layer_of_paths), Registry()
+    register_params(model, rec, registry, layer_of_param)
     with rec, torch.no_grad():
         rec.phase, rec.iteration = Phase.PREFILL, 0
         ids = torch.zeros(batch, seq, dtype=torch.long)

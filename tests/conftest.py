@@ -16,6 +16,19 @@ from envs.workloads import generate_trace
 os.environ.setdefault("TENSORCACHE_CACHE", tempfile.mkdtemp(prefix="tensorcache-test-cache-"))
 
 
+def readme_example(section: str) -> dict:
+    """Runs the first ```python block under the README heading ``section`` (at most 12 lines); returns its names."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme.split(section, 1)[1], re.S).group(1)
+    assert len(code.strip().splitlines()) <= 12
+    namespace: dict = {}
+    exec(compile(code, f"README {section}", "exec"), namespace)
+    return namespace
+
+
 def make_classic_trace(ids: np.ndarray, sizes_by_id: np.ndarray) -> Trace:
     return classic_trace(ids, sizes_by_id[ids], {"workload": "synthetic"})
 

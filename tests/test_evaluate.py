@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -14,8 +11,6 @@ from agents import make_policy
 from envs.benchmarks import Family, Suite
 from envs.sim import Headroom
 from eval.evaluate import evaluate
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +51,6 @@ def test_a_callable_and_an_sb3_model_are_evaluated_like_policies(tiny_suite: Sui
 
 
 def test_readme_quickstart_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Quickstart", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len(code.strip().splitlines()) <= 12
-    namespace: dict = {}
-    exec(compile(code, "README quickstart", "exec"), namespace)
-    assert np.isfinite(namespace["result"].score)
+    from tests.conftest import readme_example
+
+    assert np.isfinite(readme_example("## Quickstart")["result"].score)

@@ -4,7 +4,6 @@ requests; every such trace plays in the simulator and the env like a built-in on
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,7 +14,6 @@ import envs  # noqa: F401 - registers the env
 from envs import Trace
 from envs.sim import Headroom, prepare, resolve_capacity, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
 V, D, P = 1000, 64, 256
 
 
@@ -132,12 +130,9 @@ def test_requests_become_a_trace() -> None:
 
 
 def test_readme_own_model_example_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Your own model", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len(code.strip().splitlines()) <= 12
-    namespace: dict = {}
-    exec(compile(code, "README own-model example", "exec"), namespace)
+    from tests.conftest import readme_example
+
+    namespace = readme_example("## Your own model")
     trace = namespace["trace"]
     assert trace.bytes_by_kind()["weight"] == 4 * sum(p.numel() for p in namespace["Net"]().parameters())
     assert set(np.unique(trace.layer).tolist()) >= {0, 1, 2, 3}
