@@ -13,6 +13,6 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch is pinned in this same command so pip never pulls a CUDA build.
-  .venv/bin/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev,llm,app]"
+  .venv/bin/python -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev,llm,app,ray]"
   echo "$want" > "$stamp"
 fi

@@ -29,8 +29,12 @@ class RunConfig:
     """Output directory (refused while another run holds it)."""
     recompute: bool = False
     """Run every agent, ignoring rows that entries ship."""
+    executor: Literal["serial", "process", "ray"] = "process"
+    """Where instances run: here, a process pool on this machine, or a Ray cluster (the ray extra)."""
     jobs: int = 2
-    """Processes that generate traces and solve the reference runs (1 = in this process)."""
+    """Worker processes (process) or CPUs of a local Ray cluster (ray without an address)."""
+    ray_address: str | None = None
+    """Ray cluster to join (default $RAY_ADDRESS; neither starts a local cluster)."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,12 @@ def _log(message: str) -> None:
 def run(cfg: RunConfig) -> int:
     from envs.benchmarks import get_suite
     from envs.run_lock import DirectoryLock, check_writable_dir
+    from eval.executor import Executor
     from eval.leaderboard.board import side_by_side_markdown, table_markdown
     from eval.leaderboard.entries import discover, registry
     from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
 
-    if cfg.jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {cfg.jobs}")
+    executor = Executor(cfg.executor, cfg.jobs, cfg.ray_address)
     if not cfg.split:
         raise ValueError("--split needs at least one split")
     suite = get_suite(cfg.suite)
@@ -69,7 +73,7 @@ def run(cfg: RunConfig) -> int:
     with DirectoryLock(cfg.out):
         t0 = time.perf_counter()
         _log(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
-        lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, jobs=cfg.jobs, discovery=found)
+        lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, executor=executor, discovery=found)
         lb.run(log=_log)
         board = write_outputs(lb, cfg.out)
         _log(f"wrote {cfg.out}")

@@ -13,6 +13,7 @@ from agents import REFERENCE_AGENTS, Registry
 from envs.atomic_io import write_text_atomic
 from envs.benchmarks import Instance, Suite
 from eval.evaluate import evaluate
+from eval.executor import Executor, chunked
 from eval.leaderboard.board import make_board, per_task_markdown, side_by_side_markdown, table_markdown
 from eval.leaderboard.entries import Discovery, discover, registry
 from eval.leaderboard.shipped import verified_rows
@@ -46,25 +47,23 @@ def resolve_agents(spec: str, reg: Registry, suite: Suite | None = None) -> list
     return list(dict.fromkeys(names))
 
 
-def _warm(inst: Instance) -> str:
-    inst.references  # noqa: B018 - computes and caches the trace and its references
-    return inst.task
+def _references_of(inst: Instance):
+    return inst.references
 
 
-def warm_references(instances: list[Instance], jobs: int, log=None) -> None:
-    """Generates the traces and references of ``instances`` (each cached on disk) with ``jobs`` processes."""
+def warm_references(instances: list[Instance], executor: Executor, log=None) -> None:
+    """Generates the traces and solves the references of ``instances`` through ``executor`` (each result is cached
+    beside its trace where the worker runs, and handed back to this process)."""
     todo = [i for i in instances if "references" not in i.__dict__]
-    if jobs <= 1 or len(todo) <= 1:
-        for inst in todo:
-            _warm(inst)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    for inst, refs in zip(todo, executor.map(_references_of, todo), strict=True):
+        inst.__dict__["references"] = refs
+    if log is not None and todo:
+        log(f"references: {len(todo)} instances ({executor.kind}, {executor.jobs} jobs)")
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        for n, _ in enumerate(pool.map(_warm, todo), 1):
-            if log is not None and n % 10 == 0:
-                log(f"references: {n}/{len(todo)} instances")
+
+def _evaluate_chunk(task: tuple[str, list[Instance], dict]) -> list[dict]:
+    agent, instances, versions = task
+    return evaluate(registry().make(agent), instances=instances, name=agent, versions=versions).rows
 
 
 @dataclass
@@ -74,7 +73,7 @@ class LeaderboardRun:
     Attributes:
         recompute: Run every agent, ignoring rows that entries ship.
         replay_seed: Seed of the sample of shipped rows replayed before the rest are used.
-        jobs: Processes that generate traces and solve the references (1 = in this process).
+        executor: Where instances run (:class:`eval.executor.Executor`); results do not depend on it.
     """
 
     suite: Suite
@@ -82,7 +81,7 @@ class LeaderboardRun:
     agents: list[str]
     recompute: bool = False
     replay_seed: int = 0
-    jobs: int = 1
+    executor: Executor = field(default_factory=lambda: Executor("serial"))
     discovery: Discovery | None = None
     rows: list[dict] = field(default_factory=list)
     shipped_agents: list[str] = field(default_factory=list)
@@ -97,7 +96,7 @@ class LeaderboardRun:
         versions = package_versions()
         for split in self.splits:
             instances = self.suite.instances(split)
-            warm_references(instances, self.jobs, log)
+            warm_references(instances, self.executor, log)
             for agent in self.agents:
                 self.rows.extend(self._agent_rows(agent, instances, found, reg, versions))
                 if log is not None:
@@ -121,7 +120,9 @@ class LeaderboardRun:
             if shipped is not None:
                 self.shipped_agents.append(agent)
                 return shipped
-        return replay(instances)
+        chunks = chunked(instances, self.executor.jobs if self.executor.kind != "serial" else 1)
+        parts = self.executor.map(_evaluate_chunk, [(agent, chunk, versions) for chunk in chunks])
+        return [row for part in parts for row in part]
 
     def board(self) -> dict:
         """One board per split (see :func:`eval.leaderboard.board.make_board`)."""
