@@ -58,7 +58,8 @@ def warm_references(instances: list[Instance], executor: Executor, log=None) -> 
     for inst, refs in zip(todo, executor.map(_references_of, todo), strict=True):
         inst.__dict__["references"] = refs
     if log is not None and todo:
-        log(f"references: {len(todo)} instances ({executor.kind}, {executor.jobs} jobs)")
+        where = "serial" if executor.kind == "serial" else f"{executor.kind}, {executor.jobs} jobs"
+        log(f"references: {len(todo)} instances ({where})")
 
 
 def _evaluate_chunk(task: tuple[str, list[Instance], dict]) -> list[dict]:
