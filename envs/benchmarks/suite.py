@@ -18,7 +18,6 @@ from pathlib import Path
 
 from envs.benchmarks.cache import default_cache_dir
 from envs.benchmarks.references import References, cached_references, compute_references
-from envs.benchmarks.score import normalized
 from envs.sim.capacity import headroom_capacity
 from envs.sim.lower_bound import BOUND_VERSION
 from envs.sim.simulator import PreparedTrace, prepare
@@ -56,8 +55,9 @@ class Suite:
         ood_families, ood_headrooms: The tasks of the ``test-ood`` split (architectures or regimes never seen in
             the other splits), with seeds ``seeds["test-ood"]``.
         anchor: What scores 1 (:data:`ANCHORS`).
-        min_lru_gap: A task is admitted only if LRU moves at least this fraction more bytes than the anchor on every
-            instance (checked by :meth:`Instance.check_admitted`), so no score divides by noise.
+        min_lru_gap: An instance is scored only if LRU moves at least this fraction more bytes than the anchor (the
+            ``admitted`` column of :mod:`eval.rows`; others are left out of aggregates and listed), so no score
+            divides by noise.
     """
 
     name: str
@@ -71,6 +71,15 @@ class Suite:
     ood_families: tuple[Family, ...] = ()
     ood_headrooms: tuple[float, ...] = ()
     min_lru_gap: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"unknown anchor {self.anchor!r}; valid: {', '.join(ANCHORS)}")
+
+    @property
+    def bound_anchored(self) -> bool:
+        """Whether scores are anchored on the lower bound (so references include the bound and offline runs)."""
+        return self.anchor == "lower-bound"
 
     def _grid(self, split: str) -> tuple[tuple[Family, ...], tuple[float, ...]]:
         return (self.ood_families, self.ood_headrooms) if split == "test-ood" else (self.families, self.headrooms)
@@ -175,28 +184,15 @@ class Instance:
     def references(self) -> References:
         """LRU, the offline references and (anchor ``lower-bound``) the lower bound, computed once and cached
         beside the trace."""
-        with_bound = self.suite.anchor == "lower-bound"
+        with_bound = self.suite.bound_anchored
         cache = self.path.with_name(f"{self.path.stem}.refs-c{self.capacity}-b{BOUND_VERSION}.json")
         return cached_references(self.prepared, self.capacity, with_bound, cache)
 
     def fresh_references(self) -> References:
         """The references recomputed without the cache (what ``validate`` uses)."""
-        return compute_references(self.prepared, self.capacity, self.suite.anchor == "lower-bound")
+        return compute_references(self.prepared, self.capacity, self.suite.bound_anchored)
 
     def anchor_bytes(self, refs: References | None = None) -> int:
         """Bytes moved that score 1: the lower bound, or Belady's bytes."""
         refs = refs or self.references
-        return refs.bound.bytes if self.suite.anchor == "lower-bound" else refs.belady.bytes_moved
-
-    def normalized_byte_score(self, bytes_moved: int) -> float:
-        """(LRU bytes − ``bytes_moved``) / (LRU bytes − anchor bytes)."""
-        return normalized(bytes_moved, self.references.lru.bytes_moved, self.anchor_bytes(), True)
-
-    def check_admitted(self) -> None:
-        """Raises ValueError when LRU is not at least ``min_lru_gap`` above the anchor on this instance."""
-        lru, anchor = self.references.lru.bytes_moved, self.anchor_bytes()
-        if lru < (1.0 + self.suite.min_lru_gap) * anchor:
-            raise ValueError(
-                f"{self.suite.name} {self.task} seed {self.seed}: LRU moves {lru} bytes, less than "
-                f"{1 + self.suite.min_lru_gap:g} x the {self.suite.anchor} ({anchor}); the task should not be in the suite"
-            )
+        return refs.bound.bytes if self.suite.bound_anchored else refs.belady.bytes_moved

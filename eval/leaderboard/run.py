@@ -23,7 +23,7 @@ from eval.rows import COLUMNS, REFERENCE_ROWS, reference_row
 
 def reference_rows_of(suite: Suite) -> tuple[str, ...]:
     """The offline-reference rows a suite provides (only suites anchored on the lower bound run them)."""
-    return REFERENCE_ROWS if suite.anchor == "lower-bound" else ()
+    return REFERENCE_ROWS if suite.bound_anchored else ()
 
 
 def resolve_agents(spec: str, reg: Registry, suite: Suite | None = None) -> list[str]:
@@ -102,7 +102,7 @@ class LeaderboardRun:
                 self.rows.extend(self._agent_rows(agent, instances, found, reg, versions))
                 if log is not None:
                     log(f"{split}: {agent}: {len(instances)} runs done")
-        over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.anchor == "lower-bound"]
+        over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.bound_anchored]
         if over:
             r = over[0]
             raise RuntimeError(f"{r['agent']} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: bound broken")
