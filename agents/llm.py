@@ -3,8 +3,9 @@
 Every candidate is scored by the sum of the log-probabilities of its identifier's tokens after the prompt
 (:mod:`agents.prompt`); the best-scored candidate is evicted. When every identifier is a single token (the
 word-level tokenizer of the built-in presets) one forward pass of the prompt scores all candidates; otherwise the
-K prompt+identifier sequences go through the model as one padded batch. LoRA adapters are merged into the base
-weights for inference. The heavy libraries (transformers, peft) are imported only here and only when needed.
+K prompt+identifier sequences go through the model as one padded batch. At inference the base is loaded in 4-bit
+NF4 and the LoRA adapter stays on top, unmerged, exactly as it was trained (:func:`load_causal_lm`).
+The heavy libraries (transformers, peft) are imported only here and only when needed.
 """
 
 from __future__ import annotations
@@ -120,26 +121,105 @@ class LLMPolicy(Policy):
 
     @classmethod
     def load(
-        cls, base: str | Path, adapter: str | Path | None = None, k: int = 16, rule: str = "mixed", name: str = "llm"
+        cls,
+        base: str | Path,
+        adapter: str | Path | None = None,
+        k: int = 16,
+        rule: str = "mixed",
+        name: str = "llm",
+        load_in_4bit: bool = True,
     ) -> LLMPolicy:
-        """Loads a base model directory (safetensors only) and merges an optional LoRA adapter into it.
+        """Loads a base model directory (safetensors only) the way it was trained: quantized to 4-bit NF4 with
+        the LoRA adapter kept on top (not merged), so the policy that plays is the model that was trained.
 
         Raises:
             ImportError: One line naming the install command, without the ``llm`` extra.
             ValueError: When a directory is missing.
         """
-        require_llm()
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        for d in (base, adapter):
-            if d is not None and not Path(d).is_dir():
-                raise ValueError(f"{d}: no such model directory")
-        tokenizer = AutoTokenizer.from_pretrained(str(base))
-        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32, use_safetensors=True)
+        tokenizer, model = load_causal_lm(base, load_in_4bit)
         if adapter is not None:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+            if not Path(adapter).is_dir():
+                raise ValueError(f"{adapter}: no such adapter directory")
+            model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+        if load_in_4bit:
+            expand_nf4_on_cpu(model)
         model.eval()
-        return cls(model, tokenizer, k, rule, name, {"base": str(base), "adapter": None if adapter is None else str(adapter)})
+        meta = {
+            "base": str(base),
+            "adapter": None if adapter is None else str(adapter),
+            "quantization": QUANTIZATION[load_in_4bit],
+        }
+        return cls(model, tokenizer, k, rule, name, meta)
+
+
+def expand_nf4_on_cpu(model: Any) -> int:
+    """Replaces every bitsandbytes 4-bit linear layer on the CPU by a float32 linear layer holding its
+    dequantized NF4 weights, once, instead of on every forward pass. The weights are the 4-bit model's values
+    exactly (the NF4 code book times the double-quantized block scales, decoded as bitsandbytes decodes them);
+    LoRA adapters stay separate, unmerged. The result equals bitsandbytes' float32 path bit for bit, the one
+    QLoRA training runs through (``tests/test_llm.py``), at about twice its speed. bitsandbytes' eval-mode kernel
+    on CPUs with AVX512-BF16 would instead round the products to bfloat16, so its scores would depend on the
+    machine. Returns the number of layers replaced (0 on CUDA, where the 4-bit kernels stay).
+    """
+    import torch
+
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return 0
+    ops = torch.ops.bitsandbytes
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, bnb.nn.Linear4bit) or child.weight.device.type != "cpu":
+                continue
+            qs = child.weight.quant_state
+            absmax = qs.absmax  # as bitsandbytes' CPU matmul decodes it: nested scales are 8-bit blockwise codes
+            if qs.nested:
+                absmax = ops.dequantize_blockwise.default(
+                    absmax, qs.state2.absmax, qs.state2.code, qs.state2.blocksize, torch.float32
+                )
+                absmax = absmax + qs.offset
+            packed = child.weight.data.view(-1, 1)
+            weight = ops.dequantize_4bit.default(packed, absmax, qs.blocksize, qs.quant_type, qs.shape, torch.float32)
+            dense = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None)
+            dense.weight = torch.nn.Parameter(weight.reshape(child.out_features, child.in_features), requires_grad=False)
+            if child.bias is not None:
+                dense.bias = torch.nn.Parameter(child.bias.data.to(torch.float32), requires_grad=False)
+            setattr(parent, name, dense)
+            replaced += 1
+    return replaced
+
+
+#: How the base weights are held, by ``load_in_4bit``.
+QUANTIZATION = {True: "nf4-double-quant", False: "float32"}
+
+
+def load_causal_lm(base: str | Path, load_in_4bit: bool = True):
+    """Tokenizer and causal LM of a local model directory through ``from_pretrained`` (safetensors only), in
+    4-bit NF4 with double quantization when asked (bitsandbytes; compute in float32 on CPU, bfloat16 on CUDA).
+    The same code loads a Mistral-7B directory; training (:mod:`training.train_llm`) and inference share it.
+
+    Raises:
+        ImportError: One line naming the install command, without the ``llm`` extra.
+        ValueError: When the directory is missing.
+    """
+    require_llm()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    if not Path(base).is_dir():
+        raise ValueError(f"{base}: no such model directory")
+    cuda = torch.cuda.is_available()
+    compute = torch.bfloat16 if cuda else torch.float32
+    kwargs: dict[str, Any] = {"dtype": compute, "use_safetensors": True}
+    if load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        )
+        kwargs["device_map"] = {"": 0 if cuda else "cpu"}
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = AutoModelForCausalLM.from_pretrained(str(base), **kwargs)
+    return tokenizer, model

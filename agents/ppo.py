@@ -28,8 +28,6 @@ class PPOPolicy(Policy):
     """Greedy (deterministic) policy of a trained candidate-scoring network."""
 
     def __init__(self, net: CandidateNet, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None) -> None:
-        import torch
-
         if rule not in CANDIDATE_RULES:
             raise ValueError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
         self.net = net
@@ -37,12 +35,12 @@ class PPOPolicy(Policy):
         self.candidate_k = net.cfg.k
         self.candidate_rule = rule
         self.meta = meta or {}
-        self._torch = torch
 
     def choose(self, view: DecisionView) -> int:
+        import torch
+
         from agents.candidate_net import masked_greedy
 
-        torch = self._torch
         obs = view.observation()
         if not np.isfinite(obs).all():
             raise ValueError(f"{self.name}: non-finite observation feature")
@@ -56,9 +54,10 @@ class PPOPolicy(Policy):
 
     def choose_batch(self, views: list[DecisionView]) -> list[int]:
         """One forward pass for the decisions of several traces (row-wise identical to :meth:`choose`)."""
+        import torch
+
         from agents.candidate_net import masked_greedy
 
-        torch = self._torch
         obs = np.stack([v.observation() for v in views])
         if not np.isfinite(obs).all():
             raise ValueError(f"{self.name}: non-finite observation feature")

@@ -152,6 +152,55 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
     assert [b.result for b in batched] == [r.result for r in single]
 
 
+def test_the_policy_that_plays_is_the_trained_4bit_base_with_its_lora_unmerged(trained_run: Path) -> None:
+    """``from_pretrained`` on the saved directories (the code path a Mistral-7B directory takes): the base is
+    NF4-quantized, the adapter stays a separate LoRA branch, and the expanded CPU layers compute exactly what
+    bitsandbytes' float32 path (the one QLoRA training ran through) computes."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    from agents.llm import LLMPolicy, expand_nf4_on_cpu, load_causal_lm
+
+    policy = LLMPolicy.load(trained_run / "base", trained_run / "adapter")
+    assert policy.meta["quantization"] == "nf4-double-quant"
+    lora = [m for m in policy.model.modules() if isinstance(m, LoraLayer)]
+    assert lora and not any(m.merged for m in lora)  # not merged into the base
+    _, quantized = load_causal_lm(trained_run / "base", load_in_4bit=True)
+    _, expanded = load_causal_lm(trained_run / "base", load_in_4bit=True)
+    n_4bit = sum(type(m).__name__ == "Linear4bit" for m in quantized.modules())
+    assert n_4bit > 0 and expand_nf4_on_cpu(expanded) == n_4bit
+    _, full = load_causal_lm(trained_run / "base", load_in_4bit=False)
+    torch.manual_seed(0)
+    for name, layer in quantized.named_modules():
+        if type(layer).__name__ != "Linear4bit":
+            continue
+        dense = expanded.get_submodule(name)
+        # the NF4 values, not the float32 weights they were quantized from
+        assert not torch.equal(dense.weight, full.get_submodule(name).weight)
+        x = torch.randn(3, layer.in_features)
+        layer.train()  # bitsandbytes' float32 dequantize-then-matmul path, as in training
+        with torch.no_grad():
+            assert torch.equal(layer(x), dense(x))
+    base_only = LLMPolicy.load(trained_run / "base")
+    assert not any(isinstance(m, LoraLayer) for m in base_only.model.modules())
+    with pytest.raises(ValueError, match="no such model directory"):
+        LLMPolicy.load(trained_run / "missing")
+
+
+def test_full_size_check_script_runs_the_7b_code_path_at_tiny_dimensions() -> None:
+    """The GPU check script (Mistral-7B dimensions there) runs its every step on a CPU at the tiny preset."""
+    from training.llm_base import PRESETS
+    from training.llm_full_size_check import FullSizeCheck, run_check
+
+    report = run_check(FullSizeCheck(preset="tiny", decisions=3))
+    p = PRESETS["tiny"]
+    kv = p.hidden // p.heads * p.kv_heads
+    per_layer = 16 * ((p.hidden + p.hidden) * 2 + (p.hidden + kv) * 2 + (p.hidden + p.ff) * 3)  # r = 16
+    assert report["linear4bit_layers"] == 7 * p.layers
+    assert report["trainable_params"] == per_layer * p.layers  # LoRA only: the 4-bit base is frozen
+    assert np.isfinite(report["loss"]) and len(report["choices"]) == 3
+
+
 def test_tensorboard_has_the_named_scalars(trained_run: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -1,9 +1,13 @@
-"""Belady labels for imitation: at every eviction decision, the legal observation and the oracle's choice.
+"""Teacher labels for imitation: at every eviction decision, the legal observation and an offline teacher's choice.
 
-A rollout follows Belady itself, or (DAgger) any given policy while Belady labels the states that policy visits.
-The label is the candidate Belady evicts among the K offered (farthest next use, ties least recent, then lowest
-id); ``next_use`` keeps each candidate's distance to its next use for ranking losses (-1 = empty slot, NEVER =
-not used again). Observations are the sealed views' (:class:`envs.features.DecisionView`) and hold no future information.
+The teacher is one of :data:`TEACHERS`: ``belady`` (farthest next use, ties least recent, then lowest id),
+``cost-belady`` or ``lp-guided`` (size- and write-back-aware, :mod:`envs.sim.offline`; ``lp-guided`` plays the
+lower-bound LP's solution and is the best offline reference on tcb-v2). A rollout follows the teacher itself, or
+(DAgger) any given policy while the teacher labels the states that policy visits. The label is the candidate the
+teacher evicts among the K offered; ``next_use`` keeps each candidate's distance to its next use for ranking
+losses (-1 = empty slot, NEVER = not used again). Observations are the sealed views'
+(:class:`envs.features.DecisionView`) and hold no future information. :func:`collect` labels suite instances
+independently of each other through an :class:`eval.executor.Executor` (serial, process pool or Ray).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from agents.heuristics import Belady
 from envs.episode import Episode
 from envs.features import DecisionView, observation_size
 from envs.sim.simulator import PreparedTrace
+
+#: Offline teachers whose choices label decisions.
+TEACHERS = ("belady", "cost-belady", "lp-guided")
 
 
 @dataclass
@@ -63,39 +70,90 @@ def iter_decisions(
     rollout: Policy | None = None,
     task: str = "",
     seed: int = 0,
+    teacher: str = "belady",
+    residency: np.ndarray | None = None,
 ) -> Iterable[DecisionRecord]:
     """Replays one trace through the episode driver; yields a :class:`DecisionRecord` per eviction (before the
-    victim is applied), then evicts Belady's choice or, with ``rollout``, that policy's."""
+    victim is applied), then evicts the teacher's choice or, with ``rollout``, that policy's.
+
+    Args:
+        teacher: One of :data:`TEACHERS`.
+        residency: For ``lp-guided``, the solved bound's residency (:func:`envs.sim.offline.lp_residency`);
+            solved here when None.
+    """
+    if teacher not in TEACHERS:
+        raise ValueError(f"unknown teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
     episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed)
-    belady = Belady(episode.oracle)
+    if teacher == "belady":
+        label_of = Belady(episode.oracle).choose
+    else:
+        from envs.sim.offline import lp_residency, offline_chooser
+
+        if teacher == "lp-guided" and residency is None:
+            residency = lp_residency(prepared, capacity)
+        label_of = offline_chooser(teacher, episode, residency)
     if rollout is not None:
         rollout.reset(seed)
         if rollout.uses_oracle:
             rollout.attach_oracle(episode.oracle)
     while not episode.advance():
         view = episode.view
-        label = belady.choose(view)
+        label = label_of(view)
         nu = episode.oracle.next_use(view.candidates) - view.now
         yield DecisionRecord(task, seed, episode.n_decisions, label, nu, view)
         episode.evict(label if rollout is None else rollout.choose(view))
 
 
-def collect(instances, k: int, rule: str, rollout: Policy | None = None, stride: int = 1) -> LabelSet:
-    """Labels every ``stride``-th decision of every suite instance (:class:`envs.benchmarks.Instance`)."""
+def _label_job(job: tuple) -> LabelSet:
+    return _label(*job)
+
+
+def _label(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> LabelSet:
     obs, mask, label, nus, src = [], [], [], [], []
-    for inst in instances:
-        for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed):
-            if rec.step % stride:
-                continue
-            m = rec.view.mask()
-            nu = np.full(k, -1, dtype=np.int64)
-            nu[: rec.view.n] = rec.next_use
-            obs.append(rec.view.observation())
-            mask.append(m)
-            label.append(rec.label)
-            nus.append(nu)
-            src.append((inst.task, inst.seed))
+    residency = inst.lp_residency() if teacher == "lp-guided" else None
+    for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed, teacher, residency):
+        if rec.step % stride:
+            continue
+        nu = np.full(k, -1, dtype=np.int64)
+        nu[: rec.view.n] = rec.next_use
+        obs.append(rec.view.observation())
+        mask.append(rec.view.mask())
+        label.append(rec.label)
+        nus.append(nu)
+        src.append((inst.task, inst.seed))
     if not obs:
-        d = observation_size(k)
-        return LabelSet(np.zeros((0, d), np.float32), np.zeros((0, k), bool), np.zeros(0, np.int64), np.zeros((0, k), np.int64))
+        return _empty(k)
     return LabelSet(np.stack(obs), np.stack(mask), np.asarray(label, dtype=np.int64), np.stack(nus), src)
+
+
+def _empty(k: int) -> LabelSet:
+    d = observation_size(k)
+    return LabelSet(np.zeros((0, d), np.float32), np.zeros((0, k), bool), np.zeros(0, np.int64), np.zeros((0, k), np.int64))
+
+
+def collect(
+    instances,
+    k: int,
+    rule: str,
+    rollout: Policy | None = None,
+    stride: int = 1,
+    teacher: str = "belady",
+    executor=None,
+) -> LabelSet:
+    """Labels every ``stride``-th decision of every suite instance (:class:`envs.benchmarks.Instance`).
+
+    Args:
+        executor: An :class:`eval.executor.Executor`; instances are labelled independently (identical results
+            whichever executor runs them). None labels them here, one after another.
+    """
+    if teacher not in TEACHERS:
+        raise ValueError(f"unknown teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
+    instances = list(instances)
+    if executor is None or executor.kind == "serial" or len(instances) < 2:
+        parts = [_label(inst, k, rule, rollout, stride, teacher) for inst in instances]
+    else:
+        parts = executor.map(_label_job, [(inst, k, rule, rollout, stride, teacher) for inst in instances])
+    out = _empty(k)
+    for part in parts:
+        out = out + part
+    return out

@@ -60,8 +60,13 @@ def build_tokenizer():
     )
 
 
-def build_base(preset: str, out: str | Path, seed: int = 0) -> Path:
-    """Writes a freshly initialised base model + tokenizer (safetensors) to ``out``."""
+def build_base(preset: str, out: str | Path, seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Path:
+    """Writes a freshly initialised base model + tokenizer (safetensors) to ``out``.
+
+    Args:
+        device: Where the weights are initialised (``cuda`` makes a 7B-dimension model in seconds).
+        dtype: ``float32`` or ``bfloat16`` (the dtype of the saved weights).
+    """
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
@@ -84,7 +89,8 @@ def build_base(preset: str, out: str | Path, seed: int = 0) -> Path:
         tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
-    model = MistralForCausalLM(config)
+    with torch.device(device):
+        model = MistralForCausalLM(config).to(getattr(torch, dtype))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)

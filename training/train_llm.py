@@ -139,22 +139,11 @@ def resolve_base(cfg: LLMConfig, run_dir: Path) -> Path:
 
 def load_for_training(base: Path, cfg: LLMConfig):
     """Tokenizer and the (optionally 4-bit) base model with LoRA adapters attached."""
-    import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
-    cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(str(base))
-    kwargs: dict = {"dtype": torch.bfloat16 if cuda else torch.float32, "use_safetensors": True}
-    if cfg.load_in_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if cuda else torch.float32,
-        )
-        kwargs["device_map"] = {"": 0 if cuda else "cpu"}
-    model = AutoModelForCausalLM.from_pretrained(str(base), **kwargs)
+    from agents.llm import load_causal_lm
+
+    tokenizer, model = load_causal_lm(base, cfg.load_in_4bit)
     if cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     lora = LoraConfig(

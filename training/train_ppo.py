@@ -72,12 +72,15 @@ class PPOConfig:
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
     """Value-loss coefficient."""
+    teacher: str = "lp-guided"
+    """Offline teacher whose choices label the cloning data (``belady``, ``cost-belady`` or ``lp-guided``, the
+    size- and write-back-aware reference that plays the lower bound's LP solution)."""
     bc_stride: int = 2
     """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
     bc_epochs: int = 6
     """Cloning epochs per round."""
     bc_dagger_rounds: int = 1
-    """Extra rounds that roll out the cloned policy and label its states with Belady."""
+    """Extra rounds that roll out the cloned policy and label its states with the teacher."""
     bc_learning_rate: float = 1e-3
     """Adam learning rate of behaviour cloning."""
     critic_warmup_steps: int = 50_000
@@ -94,6 +97,10 @@ class PPOConfig:
     """Parent directory of run directories."""
     torch_threads: int = 1
     """torch CPU threads (1 is fastest for this small network on 2 cores)."""
+    executor: str = "process"
+    """Where the train instances are labelled for cloning (``serial``, ``process`` or ``ray``; same labels)."""
+    jobs: int = 2
+    """Workers of the labelling executor."""
     resume: str | None = None
     """Run directory to continue from its last checkpoint (other options are read from its config.json)."""
 
@@ -144,23 +151,29 @@ def validate_policy(policy, cfg: PPOConfig):
 
 # ------------------------------------------------------------------------------------------ behaviour cloning
 def behaviour_clone(model, cfg: PPOConfig, log) -> None:
-    """Warm-starts the actor on Belady labels (cross-entropy over the masked candidates), with DAgger rounds."""
+    """Warm-starts the actor on the teacher's labels (cross-entropy over the masked candidates), with DAgger rounds
+    that label the states the cloned policy itself visits."""
     import torch
 
     from agents.ppo import PPOPolicy
     from envs.benchmarks import get_suite
+    from eval.executor import Executor
     from training.labels import collect
 
     net = model.policy.net
     instances = get_suite(cfg.suite).instances("train")[: cfg.max_instances or None]
-    data = collect(instances, cfg.k, cfg.candidates, stride=cfg.bc_stride)
+    executor = Executor(cfg.executor, cfg.jobs)
+    t0 = time.perf_counter()
+    data = collect(instances, cfg.k, cfg.candidates, stride=cfg.bc_stride, teacher=cfg.teacher, executor=executor)
+    log(f"labelled {len(data)} decisions with {cfg.teacher} in {time.perf_counter() - t0:.0f} s")
     opt = torch.optim.Adam(net.parameters(), lr=cfg.bc_learning_rate)
     gen = torch.Generator().manual_seed(cfg.seed)
     for rnd in range(cfg.bc_dagger_rounds + 1):
         if rnd > 0:
-            data = data + collect(
-                instances, cfg.k, cfg.candidates, rollout=PPOPolicy(net, cfg.candidates), stride=cfg.bc_stride * 2
-            )
+            net.eval()
+            rollout = PPOPolicy(net, cfg.candidates)
+            data = data + collect(instances, cfg.k, cfg.candidates, rollout, cfg.bc_stride * 2, cfg.teacher, executor)
+            net.train()
         obs, mask, lab = (torch.as_tensor(x) for x in (data.obs, data.mask, data.label))
         for epoch in range(cfg.bc_epochs):
             perm = torch.randperm(len(lab), generator=gen)
@@ -287,6 +300,12 @@ def check_config(cfg: PPOConfig) -> None:
         raise ValueError("--gamma must be in (0, 1] and --gae-lambda in [0, 1]")
     if cfg.vec_env not in ("dummy", "async"):
         raise ValueError(f"unknown --vec-env {cfg.vec_env!r}; valid: dummy, async")
+    from eval.executor import Executor
+    from training.labels import TEACHERS
+
+    if cfg.teacher not in TEACHERS:
+        raise ValueError(f"unknown --teacher {cfg.teacher!r}; valid: {', '.join(TEACHERS)}")
+    Executor(cfg.executor, cfg.jobs)  # refuses an unknown executor or --jobs < 1
 
 
 def _logger(run_dir: Path, resumed_at: int | None):
@@ -374,6 +393,8 @@ def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
             t0 = time.perf_counter()
             behaviour_clone(model, cfg, log)
             state["bc_seconds"] = time.perf_counter() - t0
+            # the cloned policy alone (the ``bc`` leaderboard entry), so what PPO adds on top is measurable
+            export_policy(model.policy.net, cfg.candidates, run_dir / "bc", name="bc", meta=provenance(cfg, 0, None))
     callback = make_callback(cfg, run_dir, state)
     callback.init_callback(model)  # learn() re-initialises it; the evaluations outside learn() need it bound
     if not cfg.resume:

@@ -12,9 +12,12 @@ the trace's content hash.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from envs.benchmarks.cache import default_cache_dir
 from envs.benchmarks.references import References, cached_references, compute_references
@@ -162,8 +165,10 @@ class Instance:
                 cached = Trace.load(self.path)
             except TraceError:
                 cached = None
-            if cached is not None and cached.meta.get("spec") == self.spec and (
-                cached.meta.get("generator_version") == GENERATOR_VERSION
+            if (
+                cached is not None
+                and cached.meta.get("spec") == self.spec
+                and (cached.meta.get("generator_version") == GENERATOR_VERSION)
             ):
                 return cached
         from envs.workloads import generate_trace
@@ -187,6 +192,28 @@ class Instance:
         with_bound = self.suite.bound_anchored
         cache = self.path.with_name(f"{self.path.stem}.refs-c{self.capacity}-b{BOUND_VERSION}.json")
         return cached_references(self.prepared, self.capacity, with_bound, cache)
+
+    def lp_residency(self) -> np.ndarray:
+        """The lower-bound LP's residency value per access at this capacity (what ``lp-guided`` plays; a teacher
+        for imitation), solved once and cached beside the trace. The cache records the trace's hash, the capacity
+        and the bound version; anything else, or a damaged file, is solved again."""
+        from envs.atomic_io import atomic_path
+        from envs.sim.offline import lp_residency
+
+        cache = self.path.with_name(f"{self.path.stem}.residency-c{self.capacity}-b{BOUND_VERSION}.npz")
+        key = np.array([self.prepared.trace.content_hash, str(self.capacity), str(BOUND_VERSION)])
+        n = self.prepared.tid.shape[0]
+        if cache.is_file():
+            try:
+                with np.load(cache, allow_pickle=False) as z:
+                    if np.array_equal(z["key"], key) and z["residency"].shape == (n,):
+                        return np.asarray(z["residency"], dtype=np.float64)
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                pass
+        residency = lp_residency(self.prepared, self.capacity)
+        with atomic_path(cache) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, key=key, residency=residency)
+        return residency
 
     def fresh_references(self) -> References:
         """The references recomputed without the cache (what ``validate`` uses)."""

@@ -35,6 +35,33 @@ def _cost_per_byte_access(view: DecisionView, next_use: np.ndarray, next_is_read
     return cost / (size * np.maximum(dist, 1.0))
 
 
+def offline_chooser(name: str, episode: Episode, residency: np.ndarray | None = None):
+    """The choice function of the size- and write-back-aware reference ``name`` inside ``episode``: view -> index
+    of the victim among the view's candidates. Works on any state, including those another policy led to (teacher
+    labels for DAgger). Plain Belady is :class:`agents.heuristics.Belady`.
+
+    Args:
+        name: ``cost-belady`` or ``lp-guided``.
+        residency: For ``lp-guided``, :func:`residency_by_access` of the solved bound at this capacity.
+
+    Raises:
+        SimError: On an unknown name, or ``lp-guided`` without ``residency``.
+    """
+    if name not in ("cost-belady", "lp-guided"):
+        raise SimError(f"no size-aware chooser named {name!r}; valid: cost-belady, lp-guided (Belady is a heuristic)")
+    if name == "lp-guided" and residency is None:
+        raise SimError("lp-guided needs the residency of the solved bound (residency_by_access)")
+    return _chooser(episode, episode.prepared, residency if name == "lp-guided" else None)
+
+
+def lp_residency(prepared: PreparedTrace, capacity: int) -> np.ndarray:
+    """Solves the lower-bound LP at ``capacity`` and returns :func:`residency_by_access` of its solution."""
+    from envs.sim.lower_bound import lower_bound
+
+    _, x, intervals = lower_bound(prepared, capacity)
+    return residency_by_access(prepared, x, intervals)
+
+
 def _chooser(episode: Episode, prepared: PreparedTrace, residency: np.ndarray | None):
     opc = prepared.opc
     n = opc.shape[0]
@@ -74,10 +101,7 @@ def run_offline(name: str, prepared: PreparedTrace, capacity: int, *, residency:
     if prepared.classic:
         raise SimError(f"{name} is defined for tensor mode")
     if name == "lp-guided" and residency is None:
-        from envs.sim.lower_bound import lower_bound
-
-        _, x, intervals = lower_bound(prepared, capacity)
-        residency = residency_by_access(prepared, x, intervals)
+        residency = lp_residency(prepared, capacity)
     elif name != "lp-guided":
         residency = None
     episode = Episode(prepared, capacity)

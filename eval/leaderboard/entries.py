@@ -7,7 +7,8 @@ deterministic) and an ``entry.json``::
 
 Kinds: ``baseline`` (``"policy"`` names a built-in agent of :func:`agents.builtin_registry`; the folder documents
 it), ``exported-net`` (a :class:`agents.ppo.PPOPolicy` export: safetensors + JSON) and ``llm`` (a base model
-directory and a LoRA adapter, both safetensors, for :class:`agents.llm.LLMPolicy`).
+directory and a LoRA adapter, both safetensors, for :class:`agents.llm.LLMPolicy`; ``"adapter": null`` plays the
+base alone; ``"quantization"`` is ``nf4``, the default, or ``float32``).
 
 Entry folders are data and are read defensively: every path in ``entry.json`` must resolve inside the folder,
 ``entry.json`` is at most 64 KiB, a learned entry may not take a built-in agent's name, and names are unique. A
@@ -57,10 +58,11 @@ class Entry:
 
             return LLMPolicy.load(
                 self.path("base", "base"),
-                self.path("adapter", "adapter"),
+                None if self.spec.get("adapter", "adapter") is None else self.path("adapter", "adapter"),
                 k=int(self.spec.get("k", 16)),
                 rule=self.spec.get("candidates", "mixed"),
                 name=self.name,
+                load_in_4bit=self.spec.get("quantization", "nf4") == "nf4",
             )
         from agents.ppo import PPOPolicy
 
@@ -114,8 +116,12 @@ def load_entry(directory: Path) -> Entry:
         raise EntryError(f"{directory}: an entry needs a README.md")
     entry = Entry(name, kind, directory, spec)
     for key, default in (("weights", "."), ("base", "base"), ("adapter", "adapter"), ("precomputed", "")):
+        if key == "adapter" and kind == "llm" and "adapter" in spec and spec["adapter"] is None:
+            continue  # the base alone (an ``llm-base`` entry)
         if key in spec or (kind == "llm" and key in ("base", "adapter")):
             entry.path(key, default)
+    if kind == "llm" and spec.get("quantization", "nf4") not in ("nf4", "float32"):
+        raise EntryError(f"{path}: quantization must be nf4 or float32, got {spec.get('quantization')!r}")
     shipped = entry.shipped_rows_path
     if shipped is not None and (not shipped.is_file() or shipped.stat().st_size > MAX_SHIPPED_CSV):
         raise EntryError(f"{path}: precomputed file {shipped.name} is missing or larger than {MAX_SHIPPED_CSV} bytes")
