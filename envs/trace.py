@@ -189,7 +189,7 @@ class Trace:
         h = hashlib.sha256()
         for name in COLUMNS:
             h.update(name.encode())
-            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+            h.update(memoryview(np.ascontiguousarray(getattr(self, name))).cast("B"))
         return h.hexdigest()
 
     @property
@@ -331,7 +331,7 @@ def _content_hash(cols: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> st
     h = hashlib.sha256()
     for name in COLUMNS:
         h.update(name.encode())
-        h.update(np.ascontiguousarray(cols[name]).tobytes())
+        h.update(memoryview(np.ascontiguousarray(cols[name])).cast("B"))  # no copy of a contiguous column
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -359,9 +359,11 @@ def classic_trace(ids: np.ndarray, sizes: np.ndarray, meta: Mapping[str, Any]) -
 
 
 def renumber(tensor_keys: np.ndarray) -> np.ndarray:
-    """Maps arbitrary integer keys to compact ids numbered by first appearance."""
-    _, first_idx, inverse = np.unique(tensor_keys, return_index=True, return_inverse=True)
-    order = np.argsort(first_idx, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.shape[0])
-    return rank[inverse].astype(np.int64)
+    """Maps arbitrary integer keys to compact ids numbered by first appearance (one O(n) hash-table pass)."""
+    from envs.sim.scan_kernels import renumber_first_seen
+
+    keys = np.asarray(tensor_keys)
+    if keys.dtype == np.uint64:
+        keys = keys.view(np.int64)  # the hash works on the bits; distinct keys stay distinct
+    ids, _ = renumber_first_seen(np.ascontiguousarray(keys, dtype=np.int64))
+    return ids

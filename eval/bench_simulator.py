@@ -1,5 +1,10 @@
 """``python -m eval.bench_simulator``: our compiled simulator vs libCacheSim's C loop on the same 1M-request
-Zipf trace with variable sizes, in the same process. Checks the hit counts agree; prints medians and ratios."""
+Zipf trace with variable sizes, in the same process. Checks the hit counts agree; prints medians and ratios.
+
+``--whole-process N [N ...]`` instead times whole processes on an oracleGeneral file of N requests: the
+``tensorcache-simulate`` CLI (read, prepare, LRU + FIFO + Belady) against a libcachesim script doing the same, each
+started fresh ``--repeats`` times, alternating; prints median wall times, peak resident memory (``wait4``) and the
+ratios, with the machine's load average."""
 
 from __future__ import annotations
 
@@ -32,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--whole-process", type=int, nargs="+", metavar="N", help="request counts for whole-process runs")
     args = ap.parse_args(argv)
+    if args.whole_process:
+        return whole_process(args.whole_process, args.objects, args.repeats)
     trace = zipf_trace(args.requests, args.objects, 0.9, seed=0)
     path = Path(tempfile.mkdtemp()) / "zipf.bin"
     write_oracle_general(trace, path)
@@ -58,6 +66,68 @@ def main(argv: list[str] | None = None) -> int:
         agree = r.n_miss == round(miss_ratio * r.n_req)
         a, b = args.requests / statistics.median(ours) / 1e6, args.requests / statistics.median(theirs) / 1e6
         print(f"{name:<8} {a:>12.1f} {b:>19.1f} {a / b:>6.2f}  {agree}")
+    return 0
+
+
+LIBCACHESIM_SCRIPT = """
+import sys
+import libcachesim as lcs
+path, capacity, hashpower = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for cls in (lcs.LRU, lcs.FIFO, lcs.Belady):
+    reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE)
+    miss_ratio, _ = cls(capacity, hashpower=hashpower).process_trace(reader)
+    print(cls.__name__, miss_ratio)
+"""
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS in MiB and stdout of one fresh process."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def whole_process(sizes: list[int], objects: int, repeats: int) -> int:
+    import json
+    import os
+    import sys
+
+    from envs.formats import write_oracle_general
+
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    head = f"{'requests':>10} {'ours s':>7} {'lcs s':>7} {'speed-up':>8} {'ours MiB':>9} {'lcs MiB':>8} {'mem ratio':>9}"
+    print(head + "  misses agree")
+    for n in sizes:
+        trace = zipf_trace(n, objects, 0.9, seed=0)
+        path = Path(tempfile.mkdtemp()) / f"zipf-{n}.bin"
+        write_oracle_general(trace, path)
+        capacity = int(trace.tensor_sizes().sum() * 0.1)
+        hashpower = max(int(np.ceil(np.log2(objects))) + 1, 16)
+        del trace
+        ours_cmd = [sys.executable, "-m", "envs.cli.simulate_cli", "--trace", str(path), "--policy", "lru", "fifo", "belady",
+                    "--capacity", str(capacity), "--json"]  # fmt: skip
+        lcs_cmd = [sys.executable, "-c", LIBCACHESIM_SCRIPT, str(path), str(capacity), str(hashpower)]
+        ours, theirs = [], []
+        for _ in range(repeats):
+            ours.append(_timed(ours_cmd))
+            theirs.append(_timed(lcs_cmd))
+        rows = json.loads(ours[-1][2])
+        lcs_miss = [float(line.split()[1]) for line in theirs[-1][2].splitlines()]
+        agree = all(r["n_miss"] == round(m * r["n_req"]) for r, m in zip(rows, lcs_miss, strict=True))
+        o_t, t_t = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
+        o_m, t_m = statistics.median(x[1] for x in ours), statistics.median(x[1] for x in theirs)
+        print(f"{n:>10} {o_t:>7.2f} {t_t:>7.2f} {t_t / o_t:>8.2f} {o_m:>9.0f} {t_m:>8.0f} {o_m / t_m:>9.2f}  {agree}")
+        path.unlink()
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -59,11 +59,12 @@ def run(cfg: SimulateConfig) -> int:
     prepared = prepare(trace, mode)
     specs = [*cfg.capacity, *(float(f) for f in cfg.capacity_fraction), *(Headroom(h) for h in cfg.headroom)]
     caps = [resolve_capacity(s, prepared) for s in specs]
-    lru_moved = {c: simulate(prepared, "lru", c, seed=cfg.seed).bytes_moved for c in caps}
+    runs = {(p, c): simulate(prepared, p, c, seed=cfg.seed) for p in cfg.policy for c in caps}
+    lru_moved = {c: (runs.get(("lru", c)) or simulate(prepared, "lru", c, seed=cfg.seed)).bytes_moved for c in caps}
     rows = []
     for p in cfg.policy:
         for c in caps:
-            res = simulate(prepared, p, c, seed=cfg.seed)
+            res = runs[(p, c)]
             d = res.to_dict()
             d["speedup_vs_lru"] = lru_moved[c] / res.bytes_moved if res.bytes_moved else float("inf")
             d["transfer_s"] = res.transfer_seconds(cfg.link)

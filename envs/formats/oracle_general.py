@@ -67,12 +67,18 @@ def read_oracle_general(path: str | Path) -> Trace:
             f"{path}: {nbytes} bytes is not a whole number of {RECORD.itemsize}-byte oracleGeneral records "
             "(truncated or not an oracleGeneral file)"
         )
-    records = np.fromfile(path, dtype=RECORD)
-    records = records[records["size"] > 0]
+    if nbytes == 0:
+        raise TraceError(f"{path}: no requests with a positive size")
+    records = np.memmap(path, dtype=RECORD, mode="r")  # pages are read as the columns are, never copied whole
+    raw_sizes = records["size"]
+    positive = raw_sizes > 0
+    if not positive.all():  # only then pay for a filtered copy
+        records = records[positive]
+        raw_sizes = records["size"]
     if records.shape[0] == 0:
         raise TraceError(f"{path}: no requests with a positive size")
-    ids = renumber(records["id"].astype(np.int64))
-    sizes = records["size"].astype(np.int64)
+    ids = renumber(records["id"])
+    sizes = raw_sizes.astype(np.int64)
     first = np.zeros(int(ids.max()) + 1, dtype=np.int64)
     first[ids[::-1]] = sizes[::-1]
     bad = np.flatnonzero(first[ids] != sizes)

@@ -52,18 +52,10 @@ class PreparedTrace:
 
 
 def _next_use(tid: np.ndarray, opc: np.ndarray, classic: bool) -> np.ndarray:
-    """Index of the next READ/WRITE of the same tensor (NEVER if none, or if a FREE comes first)."""
-    n = tid.shape[0]
-    keep = np.flatnonzero(opc != Op.FREE) if classic else np.arange(n)
-    ids = tid[keep]
-    nxt = np.full(n, E.NEVER, dtype=np.int64)
-    order = np.lexsort((keep, ids))
-    same = ids[order][1:] == ids[order][:-1]
-    src, dst = keep[order[:-1][same]], keep[order[1:][same]]
-    if not classic:
-        dst = np.where(opc[dst] == Op.FREE, E.NEVER, dst)
-    nxt[src] = dst
-    return nxt
+    """Index of the next READ/WRITE of the same tensor (NEVER if none, or if a FREE comes first); one O(n) scan."""
+    from envs.sim.scan_kernels import next_use_scan
+
+    return next_use_scan(tid, opc, classic, int(Op.FREE), int(E.NEVER))
 
 
 def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
