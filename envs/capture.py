@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from array import array
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,13 +66,16 @@ def _storage(t: torch.Tensor) -> torch.UntypedStorage:
 
 @dataclass
 class _Events:
-    uid: list[int] = field(default_factory=list)
-    nbytes: list[int] = field(default_factory=list)
-    op: list[int] = field(default_factory=list)
-    phase: list[int] = field(default_factory=list)
-    layer: list[int] = field(default_factory=list)
-    op_index: list[int] = field(default_factory=list)
-    iteration: list[int] = field(default_factory=list)
+    """Recorded events in typed buffers (``array.array``: 1-8 bytes per field instead of a Python int object each);
+    :func:`build_trace` reads them as numpy arrays without copying."""
+
+    uid: array = field(default_factory=lambda: array("q"))
+    nbytes: array = field(default_factory=lambda: array("q"))
+    op: array = field(default_factory=lambda: array("B"))
+    phase: array = field(default_factory=lambda: array("B"))
+    layer: array = field(default_factory=lambda: array("i"))
+    op_index: array = field(default_factory=lambda: array("q"))
+    iteration: array = field(default_factory=lambda: array("i"))
 
 
 class AccessRecorder(TorchDispatchMode):
@@ -262,18 +266,18 @@ def build_trace(recorder: AccessRecorder, registry: Registry, meta: Mapping[str,
     *temporaries*. Optimizer-phase ops take the layer of the persistent tensor they update.
     """
     ev = recorder.events
-    uid = np.asarray(ev.uid, dtype=np.int64)
+    uid = np.frombuffer(ev.uid, dtype=np.int64)
     if registry.aliases:
         lut = np.arange(max(int(uid.max()) + 1, max(registry.aliases) + 1), dtype=np.int64)
         for a, c in registry.aliases.items():
             lut[a] = c
         uid = lut[uid]
-    op = np.asarray(ev.op, dtype=np.uint8)
-    phase = np.asarray(ev.phase, dtype=np.uint8)
-    layer = np.asarray(ev.layer, dtype=np.int32)
-    op_index = np.asarray(ev.op_index, dtype=np.int64)
-    iteration = np.asarray(ev.iteration, dtype=np.int32)
-    nbytes = np.asarray(ev.nbytes, dtype=np.int64)
+    op = np.frombuffer(ev.op, dtype=np.uint8)
+    phase = np.frombuffer(ev.phase, dtype=np.uint8)
+    layer = np.frombuffer(ev.layer, dtype=np.int32)
+    op_index = np.frombuffer(ev.op_index, dtype=np.int64)
+    iteration = np.frombuffer(ev.iteration, dtype=np.int32)
+    nbytes = np.frombuffer(ev.nbytes, dtype=np.int64)
 
     n_uid = int(uid.max()) + 1
     kind_of = np.full(n_uid, 255, dtype=np.int16)

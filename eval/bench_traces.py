@@ -86,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'workload':<18} {'preset':<13} {'L':>3} {'it':>3} {'method':<9} {'accesses':>9} {'first':>8} {'median':>8}")
+    head = f"{'workload':<18} {'preset':<13} {'L':>3} {'it':>3} {'method':<9} {'accesses':>9} {'first':>8} {'median':>8}"
+    print(head + f" {'us/access':>9}")
     for r in rows:
+        per_access = r["median_s"] * 1e6 / max(r["accesses"], 1)
         print(
             f"{r['workload']:<18} {r['preset']:<13} {r['layers'] or '-':>3} {r['iterations']:>3} {r['method']:<9} "
-            f"{r['accesses']:>9} {r['first_s'] * 1e3:>6.0f}ms {r['median_s'] * 1e3:>6.0f}ms"
+            f"{r['accesses']:>9} {r['first_s'] * 1e3:>6.0f}ms {r['median_s'] * 1e3:>6.0f}ms {per_access:>9.1f}"
         )
     return 0
 

@@ -232,3 +232,24 @@ def test_batch_option_caps_training_batches_and_is_refused_elsewhere() -> None:
         generate_trace("transformer-infer", "gpt2-small", layers=1, iterations=2, batch=4)
     with pytest.raises(WorkloadError, match="batch must be a positive integer"):
         generate_trace("cnn-train", "resnet50", layers=11, batch=0)
+
+
+def test_requests_option_sets_the_serving_batch_and_is_refused_elsewhere(small_serve_trace: Trace, tmp_path) -> None:
+    default = small_serve_trace.meta["requests"]
+    one = generate_trace("transformer-infer", "gpt2-small", layers=2, iterations=3, seed=0, requests=1)
+    many = generate_trace("transformer-infer", "gpt2-small", layers=2, iterations=3, seed=0, requests=default + 4)
+    assert (one.meta["requests"], many.meta["requests"]) == (1, default + 4)
+    assert len(one) < len(small_serve_trace) < len(many)
+    # the first request's prompt is the seeded one either way
+    assert one.meta["prompt_lengths"][0] == small_serve_trace.meta["prompt_lengths"][0]
+    assert "requests" not in small_serve_trace.meta["spec"]  # traces made without the knob keep their hashes
+    with pytest.raises(WorkloadError, match="no requests option"):
+        generate_trace("cnn-train", "resnet50", layers=11, requests=2)
+    with pytest.raises(WorkloadError, match="requests must be a positive integer"):
+        generate_trace("transformer-infer", "gpt2-small", layers=1, requests=0)
+    from envs.cli.trace_cli import main
+
+    out = tmp_path / "one.npz"
+    assert main(["generate", "--workload", "transformer-infer", "--preset", "gpt2-small", "--layers", "2",
+                 "--iterations", "3", "--requests", "1", "--out", str(out)]) == 0  # fmt: skip
+    assert Trace.load(out).content_hash == one.content_hash

@@ -49,6 +49,8 @@ class Generate:
     """Training or decode steps (default: the workload's)."""
     batch: int | None = None
     """Largest per-step batch of a training workload (steps draw batch/2 or batch)."""
+    requests: int | None = None
+    """Concurrent requests of a serving workload (default: a seeded draw from the preset's choices)."""
     seed: int = 0
     """Seed of every random draw."""
     method: Literal["captured", "analytic"] = "captured"
@@ -105,7 +107,7 @@ def _generate(cmd: Generate) -> int:
         from envs.workloads import generate_trace
 
         trace = generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
-                               method=cmd.method, batch=cmd.batch)  # fmt: skip
+                               method=cmd.method, batch=cmd.batch, requests=cmd.requests)  # fmt: skip
     trace.save(cmd.out)
     print(f"wrote {cmd.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
     return 0

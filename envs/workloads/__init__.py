@@ -51,6 +51,7 @@ def generate_trace(
     seed: int = 0,
     method: str = "captured",
     batch: int | None = None,
+    requests: int | None = None,
 ) -> Trace:
     """Generates a trace (see :class:`TraceSpec` for the arguments).
 
@@ -68,9 +69,12 @@ def generate_trace(
     check_positive("batch", batch)
     if batch is not None and not getattr(w, "has_batch", False):
         raise WorkloadError(f"workload {workload!r} has no batch option (training workloads do)")
+    check_positive("requests", requests)
+    if requests is not None and not getattr(w, "has_requests", False):
+        raise WorkloadError(f"workload {workload!r} has no requests option (serving workloads do)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WorkloadError(f"seed must be a non-negative integer, got {seed!r}")
-    return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method, batch))
+    return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method, batch, requests))
 
 
 __all__ = ["GENERATOR_VERSION", "WORKLOAD_NAMES", "TraceSpec", "WorkloadError", "generate_trace", "get_workload", "workloads"]

@@ -35,6 +35,7 @@ class TraceSpec:
         method: ``captured`` (trace the real model on the meta device) or ``analytic``.
         batch: Largest per-step batch of a training workload (None = the workload's own choices); each step
             draws ``batch // 2`` or ``batch`` (see :meth:`Shape.capped`).
+        requests: Concurrent requests of a serving workload (None = a seeded draw from the preset's choices).
     """
 
     workload: str
@@ -44,9 +45,13 @@ class TraceSpec:
     seed: int = 0
     method: str = "captured"
     batch: int | None = None
+    requests: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("workload", "preset", "layers", "iterations", "seed", "method", "batch")}
+        out = {k: getattr(self, k) for k in ("workload", "preset", "layers", "iterations", "seed", "method", "batch")}
+        if self.requests is not None:  # only when set, so traces made before the knob keep their hashes
+            out["requests"] = self.requests
+        return out
 
 
 class Workload(Protocol):

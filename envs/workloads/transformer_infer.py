@@ -46,6 +46,7 @@ class TransformerInfer:
     methods = ("captured",)
     default_iterations = 8
     moe = False
+    has_requests = True
 
     def presets(self) -> dict[str, DecoderConfig]:
         return {k: v for k, v in PRESETS.items() if (v.mlp == "moe") == self.moe}
@@ -68,7 +69,9 @@ class MoEInfer(TransformerInfer):
 def capture_serving(cfg: DecoderConfig, shape: ServingShape, iterations: int, spec: TraceSpec, name: str) -> Trace:
     """Traces prefill of every request and ``iterations`` batched decode steps on the meta device."""
     rng = np.random.default_rng(spec.seed)
-    n_req = int(rng.choice(shape.requests))
+    n_req = int(rng.choice(shape.requests))  # drawn even when given, so the prompts drawn next stay the same
+    if spec.requests is not None:
+        n_req = spec.requests
     prompts = [int(rng.choice(shape.prompt)) for _ in range(n_req)]
     with torch.device("meta"):
         model = DecoderLM(cfg).to(cfg.torch_dtype)
