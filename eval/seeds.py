@@ -31,6 +31,8 @@ class SeedsConfig:
     """Benchmark suite."""
     out: Path | None = None
     """Also write the table as JSON here."""
+    max_instances: int = 0
+    """Only the first n instances of each split (0 = all; for smoke tests)."""
 
 
 def mean_interval(values: list[float]) -> tuple[float, float, float]:
@@ -59,7 +61,7 @@ def compare(cfg: SeedsConfig) -> dict:
             seeds = []
             for run in cfg.runs:
                 policy = PPOPolicy.load(Path(run) / name, name=name)
-                s = evaluate(policy, cfg.suite, split).summary()
+                s = evaluate(policy, cfg.suite, split, max_instances=cfg.max_instances).summary()
                 train_seed = json.loads((Path(run) / "config.json").read_text()).get("seed")
                 seeds.append({"run": str(run), "seed": train_seed, **s})
             mean, lo, hi = mean_interval([s["iqm"] for s in seeds])

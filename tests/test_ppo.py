@@ -69,6 +69,22 @@ def test_short_run_writes_config_checkpoint_export_and_named_scalars(trained_run
     assert (trained_run / "export" / "policy.safetensors").is_file()
 
 
+def test_cloned_policy_is_exported_beside_ppo_and_seeds_compare(trained_run: Path) -> None:
+    from agents.ppo import PPOPolicy
+    from eval.seeds import SeedsConfig, compare, mean_interval
+
+    bc = PPOPolicy.load(trained_run / "bc")
+    assert bc.name == "bc" and bc.meta["trained_steps"] == 0
+    cfg = json.loads((trained_run / "config.json").read_text())
+    assert cfg["teacher"] == "lp-guided"
+    table = compare(SeedsConfig(runs=(trained_run, trained_run), split=("validation",), max_instances=2))
+    t = table["splits"]["validation"]["bc"]
+    assert len(t["seeds"]) == 2 and t["seeds"][0]["iqm"] == t["seeds"][1]["iqm"]  # same weights, same score
+    assert t["ci_low"] == t["mean"] == t["ci_high"] and t["closest_to_mean"] == 0
+    mean, lo, hi = mean_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and hi - mean == pytest.approx(4.302653 / 3**0.5, rel=1e-6) and mean - lo == hi - mean
+
+
 def test_resume_continues_the_global_step_in_the_same_tensorboard_run(trained_run: Path, tmp_path: Path) -> None:
     import shutil
 
