@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 
 def _series(rows: list[dict], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -22,15 +23,36 @@ def _series(rows: list[dict], x: str, y: str) -> tuple[list[float], list[float]]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def ppo_curve(run_dir: Path, out: Path) -> Path:
-    rows = list(csv.DictReader((run_dir / "tb" / "progress.csv").open()))
+def _ppo_progress(run_dir: Path) -> list[dict]:
+    """Every progress CSV of a run (the first and one per resume), in step order."""
+    rows: list[dict] = []
+    for f in sorted((run_dir / "tb").glob("progress*.csv")):
+        rows += list(csv.DictReader(f.open()))
+    return sorted(rows, key=lambda r: float(r.get("time/total_timesteps") or 0))
+
+
+def _ppo_evals(run_dir: Path) -> list[dict]:
+    """The validation evaluations recorded in the run's latest checkpoint (:mod:`training.checkpoint`)."""
+    ckpt = run_dir / "checkpoints"
+    latest = json.loads((ckpt / "latest.json").read_text())["latest"]
+    return json.loads((ckpt / latest / "trainer_state.json").read_text()).get("evals", [])
+
+
+def ppo_curve(run_dirs: list[Path], out: Path) -> Path:
+    """Episode reward and validation score along each run (one line per training seed)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    xs, ys = _series(rows, "time/total_timesteps", "rollout/ep_rew_mean")
-    a.plot(xs, ys)
+    for run_dir in run_dirs:
+        seed = json.loads((run_dir / "config.json").read_text()).get("seed")
+        xs, ys = _series(_ppo_progress(run_dir), "time/total_timesteps", "rollout/ep_rew_mean")
+        a.plot(xs, ys, label=f"seed {seed}")
+        evals = _ppo_evals(run_dir)
+        b.plot([e["step"] for e in evals], [e["normalized_score"] for e in evals], marker="o", label=f"seed {seed}")
     a.set(xlabel="environment steps", ylabel="episode reward (−bytes moved / capacity)", title="training episodes")
-    evals = json.loads((run_dir / "checkpoints" / "trainer_state.json").read_text()).get("evals", [])
-    b.plot([e["step"] for e in evals], [e["normalized_score"] for e in evals], marker="o")
-    b.set(xlabel="environment steps", ylabel="normalized byte score (IQM)", title="validation split")
+    b.set(xlabel="environment steps (0 = cloned policy)", ylabel="normalized byte score (IQM)", title="validation split")
+    b.legend(fontsize=8)
+    thousands = matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}k")
+    for ax in (a, b):
+        ax.xaxis.set_major_formatter(thousands)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -61,15 +83,15 @@ def llm_curve(run_dir: Path, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.curves", description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
+    p.add_argument("run_dir", type=Path, nargs="+", help="one LLM run, or PPO runs (one line per seed)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if (args.run_dir / "tb" / "progress.csv").is_file():
+    if all((d / "tb" / "progress.csv").is_file() for d in args.run_dir):
         ppo_curve(args.run_dir, args.out)
-    elif (args.run_dir / "summary.json").is_file():
-        llm_curve(args.run_dir, args.out)
+    elif len(args.run_dir) == 1 and (args.run_dir[0] / "summary.json").is_file():
+        llm_curve(args.run_dir[0], args.out)
     else:
-        p.error(f"{args.run_dir}: neither a PPO run (tb/progress.csv) nor a finished LLM run (summary.json)")
+        p.error("give PPO run directories (tb/progress.csv) or one finished LLM run (summary.json)")
     print(f"wrote {args.out}")
     return 0
 
