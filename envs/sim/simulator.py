@@ -71,13 +71,16 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
     else:
         op_index = trace.op_index.astype(np.int64)
     n = len(trace)
-    bounds = np.flatnonzero(np.diff(op_index)) + 1
-    ends = np.append(bounds, n)
-    starts = np.insert(bounds, 0, 0) if n else np.zeros(0, dtype=np.int64)
-    op_end = np.repeat(ends, ends - starts).astype(np.int64)
+    if classic:  # every request is its own op
+        op_end = np.arange(1, n + 1, dtype=np.int64)
+    else:
+        bounds = np.flatnonzero(np.diff(op_index)) + 1
+        ends = np.append(bounds, n)
+        starts = np.insert(bounds, 0, 0)
+        op_end = np.repeat(ends, ends - starts).astype(np.int64)
     sizes = trace.tensor_sizes()
     if classic:
-        op_max, op_arg = (int(sizes.max()), int(np.argmax(trace.size))) if n else (0, 0)
+        op_max, op_arg = int(sizes.max()), int(np.argmax(trace.size))
     else:
         # distinct non-FREE operand bytes per op
         req = opc != Op.FREE
@@ -85,8 +88,10 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
         per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
         op_arg = int(np.argmax(per_op)) if per_op.size else 0
         op_max = int(per_op[op_arg]) if per_op.size else 0
+    frees = bool((opc == Op.FREE).any())
+    peak = int(sizes.sum()) if not frees else trace.peak_live_bytes()  # nothing freed: every tensor stays live
     next_use = _next_use(tid, opc, classic)
-    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, next_use, sizes, op_max, op_arg, trace.peak_live_bytes())
+    return PreparedTrace(trace, classic, tid, opc, op_index, op_end, next_use, sizes, op_max, op_arg, peak)
 
 
 @dataclass(frozen=True)
