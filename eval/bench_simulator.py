@@ -80,20 +80,28 @@ for cls in (lcs.LRU, lcs.FIFO, lcs.Belady):
 """
 
 
+#: Runs its arguments as one child process and prints that child's peak resident set (KiB) as the last line.
+PEAK_RSS_WRAPPER = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
+
+
 def _timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB and stdout of one fresh process."""
-    import os
+    """Wall seconds, peak RSS in MiB and stdout of one fresh process (measured by a wrapper whose only child it
+    is, so no other process's peak can leak into the figure)."""
     import subprocess
+    import sys
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS_WRAPPER, *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+        raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    out, _, peak_kib = proc.stdout.rstrip("\n").rpartition("\n")
+    return wall, int(peak_kib) / 1024, out
 
 
 def whole_process(sizes: list[int], objects: int, repeats: int) -> int:
