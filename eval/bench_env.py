@@ -1,7 +1,8 @@
 """Environment throughput: ``python -m eval.bench_env [--steps N] [--repeats R] [--json]``.
 
 Measures eviction decisions per second of ``tensorcache/Eviction-v1`` driven by a trivial policy (always
-candidate 0, which is always valid) on one tcb-v2 test trace: a single env for each candidate rule, and a 4-env
+candidate 0, which is always valid) on one tcb-v2 test trace: a single env for each candidate rule, a no-op env
+with the same spaces (the floor of Python and the Gymnasium API, in the same process), and a 4-env
 ``gymnasium.vector.AsyncVectorEnv`` (decisions summed over envs). Prints the median of ``--repeats`` runs.
 """
 
@@ -27,6 +28,32 @@ def single_env_rate(trace, capacity: int, k: int, rule: str, steps: int) -> floa
         _, _, term, _, _ = env.step(0)
         if term:
             env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def noop_env_rate(k: int, obs_size: int, steps: int) -> float:
+    """Steps per second of a Gymnasium env that does nothing (same spaces, a fixed observation): the floor that
+    Python and the Gymnasium API alone cost, printed beside the real env's rate."""
+    import gymnasium as gym
+
+    class NoOpEnv(gym.Env):
+        def __init__(self) -> None:
+            self.observation_space = gym.spaces.Box(-1.0, 1.0, (obs_size,), np.float32)
+            self.action_space = gym.spaces.Discrete(k)
+            self._obs = np.zeros(obs_size, dtype=np.float32)
+
+        def reset(self, *, seed: int | None = None, options: dict | None = None):
+            super().reset(seed=seed)
+            return self._obs, {}
+
+        def step(self, action: int):
+            return self._obs, 0.0, False, False, {}
+
+    env = NoOpEnv()
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(0)
     return steps / (time.perf_counter() - t0)
 
 
@@ -75,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         rates = [single_env_rate(trace, inst.capacity, args.k, rule, args.steps) for _ in range(args.repeats)]
         setup = f"single env, {rule} candidates"
         rows.append({"setup": setup, "median_decisions_per_s": statistics.median(rates), "runs": rates})
+    from envs.features import observation_size
+
+    rates = [noop_env_rate(args.k, observation_size(args.k), args.steps) for _ in range(args.repeats)]
+    rows.append({"setup": "no-op Gymnasium env (floor)", "median_decisions_per_s": statistics.median(rates), "runs": rates})
     rates = [async_vector_rate(str(inst.path), inst.capacity, args.k, "lru", args.steps) for _ in range(args.repeats)]
     rows.append({"setup": "AsyncVectorEnv x4, lru candidates", "median_decisions_per_s": statistics.median(rates), "runs": rates})
     meta = {"trace": inst.path.name, "task": inst.task, "k": args.k, "steps": args.steps, "repeats": args.repeats}
