@@ -53,12 +53,17 @@ class LabelSet:
         return int(self.label.shape[0])
 
     def __add__(self, other: LabelSet) -> LabelSet:
+        return LabelSet.concat([self, other])
+
+    @staticmethod
+    def concat(parts: list[LabelSet]) -> LabelSet:
+        """The parts stacked in order, each array copied once."""
         return LabelSet(
-            np.concatenate([self.obs, other.obs]),
-            np.concatenate([self.mask, other.mask]),
-            np.concatenate([self.label, other.label]),
-            np.concatenate([self.next_use, other.next_use]),
-            self.source + other.source,
+            np.concatenate([p.obs for p in parts]),
+            np.concatenate([p.mask for p in parts]),
+            np.concatenate([p.label for p in parts]),
+            np.concatenate([p.next_use for p in parts]),
+            [s for p in parts for s in p.source],
         )
 
 
@@ -153,7 +158,4 @@ def collect(
         parts = [_label(inst, k, rule, rollout, stride, teacher) for inst in instances]
     else:
         parts = executor.map(_label_job, [(inst, k, rule, rollout, stride, teacher) for inst in instances])
-    out = _empty(k)
-    for part in parts:
-        out = out + part
-    return out
+    return LabelSet.concat([_empty(k), *parts])  # one copy, not one per instance
