@@ -9,6 +9,9 @@ Example::
     while not episode.advance():
         episode.evict(my_choice(episode.view))
     print(episode.result().bytes_moved)
+
+:meth:`Episode.step` is the same evict-then-advance in one compiled call that also writes the next decision's
+observation (:mod:`envs.step_kernel`); the Gymnasium env steps through it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.features import DecisionView, FeatureBuilder
+from envs import step_kernel
+from envs.features import DecisionView, FeatureBuilder, observation_size
 from envs.sim import engine as E
 from envs.sim.oracle import Oracle
 from envs.sim.simulator import CANDIDATE_RULES, PreparedTrace, SimError, SimResult, Simulation
@@ -58,19 +62,30 @@ class Episode:
             raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise SimError(f"k must be an integer >= 1, got {k!r}")
-        self.prepared = prepared
+        if features is None:
+            features = FeatureBuilder(prepared)
+        elif not features.owns(prepared):
+            raise SimError("features were built from another prepared trace")
+        self.features = features
+        self.prepared = prepared = features.prepared  # the same arrays, as rows of the features' block
         self.sim = Simulation(prepared, capacity, engine_policy, seed, pause=True)
         self.k = int(k) if k is not None else max(int(prepared.sizes.shape[0]), 1)
         self.rule = rule
-        self.features = features if features is not None else FeatureBuilder(prepared.trace)
         self.oracle = Oracle(self.sim)
         self.n_decisions = 0
         if engine_choice and engine_policy in ORACLE_ENGINE_POLICIES:
             raise SimError(f"{engine_policy} reads the future; its choice is never put into a view")
         self._offer_engine_choice = engine_choice
+        # the pending decision: its candidates are the first _n of _buf (_n = -1: none pending); _cands is a
+        # read-only copy made when someone asks for them
+        self._buf = np.empty(self.k, dtype=np.int64)
+        self._n = -1
         self._cands: np.ndarray | None = None
         self._view: DecisionView | None = None
-        self._started = False
+        self._rule_code = CANDIDATE_RULES.index(rule)
+        sim = self.sim  # the engine's arrays are never reallocated, so one tuple serves every step
+        self._state = (sim.T, sim.S, sim.H, sim.dense, features.block)
+        self._scratch_obs = np.zeros(observation_size(self.k), dtype=np.float32)
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def advance(self, until: int | None = None) -> bool:
@@ -80,18 +95,26 @@ class Episode:
         Raises:
             RuntimeError: If the pending decision has not been answered with :meth:`evict`.
         """
-        if self._started and self._cands is not None:
+        if self._n >= 0:
             raise RuntimeError("answer the pending decision with evict() before advancing")
-        self._started = True
         done = self.sim.advance(until)
-        self._view = None
-        self._cands = self.sim.candidates(self.k, self.rule) if self.sim.pending else None
+        self._view = self._cands = None
+        self._n = -1
+        if self.sim.pending:
+            self._cands = self.sim.candidates(self.k, self.rule)
+            self._cands.flags.writeable = False
+            self._n = self._cands.shape[0]
         return done
 
     @property
     def pending(self) -> bool:
         """Whether a decision waits for :meth:`evict`."""
-        return self._cands is not None
+        return self._n >= 0
+
+    @property
+    def n_candidates(self) -> int:
+        """Number of candidates at the pending decision (0 when none is pending)."""
+        return max(self._n, 0)
 
     @property
     def done(self) -> bool:
@@ -99,9 +122,12 @@ class Episode:
 
     @property
     def candidates(self) -> np.ndarray:
-        """Tensor ids offered at the pending decision."""
+        """Tensor ids offered at the pending decision (read-only)."""
         if self._cands is None:
-            raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
+            if self._n < 0:
+                raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
+            self._cands = self._buf[: self._n].copy()
+            self._cands.flags.writeable = False
         return self._cands
 
     @property
@@ -133,8 +159,49 @@ class Episode:
             index = 0
         self.sim.evict(int(cands[int(index)]))
         self.n_decisions += 1
-        self._cands = None
-        self._view = None
+        self._n = -1
+        self._cands = self._view = None
+        return valid
+
+    def step(self, index: int | None, obs: np.ndarray | None = None) -> bool:
+        """Answers the pending decision with candidate ``index`` and runs to the next decision or the end, in one
+        compiled call; the same as :meth:`evict` (not strict) then :meth:`advance`, with the next decision's
+        observation written into ``obs``.
+
+        Args:
+            index: Candidate index to evict (invalid = candidate 0, as ``evict(index, strict=False)``), or None
+                to start the episode (no decision may be pending).
+            obs: A zeroed float32 array of ``observation_size(k)`` that receives the next decision's observation
+                (left zero when the trace ends); None = not needed.
+
+        Returns:
+            Whether ``index`` was valid (True when starting).
+
+        Raises:
+            RuntimeError: If ``index`` is None while a decision is pending, or given while none is.
+        """
+        n = self._n
+        victim, valid = -1, True
+        if index is None:
+            if n >= 0:
+                raise RuntimeError("answer the pending decision before advancing")
+        else:
+            if n < 0:
+                raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
+            if type(index) is int:
+                valid = 0 <= index < n
+            else:
+                valid = isinstance(index, np.integer) and 0 <= index < n
+            victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
+            self.n_decisions += 1
+        if obs is None:
+            obs = self._scratch_obs
+            obs[:] = 0.0
+        n = step_kernel.decide(*self._state, victim, self.k, self._rule_code, self._buf, obs)
+        self._n = n
+        self.sim.pending = pending = n >= 0
+        self.sim.done = not pending
+        self._cands = self._view = None
         return valid
 
     def play(self, choose: Callable[[DecisionView], int]) -> SimResult:

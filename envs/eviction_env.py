@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from envs.episode import Episode
 from envs.features import FeatureBuilder, observation_size
+from envs.sim import engine as E
 from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
 from envs.sim.simulator import CANDIDATE_RULES, MODES, PreparedTrace, prepare
 from envs.trace import Kind, Trace
@@ -94,7 +95,16 @@ class EvictionEnv(gym.Env):
     - ``candidates``: the candidate rule, ``"lru"`` (default) or ``"mixed"``.
     - ``render_mode``: ``"ansi"`` (text) or ``"rgb_array"`` (a memory map image), or None.
 
+    ## Info
+    Every step: ``bytes_moved``, ``hits``, ``decisions``, ``action_mask`` and ``invalid_action``. At reset and on
+    the terminating step also ``misses``, ``bytes_in``, ``bytes_out``, ``trace_hash`` and ``capacity_bytes``, and
+    at the end ``byte_hit_ratio``, ``hit_ratio`` and ``result`` (a :class:`~envs.sim.SimResult`);
+    :meth:`counters` returns the full set at any time.
+
     ## Version History
+    - v1 (later, same observations, rewards and results): each step is one compiled call (evict, advance,
+      candidates, observation; :mod:`envs.step_kernel`); the per-step info carries the five cheap keys above and the
+      full counters come at reset, at the end and from :meth:`counters`.
     - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
       length, the current iteration's length or a tensor's layer at its last access in the whole trace; see the
       table), values clipped into the declared bounds, no-argument construction (the ``tcb-v2`` train split),
@@ -159,14 +169,15 @@ class EvictionEnv(gym.Env):
         self.episode: Episode | None = None
         self._moved = self._hits = 0
         self._last_action: int | None = None
-        self._zero_obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        self._obs_size = observation_size(self.k)
+        self._masks = _prefix_masks(self.k)
 
     # -- trace loading ------------------------------------------------------------------------------------------
     def _load(self, index: int) -> tuple[PreparedTrace, int, FeatureBuilder]:
         if index not in self._loaded:
             trace, capacity = self._sources[index]()
-            prepared = prepare(trace, self.mode)
-            self._loaded[index] = (prepared, resolve_capacity(capacity, prepared), FeatureBuilder(trace))
+            feats = FeatureBuilder(prepare(trace, self.mode))
+            self._loaded[index] = (feats.prepared, resolve_capacity(capacity, feats.prepared), feats)
         return self._loaded[index]
 
     # -- Gymnasium API ------------------------------------------------------------------------------------------
@@ -179,34 +190,44 @@ class EvictionEnv(gym.Env):
         )
         self._moved = self._hits = 0
         self._last_action = None
-        self.episode.advance()
-        return self._observe(), self._info(invalid=False)
+        obs = np.zeros(self._obs_size, dtype=np.float32)
+        self.episode.step(None, obs)
+        return obs, self._info(invalid=False)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         episode = self.episode
         if episode is None:
             raise RuntimeError("call reset() before step()")
         invalid = False
-        if not episode.done:
-            a = _as_index(action)
-            invalid = not episode.evict(a, strict=False)
-            self._last_action = a if not invalid else 0
-            episode.advance()
-        moved, hits = episode.bytes_moved, episode.hits
+        obs = np.zeros(self._obs_size, dtype=np.float32)
+        sim = episode.sim
+        if not sim.done:
+            a = action if type(action) is int else _as_index(action)
+            invalid = not episode.step(a, obs)  # evict, advance, candidates and observation in one compiled call
+            self._last_action = 0 if invalid else a
+        S = sim.S
+        moved, hits = S.item(E.S_BIN) + S.item(E.S_BOUT), S.item(E.S_HITS)
         if self.reward_mode == "bytes":
-            reward = -(moved - self._moved) / episode.capacity
+            reward = -(moved - self._moved) / S.item(E.S_CAP)
         else:
             reward = float(hits - self._hits)
         self._moved, self._hits = moved, hits
-        return self._observe(), float(reward), bool(episode.done), False, self._info(invalid)
+        if sim.done:
+            return obs, reward, True, False, self._info(invalid)
+        info = {
+            "bytes_moved": moved,
+            "hits": hits,
+            "decisions": episode.n_decisions,
+            "action_mask": self._masks[episode.n_candidates].copy(),
+            "invalid_action": invalid,
+        }
+        return obs, reward, False, False, info
 
     def action_masks(self) -> np.ndarray:
         """Valid candidate indices (for sb3-contrib's MaskablePPO)."""
-        if self.episode is not None and not self.episode.done:
-            return self.episode.view.mask()
-        mask = np.zeros(self.k, dtype=bool)
-        mask[0] = True  # a terminal state still needs one legal action for maskable samplers
-        return mask
+        episode = self.episode
+        n = episode.n_candidates if episode is not None and episode.pending else -1
+        return self._masks[n].copy()  # -1: a terminal state still needs one legal action for maskable samplers
 
     @property
     def view(self):
@@ -220,26 +241,26 @@ class EvictionEnv(gym.Env):
         """The current episode's :class:`~envs.sim.oracle.Oracle` (for imitation labels; never in an observation)."""
         return None if self.episode is None else self.episode.oracle
 
-    def _observe(self) -> np.ndarray:
-        view = self.view
-        return self._zero_obs.copy() if view is None else view.observation().copy()
+    def counters(self) -> dict[str, Any]:
+        """The episode's counters so far: what ``info`` holds at reset and on the terminal step."""
+        return self._info(invalid=False)
 
     def _info(self, invalid: bool) -> dict[str, Any]:
-        from envs.sim import engine as E
-
+        """The full info dict (at reset and on the terminal step; other steps carry the cheap part only)."""
         episode = self.episode
-        assert episode is not None
+        if episode is None:
+            raise RuntimeError("call reset() first")
         S = episode.sim.S
         hits, b_in, b_out = S.item(E.S_HITS), S.item(E.S_BIN), S.item(E.S_BOUT)
         info: dict[str, Any] = {
-            "hits": hits,
-            "misses": S.item(E.S_NREQ) - hits,
-            "bytes_in": b_in,
-            "bytes_out": b_out,
             "bytes_moved": b_in + b_out,
+            "hits": hits,
             "decisions": episode.n_decisions,
             "action_mask": self.action_masks(),
             "invalid_action": invalid,
+            "misses": S.item(E.S_NREQ) - hits,
+            "bytes_in": b_in,
+            "bytes_out": b_out,
             "trace_hash": episode.prepared.trace.content_hash,
             "capacity_bytes": S.item(E.S_CAP),
         }
@@ -259,8 +280,6 @@ class EvictionEnv(gym.Env):
 
     def _resident_by_kind(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-tensor resident flags and kinds (kinds at each tensor's latest access)."""
-        from envs.sim import engine as E
-
         episode = self.episode
         T = episode.sim.T
         kinds = np.zeros(T.shape[0], dtype=np.int64)
@@ -310,6 +329,18 @@ class EvictionEnv(gym.Env):
             share = float(v.size.sum()) / cap * 256
             img[52:, : int(share)] = (200, 30, 30)
         return img
+
+
+def _prefix_masks(k: int) -> tuple[np.ndarray, ...]:
+    """Read-only masks (copied before they are handed out): index n in 0..k has the first n of k slots valid; the
+    last entry (index k + 1) is the terminal mask, slot 0 only."""
+    masks = []
+    for n in (*range(k + 1), 1):
+        m = np.zeros(k, dtype=bool)
+        m[:n] = True
+        m.flags.writeable = False
+        masks.append(m)
+    return tuple(masks)
 
 
 def _as_index(action: Any) -> int:

@@ -14,13 +14,14 @@ boundaries and checks that every observation and prompt before the cut is unchan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
 
 from envs.sim import engine as E
-from envs.trace import Kind, Trace
+from envs.sim.simulator import PreparedTrace
+from envs.trace import Kind
 
 N_KINDS = len(Kind)
 #: Per-candidate observation columns (see the env docstring's table).
@@ -129,22 +130,59 @@ class DecisionView:
         return cached
 
 
+#: Rows of :attr:`FeatureBuilder.block`: the engine's per-access arrays, then the feature columns.
+(
+    ROW_TID,
+    ROW_OP,
+    ROW_OP_INDEX,
+    ROW_OP_END,
+    ROW_NEXT_USE,
+    ROW_LAYER,
+    ROW_KIND,
+    ROW_LAYERS_SEEN,
+    ROW_ITERATION_START,
+) = range(9)
+
+
 class FeatureBuilder:
     """Per-trace lookup arrays and the builder of :class:`DecisionView` objects from a paused simulation.
 
     Everything precomputed here is indexed by access position and read only at or before the current access.
+    The engine's arrays of the prepared trace and the feature columns live in one int64 block, so the fused step
+    (:mod:`envs.step_kernel`) takes one array instead of nine; :attr:`prepared` is the prepared trace with its
+    arrays as rows of that block (same values; the op codes widened to int64), and episodes run on it.
+
+    Args:
+        prepared: Output of :func:`envs.sim.prepare`.
     """
 
-    def __init__(self, trace: Trace) -> None:
-        n = len(trace)
-        self.access_layer = trace.layer.astype(np.int64)
-        self.access_kind = trace.kind.astype(np.int64)
-        self.layers_seen = (np.maximum.accumulate(np.maximum(self.access_layer, 0)) + 1) if n else np.ones(1, np.int64)
+    def __init__(self, prepared: PreparedTrace) -> None:
+        trace = prepared.trace
+        n = len(trace)  # >= 1: prepare() refuses an empty trace
+        #: Rows ``ROW_*``, one int64 value per access position.
+        self.block = np.empty((9, n), dtype=np.int64)
+        b = self.block
+        for row, values in ((ROW_TID, prepared.tid), (ROW_OP, prepared.opc), (ROW_OP_INDEX, prepared.op_index),
+                            (ROW_OP_END, prepared.op_end), (ROW_NEXT_USE, prepared.next_use)):  # fmt: skip
+            b[row] = values
+        self.source = prepared
+        self.prepared = replace(
+            prepared, tid=b[ROW_TID], opc=b[ROW_OP], op_index=b[ROW_OP_INDEX], op_end=b[ROW_OP_END],
+            next_use=b[ROW_NEXT_USE],
+        )  # fmt: skip
+        self.access_layer, self.access_kind = b[ROW_LAYER], b[ROW_KIND]
+        self.layers_seen, self.iteration_start = b[ROW_LAYERS_SEEN], b[ROW_ITERATION_START]
+        self.access_layer[:] = trace.layer
+        self.access_kind[:] = trace.kind
+        np.maximum.accumulate(np.maximum(self.access_layer, 0) + 1, out=self.layers_seen)
         its = trace.iteration.astype(np.int64)
-        # start of the iteration each access belongs to (that start is at or before the access)
-        start = np.full(int(its.max()) + 1 if n else 1, n, dtype=np.int64)
+        start = np.full(int(its.max()) + 1, n, dtype=np.int64)
         np.minimum.at(start, its, np.arange(n))
-        self.iteration_start = start[its] if n else np.zeros(1, np.int64)
+        self.iteration_start[:] = start[its]
+
+    def owns(self, prepared: PreparedTrace) -> bool:
+        """Whether this builder was made from ``prepared`` (or is its :attr:`prepared`)."""
+        return prepared is self.prepared or prepared is self.source
 
     def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None) -> DecisionView:
         """The sealed view of ``sim``'s pending decision with these ``candidates``."""
@@ -185,31 +223,33 @@ def _clip(x, lo, hi):  # pragma: no cover - compiled
     return min(max(x, lo), hi)
 
 
-@numba.njit(cache=True)
-def _fill_observation(size, last, freq, iv, dirty, kind, layer, now, inc_size, inc_kind, inc_layer, cap, used,
-                      it_start, layers_seen, k, out):  # pragma: no cover - compiled  # fmt: skip
-    """Writes the observation table of the env docstring into ``out`` (float64 arithmetic, float32 storage),
-    every value clipped into its declared bounds."""
-    f = N_CAND_FEATURES
-    for j in range(size.shape[0]):
-        b = j * f
-        out[b + 0] = 1.0
-        out[b + 1] = _clip(np.log2(float(size[j])) / 40.0, 0.0, 1.0)
-        out[b + 2] = _clip(np.log2(1.0 + float(now - last[j])) / 24.0, 0.0, 1.0)
-        out[b + 3] = _clip(np.log2(1.0 + float(freq[j])) / 16.0, 0.0, 1.0)
-        out[b + 4] = _clip(np.log2(1.0 + float(iv[j])) / 24.0, 0.0, 1.0)
-        out[b + 5] = 1.0 if iv[j] > 0 else 0.0
-        if iv[j] > 0:
-            ahead = float(last[j] + iv[j] - now)
-            mag = np.log2(1.0 + abs(ahead)) / 24.0
-            out[b + 6] = _clip(mag if ahead >= 0 else -mag, -1.0, 1.0)
-        else:
-            out[b + 6] = 1.0
-        out[b + 7] = float(dirty[j])
-        out[b + 8] = _clip(float(layer[j] - inc_layer) / layers_seen, -1.0, 1.0)
-        out[b + 9] = 1.0 if last[j] >= it_start else 0.0
-        out[b + 10 + kind[j]] = 1.0
-    g = k * f
+@numba.njit(cache=True, inline="always")
+def _fill_candidate(out, j, size, last, freq, iv, dirty, kind, layer, now, inc_layer, it_start,
+                    layers_seen):  # pragma: no cover - compiled  # fmt: skip
+    """Writes candidate slot ``j``'s row of the observation table (float64 arithmetic, float32 storage)."""
+    b = j * N_CAND_FEATURES
+    out[b + 0] = 1.0
+    out[b + 1] = _clip(np.log2(float(size)) / 40.0, 0.0, 1.0)
+    out[b + 2] = _clip(np.log2(1.0 + float(now - last)) / 24.0, 0.0, 1.0)
+    out[b + 3] = _clip(np.log2(1.0 + float(freq)) / 16.0, 0.0, 1.0)
+    out[b + 4] = _clip(np.log2(1.0 + float(iv)) / 24.0, 0.0, 1.0)
+    out[b + 5] = 1.0 if iv > 0 else 0.0
+    if iv > 0:
+        ahead = float(last + iv - now)
+        mag = np.log2(1.0 + abs(ahead)) / 24.0
+        out[b + 6] = _clip(mag if ahead >= 0 else -mag, -1.0, 1.0)
+    else:
+        out[b + 6] = 1.0
+    out[b + 7] = float(dirty)
+    out[b + 8] = _clip(float(layer - inc_layer) / layers_seen, -1.0, 1.0)
+    out[b + 9] = 1.0 if last >= it_start else 0.0
+    out[b + 10 + kind] = 1.0
+
+
+@numba.njit(cache=True, inline="always")
+def _fill_globals(out, k, now, inc_size, inc_kind, cap, used, it_start):  # pragma: no cover - compiled
+    """Writes the global features after the ``k`` candidate slots."""
+    g = k * N_CAND_FEATURES
     c = float(cap)
     out[g + 0] = _clip(np.log2(float(inc_size)) / 40.0, 0.0, 1.0)
     out[g + 1] = _clip((c - float(used)) / c, 0.0, 1.0)
@@ -217,3 +257,41 @@ def _fill_observation(size, last, freq, iv, dirty, kind, layer, now, inc_size, i
     out[g + 3] = _clip(np.log2(1.0 + float(now)) / 32.0, 0.0, 1.0)
     out[g + 4] = _clip(np.log2(1.0 + float(now - it_start)) / 24.0, 0.0, 1.0)
     out[g + 5 + inc_kind] = 1.0
+
+
+@numba.njit(cache=True)
+def _fill_observation(size, last, freq, iv, dirty, kind, layer, now, inc_size, inc_kind, inc_layer, cap, used,
+                      it_start, layers_seen, k, out):  # pragma: no cover - compiled  # fmt: skip
+    """Writes the observation table of the env docstring into ``out`` (zeroed) from a view's arrays, every value
+    clipped into its declared bounds."""
+    for j in range(size.shape[0]):
+        _fill_candidate(out, j, size[j], last[j], freq[j], iv[j], dirty[j], kind[j], layer[j], now, inc_layer,
+                        it_start, layers_seen)  # fmt: skip
+    _fill_globals(out, k, now, inc_size, inc_kind, cap, used, it_start)
+
+
+@numba.njit(cache=True)
+def fill_observation_from_state(T, S, block, cands, n, k, out):  # pragma: no cover - compiled
+    """Writes the observation of a paused simulation's pending decision into ``out`` (zeroed), reading the
+    engine's state directly: the same values :meth:`DecisionView.observation` computes from a view of it.
+
+    Args:
+        T: The engine's per-tensor matrix; S: its scalars.
+        block: :attr:`FeatureBuilder.block`.
+        cands: Candidate tensor ids; the first ``n`` are offered.
+        n: Number of candidates; k: candidate slots.
+        out: The float32 observation to fill.
+    """
+    now = S[E.S_POS]
+    inc = S[E.S_INCOMING]
+    pos = min(now, block.shape[1] - 1)
+    inc_layer = block[ROW_LAYER, pos]
+    it_start = block[ROW_ITERATION_START, pos]
+    layers_seen = block[ROW_LAYERS_SEEN, pos]
+    for j in range(n):
+        t = cands[j]
+        last = T[t, E.F_LAST]
+        _fill_candidate(out, j, T[t, E.F_SIZE], last, T[t, E.F_FREQ], T[t, E.F_INTERVAL], T[t, E.F_DIRTY],
+                        block[ROW_KIND, last], block[ROW_LAYER, last], now, inc_layer, it_start, layers_seen)  # fmt: skip
+    inc_size = T[inc, E.F_SIZE] if inc >= 0 else 1
+    _fill_globals(out, k, now, inc_size, block[ROW_KIND, pos], S[E.S_CAP], S[E.S_USED], it_start)

@@ -248,3 +248,28 @@ def test_view_is_sealed(small_train_trace: Trace) -> None:
     assert "sim" not in fields and not any("next" in f for f in fields)
     for value in vars(v).values():
         assert type(value).__name__ not in ("Simulation", "Oracle", "Episode")
+
+
+@pytest.mark.parametrize("rule", ["lru", "mixed"])
+def test_fused_step_equals_evict_advance_and_view(small_train_trace: Trace, rule: str) -> None:
+    from envs.episode import Episode
+    from envs.features import observation_size
+
+    prepared = prepare(small_train_trace, "tensor")
+    cap = headroom_capacity(prepared, 0.3)
+    slow, fused = Episode(prepared, cap, k=6, rule=rule), Episode(prepared, cap, k=6, rule=rule)
+    rng = np.random.default_rng(0)
+    obs = np.zeros(observation_size(6), dtype=np.float32)
+    slow.advance()
+    fused.step(None, obs)
+    steps = 0
+    while not slow.done:
+        assert fused.pending and np.array_equal(slow.candidates, fused.candidates)
+        assert np.array_equal(slow.view.observation(), obs) and np.array_equal(fused.view.observation(), obs)
+        index = int(rng.integers(-1, 8))  # some invalid: both fall back to candidate 0
+        obs = np.zeros_like(obs)
+        assert slow.evict(index, strict=False) == fused.step(index, obs)
+        slow.advance()
+        assert slow.result() == fused.result() and slow.n_decisions == fused.n_decisions
+        steps += 1
+    assert fused.done and not fused.pending and not obs.any() and steps > 100

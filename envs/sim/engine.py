@@ -5,7 +5,9 @@ State lives in plain arrays so numba can compile it and Python can inspect it be
 
 - ``T``: int64 matrix, one row per tensor id, columns ``F_*`` below;
 - ``S``: int64 vector of scalars, indices ``S_*`` below (counters, list heads, the pending decision);
-- ``H``: the lazy binary heap (rows of ``k1, k2, id, stamp``) for priority policies.
+- ``H``: the lazy binary heap (rows of ``k1, k2, id, stamp``) for priority policies. It is allocated once with
+  room for twice the tensors and compacted (stale rows dropped) when full, so it is never reallocated and the
+  compiled calls need not hand it back.
 
 Semantics (see :mod:`envs.sim` for the prose): classic mode makes every non-FREE access a READ and treats each
 access as its own op; tensor mode pins all tensors of the running op, allocates on WRITE without a transfer,
@@ -20,6 +22,8 @@ import numpy as np
 # policy codes (S[S_PAUSE] = 1 makes any of them pause at each eviction for an external choice)
 LRU, FIFO, MRU, LFU, BELADY, NEXT_USE, RANDOM, SIEVE = 0, 1, 2, 3, 4, 5, 6, 7
 NEVER = np.iinfo(np.int64).max // 4
+#: Policies that keep the lazy heap ``H``.
+HEAP_POLICIES = (MRU, LFU, BELADY, NEXT_USE)
 # access op codes (equal to envs.trace.Op; plain ints so the compiled loops read them as constants)
 OP_READ, OP_WRITE, OP_FREE = 0, 1, 2
 
@@ -99,7 +103,7 @@ def new_state(
     S[S_POLICY] = policy
     S[S_CLASSIC] = 1 if classic else 0
     S[S_PAUSE] = 1 if pause else 0
-    H = np.zeros((16, 4), dtype=np.int64)
+    H = np.zeros((2 * n + 16 if policy in HEAP_POLICIES else 16, 4), dtype=np.int64)
     return T, S, H
 
 
@@ -132,13 +136,56 @@ def _push_head(T, S, t, fp, fn, sh, st):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------------------------------------- lazy heap
+@numba.njit(cache=True, inline="always")
+def _heap_less(H, i, j):  # pragma: no cover - compiled
+    """Whether row i orders before row j (by k1, then k2, then id)."""
+    return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and (H[i, 1] < H[j, 1] or (H[i, 1] == H[j, 1] and H[i, 2] < H[j, 2])))
+
+
 @numba.njit(cache=True)
-def _heap_push(H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
+def _sift_down(H, i, n):  # pragma: no cover - compiled
+    """Moves row i of the n-row heap down to its place."""
+    k1, k2, t, s = H[i, 0], H[i, 1], H[i, 2], H[i, 3]
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        r = c + 1
+        if r < n and _heap_less(H, r, c):
+            c = r
+        if k1 < H[c, 0] or (k1 == H[c, 0] and (k2 < H[c, 1] or (k2 == H[c, 1] and t <= H[c, 2]))):
+            break
+        H[i] = H[c]
+        i = c
+    H[i, 0] = k1
+    H[i, 1] = k2
+    H[i, 2] = t
+    H[i, 3] = s
+
+
+@numba.njit(cache=True)
+def _heap_compact(T, H, S):  # pragma: no cover - compiled
+    """Drops stale rows (evicted tensors, superseded stamps) and re-heapifies; returns the new size. At most one
+    row per resident tensor is live, so a heap with room for twice the tensors always has room afterwards."""
+    n = 0
+    for i in range(S[S_HSIZE]):
+        t = H[i, 2]
+        if T[t, F_RES] == 1 and T[t, F_STAMP] == H[i, 3]:
+            H[n] = H[i]
+            n += 1
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(H, i, n)
+    S[S_HSIZE] = n
+    return n
+
+
+@numba.njit(cache=True)
+def _heap_push(T, H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
     n = S[S_HSIZE]
     if n >= H.shape[0]:
-        H2 = np.zeros((H.shape[0] * 2, 4), dtype=np.int64)
-        H2[:n] = H[:n]
-        H = H2
+        n = _heap_compact(T, H, S)
+        if n >= H.shape[0]:
+            raise RuntimeError("priority heap full: it needs room for twice the tensors")
     i = n
     while i > 0:
         p = (i - 1) >> 1
@@ -151,7 +198,6 @@ def _heap_push(H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
     H[i, 2] = t
     H[i, 3] = stamp
     S[S_HSIZE] = n + 1
-    return H
 
 
 @numba.njit(cache=True)
@@ -160,25 +206,8 @@ def _heap_pop(H, S):  # pragma: no cover - compiled
     S[S_HSIZE] = n
     top_t, top_s = H[0, 2], H[0, 3]
     if n > 0:
-        k1, k2, t, s = H[n, 0], H[n, 1], H[n, 2], H[n, 3]
-        i = 0
-        while True:
-            c = 2 * i + 1
-            if c >= n:
-                break
-            r = c + 1
-            if r < n and (
-                H[r, 0] < H[c, 0] or (H[r, 0] == H[c, 0] and (H[r, 1] < H[c, 1] or (H[r, 1] == H[c, 1] and H[r, 2] < H[c, 2])))
-            ):
-                c = r
-            if k1 < H[c, 0] or (k1 == H[c, 0] and (k2 < H[c, 1] or (k2 == H[c, 1] and t <= H[c, 2]))):
-                break
-            H[i] = H[c]
-            i = c
-        H[i, 0] = k1
-        H[i, 1] = k2
-        H[i, 2] = t
-        H[i, 3] = s
+        H[0] = H[n]
+        _sift_down(H, 0, n)
     return top_t, top_s
 
 
@@ -236,8 +265,7 @@ def _on_access(T, S, H, t, now, is_admit):  # pragma: no cover - compiled
     T[t, F_STAMP] += 1
     if policy in (MRU, LFU, BELADY, NEXT_USE):
         k1, k2 = _heap_key(T, policy, t)
-        H = _heap_push(H, S, k1, k2, t, T[t, F_STAMP])
-    return H
+        _heap_push(T, H, S, k1, k2, t, T[t, F_STAMP])
 
 
 @numba.njit(cache=True)
@@ -273,19 +301,19 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
         t = S[S_LTAIL]
         while t >= 0 and _pinned(T, S, t):
             t = T[t, F_LPREV]
-        return t, H
+        return t
     if policy == FIFO:
         t = S[S_QTAIL]
         while t >= 0 and _pinned(T, S, t):
             t = T[t, F_QPREV]
-        return t, H
+        return t
     if policy == RANDOM:
         n = S[S_NDENSE]
         for _ in range(64 * n + 64):
             t = dense_ids[_xorshift(S) % n]
             if not _pinned(T, S, t):
-                return t, H
-        return -1, H
+                return t
+        return -1
     if policy == SIEVE:
         hand = S[S_HAND]
         if hand < 0:
@@ -298,11 +326,11 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
                 T[hand, F_VISITED] = 0
             elif not _pinned(T, S, hand):
                 S[S_HAND] = T[hand, F_QPREV]
-                return hand, H
+                return hand
             hand = T[hand, F_QPREV]
             if hand < 0:
                 hand = S[S_QTAIL]
-        return -1, H
+        return -1
     # heap policies
     stash_t = np.empty(8, dtype=np.int64)
     n_stash = 0
@@ -324,8 +352,8 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
     for j in range(n_stash):
         t = stash_t[j]
         k1, k2 = _heap_key(T, policy, t)
-        H = _heap_push(H, S, k1, k2, t, T[t, F_STAMP])
-    return victim, H
+        _heap_push(T, H, S, k1, k2, t, T[t, F_STAMP])
+    return victim
 
 
 # ---------------------------------------------------------------------------------------------- the loop
@@ -333,7 +361,7 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
 def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # pragma: no cover
     """Advances the simulation from ``S[S_POS]`` up to (not including) access ``stop``.
 
-    Returns ``(status, H)``; status is NEED_DECISION when, with ``S[S_PAUSE]`` set, the caller must pick a victim (write it to
+    Returns the status: NEED_DECISION when, with ``S[S_PAUSE]`` set, the caller must pick a victim (write it to
     ``S[S_VICTIM]`` and call again), REACHED_STOP when access ``stop`` is next, and DONE at the end of the trace.
     """
     n = min(tid.shape[0], stop)
@@ -368,7 +396,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
                 S[S_HITB] += size
                 if op == OP_WRITE and not classic:
                     T[t, F_DIRTY] = 1
-                H = _on_access(T, S, H, t, i, False)
+                _on_access(T, S, H, t, i, False)
                 i += 1
                 continue
             if size > S[S_CAP]:  # classic only: tensor mode rejects such ops up front
@@ -387,10 +415,10 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
                     S[S_POS] = i
                     S[S_INCOMING] = t
                     S[S_DECISIONS] += 1
-                    return NEED_DECISION, H
+                    return NEED_DECISION
                 S[S_VICTIM] = -1
             else:
-                v, H = choose_victim(T, S, H, dense_ids)
+                v = choose_victim(T, S, H, dense_ids)
                 if v < 0:
                     raise RuntimeError("no evictable tensor: every resident tensor is pinned by the current op")
             if T[v, F_DIRTY] == 1:
@@ -403,14 +431,14 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
         if S[S_USED] > S[S_PEAK]:
             S[S_PEAK] = S[S_USED]
         dense_ids[S[S_NDENSE]] = t
-        H = _on_access(T, S, H, t, i, True)
+        _on_access(T, S, H, t, i, True)
         S[S_STAGE] = 0
         S[S_INCOMING] = -1
         i += 1
     S[S_POS] = n
     if n < tid.shape[0]:
-        return REACHED_STOP, H
-    return DONE, H
+        return REACHED_STOP
+    return DONE
 
 
 @numba.njit(cache=True)
@@ -427,35 +455,42 @@ def lru_candidates(T, S, k, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def mixed_candidates(T, S, k, out):  # pragma: no cover - compiled
+def mixed_candidates(T, S, dense_ids, k, out):  # pragma: no cover - compiled
     """Fills ``out`` with up to k unpinned resident tensors: first the ``(k + 1) // 2`` with the farthest
     *predicted* next use (last access + previous reuse interval; no interval = never; ties least recent first),
     then the least recently used of the rest. Uses only the past. Returns the count.
 
-    One pass from the LRU end keeps the best ``h`` predictions in a small sorted buffer (insertion is stable, so
-    ties stay least recent first), then a second pass fills the remaining slots in LRU order.
+    The first pass scans the dense array of resident ids (independent loads, unlike a linked-list walk) and keeps
+    the best in a small buffer sorted by (prediction descending, last access ascending); last accesses are
+    distinct, so the order is total. The second pass fills the remaining slots from the LRU end.
     """
     h = (k + 1) // 2
     best_t = np.empty(h, dtype=np.int64)
     best_p = np.empty(h, dtype=np.int64)
+    best_l = np.empty(h, dtype=np.int64)
     nb = 0
-    t = S[S_LTAIL]
-    while t >= 0:
-        if not _pinned(T, S, t):
-            iv = T[t, F_INTERVAL]
-            p = T[t, F_LAST] + iv if iv > 0 else NEVER
-            if nb < h or p > best_p[nb - 1]:
-                j = nb if nb < h else h - 1
-                while j > 0 and best_p[j - 1] < p:
-                    if j < h:
-                        best_p[j] = best_p[j - 1]
-                        best_t[j] = best_t[j - 1]
-                    j -= 1
-                best_p[j] = p
-                best_t[j] = t
-                if nb < h:
-                    nb += 1
-        t = T[t, F_LPREV]
+    classic = S[S_CLASSIC] == 1
+    cur = S[S_CUROP]
+    for d in range(S[S_NDENSE]):
+        t = dense_ids[d]
+        if not classic and T[t, F_PIN] == cur:
+            continue
+        iv = T[t, F_INTERVAL]
+        last = T[t, F_LAST]
+        p = last + iv if iv > 0 else NEVER
+        if nb == h and (p < best_p[h - 1] or (p == best_p[h - 1] and last > best_l[h - 1])):
+            continue
+        j = nb if nb < h else h - 1
+        while j > 0 and (best_p[j - 1] < p or (best_p[j - 1] == p and best_l[j - 1] > last)):
+            best_p[j] = best_p[j - 1]
+            best_l[j] = best_l[j - 1]
+            best_t[j] = best_t[j - 1]
+            j -= 1
+        best_p[j] = p
+        best_l[j] = last
+        best_t[j] = t
+        if nb < h:
+            nb += 1
     c = 0
     for j in range(nb):
         out[c] = best_t[j]

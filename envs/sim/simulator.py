@@ -174,7 +174,7 @@ class Simulation:
         True when the trace is done. :attr:`pending` tells whether it stopped at a decision."""
         p = self.prepared
         stop = p.tid.shape[0] if until is None else max(int(until), int(self.S[E.S_POS]))
-        status, self.H = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stop)
+        status = E.run(self.T, self.S, self.H, self.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stop)
         self.done = status == E.DONE
         self.pending = status == E.NEED_DECISION
         return self.done
@@ -185,7 +185,7 @@ class Simulation:
 
     def builtin_victim(self) -> int:
         """The victim the built-in policy would choose now (updates that policy's state, e.g. SIEVE's hand)."""
-        v, self.H = E.choose_victim(self.T, self.S, self.H, self.dense)
+        v = E.choose_victim(self.T, self.S, self.H, self.dense)
         return int(v)
 
     def is_evictable(self, t: int) -> bool:
@@ -201,7 +201,7 @@ class Simulation:
         if rule == "lru":
             c = E.lru_candidates(self.T, self.S, k, out)
         elif rule == "mixed":
-            c = E.mixed_candidates(self.T, self.S, k, out)
+            c = E.mixed_candidates(self.T, self.S, self.dense, k, out)
         else:
             raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
         return out[:c]

@@ -93,13 +93,12 @@ class LeaderboardRun:
 
     def run(self, log=None) -> list[dict]:
         found = self.discovery or discover()
-        reg = registry(discovery=found)
         versions = package_versions()
         for split in self.splits:
             instances = self.suite.instances(split)
             warm_references(instances, self.executor, log)
             for agent in self.agents:
-                self.rows.extend(self._agent_rows(agent, instances, found, reg, versions))
+                self.rows.extend(self._agent_rows(agent, instances, found, versions))
                 if log is not None:
                     log(f"{split}: {agent}: {len(instances)} runs done")
         over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.bound_anchored]
@@ -108,13 +107,14 @@ class LeaderboardRun:
             raise RuntimeError(f"{r['agent']} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: bound broken")
         return self.rows
 
-    def _agent_rows(self, agent: str, instances: list[Instance], found: Discovery, reg: Registry, versions: dict) -> list[dict]:
+    def _agent_rows(self, agent: str, instances: list[Instance], found: Discovery, versions: dict) -> list[dict]:
         if agent in REFERENCE_ROWS:
             return [reference_row(inst, agent, versions) for inst in instances]
         entry = found.entries.get(agent)
 
-        def replay(insts):
-            return evaluate(reg.make(agent), instances=insts, name=agent, versions=versions).rows
+        def replay(insts):  # one instance per task, so the sample replays in parallel
+            parts = self.executor.map(_evaluate_chunk, [(agent, [inst], versions) for inst in insts])
+            return [row for part in parts for row in part]
 
         if entry is not None and not self.recompute:
             shipped = verified_rows(entry, instances, replay, seed=self.replay_seed)
