@@ -43,17 +43,30 @@ class LLMPolicy(Policy):
         rule: Candidate rule of the decisions (``lru`` or ``mixed``).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, k: int = 16, rule: str = "mixed", name: str = "llm", meta: dict | None = None):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        k: int = 16,
+        rule: str = "mixed",
+        name: str = "llm",
+        meta: dict | None = None,
+        prompt_version: int | None = None,
+    ):
         import torch
+
+        from agents.prompt import PROMPT_VERSION
 
         self.model, self.tokenizer = model, tokenizer
         self.candidate_k, self.candidate_rule, self.name = k, rule, name
-        self.meta = meta or {}
+        self.prompt_version = PROMPT_VERSION if prompt_version is None else int(prompt_version)
+        self.meta = {**(meta or {}), "prompt_version": self.prompt_version}
         self._torch = torch
         from agents.prompt import completion
 
         self._completion_ids = [tokenizer(completion(j), add_special_tokens=False).input_ids for j in range(k)]
         self.single_token = all(len(c) == 1 for c in self._completion_ids)
+        self._identifier_ids = torch.tensor([c[0] for c in self._completion_ids]) if self.single_token else None
         self.decision_seconds: list[float] = []
         self.batched = self.single_token
 
@@ -67,9 +80,9 @@ class LLMPolicy(Policy):
         prompt_ids = tok(prompt).input_ids
         with torch.no_grad():
             if self.single_token:
-                logits = self.model(input_ids=torch.tensor([prompt_ids])).logits[0, -1].float()
+                logits = self.model(input_ids=torch.tensor([prompt_ids]), logits_to_keep=1).logits[0, -1].float()
                 logp = torch.log_softmax(logits, dim=-1)
-                return np.array([float(logp[self._completion_ids[j][0]]) for j in range(n)])
+                return logp[self._identifier_ids[:n]].double().numpy()
             seqs = [prompt_ids + self._completion_ids[j] for j in range(n)]
             width = max(len(s) for s in seqs)
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -89,7 +102,7 @@ class LLMPolicy(Policy):
         from agents.prompt import serialize
 
         t0 = time.perf_counter()
-        s = self.scores(serialize(view), view.n)
+        s = self.scores(serialize(view, self.prompt_version), view.n)
         self.decision_seconds.append(time.perf_counter() - t0)
         return int(np.argmax(s))
 
@@ -101,20 +114,21 @@ class LLMPolicy(Policy):
 
         torch = self._torch
         t0 = time.perf_counter()
-        encoded = [self.tokenizer(serialize(v)).input_ids for v in views]
+        encoded = self.tokenizer([serialize(v, self.prompt_version) for v in views]).input_ids
         width = max(len(e) for e in encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = torch.full((len(views), width), pad, dtype=torch.long)
-        att = torch.zeros((len(views), width), dtype=torch.long)
-        for i, e in enumerate(encoded):  # right padding: a causal model's logits at real positions ignore it
+        for i, e in enumerate(encoded):
             ids[i, : len(e)] = torch.tensor(e)
-            att[i, : len(e)] = 1
+        # Right padding needs no attention mask in a causal model: a real position never attends to the padding
+        # after it. Logits are computed only at the positions where some prompt ends.
+        ends = sorted({len(e) - 1 for e in encoded})
+        column = {end: c for c, end in enumerate(ends)}
         with torch.no_grad():
-            logits = self.model(input_ids=ids, attention_mask=att).logits.float()
-        out = []
-        for i, (v, e) in enumerate(zip(views, encoded, strict=True)):
-            logp = torch.log_softmax(logits[i, len(e) - 1], dim=-1)
-            out.append(int(np.argmax([float(logp[self._completion_ids[j][0]]) for j in range(v.n)])))
+            logits = self.model(input_ids=ids, logits_to_keep=torch.tensor(ends)).logits
+            last = logits[torch.arange(len(views)), torch.tensor([column[len(e) - 1] for e in encoded])].float()
+            logp = torch.log_softmax(last, dim=-1)[:, self._identifier_ids].numpy()
+        out = [int(np.argmax(logp[i, : v.n])) for i, v in enumerate(views)]
         per = (time.perf_counter() - t0) / len(views)
         self.decision_seconds.extend([per] * len(views))
         return out
@@ -151,7 +165,30 @@ class LLMPolicy(Policy):
             "adapter": None if adapter is None else str(adapter),
             "quantization": QUANTIZATION[load_in_4bit],
         }
-        return cls(model, tokenizer, k, rule, name, meta)
+        return cls(model, tokenizer, k, rule, name, meta, base_prompt_version(base))
+
+
+def base_prompt_version(base: str | Path) -> int:
+    """The prompt version a base model directory was built for (``tensorcache_base.json``); the current version
+    for a directory without one (e.g. downloaded Mistral-7B weights).
+
+    Raises:
+        ValueError: When the recorded version is not one :func:`agents.prompt.serialize` writes.
+    """
+    import json
+
+    from agents.prompt import PROMPT_VERSION, PROMPT_VERSIONS
+
+    meta_path = Path(base) / "tensorcache_base.json"
+    if not meta_path.is_file():
+        return PROMPT_VERSION
+    try:
+        version = json.loads(meta_path.read_text()).get("prompt_version", PROMPT_VERSION)
+    except (OSError, ValueError, AttributeError):
+        raise ValueError(f"{meta_path}: not a readable JSON object") from None
+    if version not in PROMPT_VERSIONS:
+        raise ValueError(f"{meta_path}: prompt version {version!r} is not supported ({', '.join(map(str, PROMPT_VERSIONS))})")
+    return int(version)
 
 
 def expand_nf4_on_cpu(model: Any) -> int:

@@ -22,7 +22,7 @@ from training.make_labels import LabelConfig, read_labels, write_labels
 def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("labels")
     for split in ("train", "validation"):
-        write_labels(LabelConfig(split=split, out=str(out), k=16, stride=16, max_instances=1))
+        write_labels(LabelConfig(split=split, out=str(out), k=16, stride=16, max_instances=1, teacher="belady"))
     return out
 
 
@@ -84,6 +84,46 @@ def test_label_file_matches_the_oracle_and_its_schema(label_dir: Path) -> None:
     bad.write_text('{"schema_version": 99}\n')
     with pytest.raises(ValueError, match="schema version"):
         read_labels(bad)
+
+
+def test_make_labels_records_teacher_and_version_and_any_executor_writes_the_same(tmp_path: Path) -> None:
+    from agents.prompt import PROMPT_VERSION
+    from training.train_llm import LLMConfig, check_labels_match
+
+    common = {"split": "validation", "k": 16, "stride": 16, "max_instances": 2, "every": 7, "teacher": "lp-guided"}
+    serial = write_labels(LabelConfig(out=str(tmp_path / "serial"), executor="serial", **common))
+    pooled = write_labels(LabelConfig(out=str(tmp_path / "pooled"), executor="process", jobs=2, **common))
+    assert serial.read_text() and serial.read_text() == pooled.read_text()
+    manifest = json.loads((tmp_path / "serial" / "manifest.json").read_text())
+    assert manifest["prompt_version"] == PROMPT_VERSION and manifest["config"]["teacher"] == "lp-guided"
+    assert {r["prompt_version"] for r in read_labels(serial)} == {PROMPT_VERSION}
+    assert len({(r["task"], r["seed"]) for r in read_labels(serial)}) == 2
+    cfg = LLMConfig(labels=str(tmp_path / "serial"))
+    check_labels_match(cfg, tmp_path / "serial", PROMPT_VERSION)
+    with pytest.raises(ValueError, match="prompt version 3 but the base model reads version 2"):
+        check_labels_match(cfg, tmp_path / "serial", 2)
+
+
+def test_prompt_versions_hold_the_same_fields_and_models_keep_theirs(small_serve_trace: Trace) -> None:
+    from agents.llm import base_prompt_version
+    from envs.episode import Episode
+    from envs.sim import headroom_capacity
+
+    prepared = prepare(small_serve_trace, "tensor")
+    episode = Episode(prepared, headroom_capacity(prepared, 0.2), k=16, rule="mixed")
+    episode.advance()
+    view = episode.view
+    v2, v3 = serialize(view, 2).split(), serialize(view, 3).split()
+    assert set(v2) <= set(vocabulary(2)) and set(v3) <= set(vocabulary(3))
+    assert v2.count(";") == view.n + 1 and ";" not in v3
+    assert len(v3) == len(v2) - (view.n + 1) - view.n  # no separators; dirty and iteration flags in one word
+    dirty, this_iteration = [w for w in v2 if w in ("d0", "d1")], [w for w in v2 if w in ("i0", "i1")]
+    flags2 = [f"{a}{b}" for a, b in zip(dirty, this_iteration, strict=True)]
+    assert flags2 == [w for w in v3 if w.startswith("d") and "i" in w]
+    with pytest.raises(ValueError, match="prompt version 9"):
+        serialize(view, 9)
+    shipped = Path(__file__).parent.parent / "eval" / "leaderboard" / "llm" / "base"
+    assert base_prompt_version(shipped) in (2, 3)
 
 
 def test_prompt_holds_no_future_information() -> None:

@@ -3,7 +3,7 @@
 ``python -m training.llm_base build --preset small --out DIR`` trains a word-level tokenizer on the prompt
 vocabulary with ``tokenizers`` and initialises a ``MistralForCausalLM`` from a ``MistralConfig`` (seeded);
 ``python -m training.llm_base pretrain --base DIR --labels FILE.jsonl --steps N`` trains all its weights on
-Belady labels (next-token loss on the completion), so that a later LoRA fine-tune starts from a meaningful base.
+teacher labels (next-token loss on the completion), so that a later LoRA fine-tune starts from a meaningful base.
 Everything is deterministic under ``--seed`` on one machine and works with ``HF_HUB_OFFLINE=1``.
 """
 
@@ -37,6 +37,8 @@ class BasePreset:
 PRESETS = {
     "tiny": BasePreset(hidden=64, layers=2, heads=4, kv_heads=2, ff=128),
     "small": BasePreset(hidden=128, layers=3, heads=4, kv_heads=2, ff=384),
+    # half of small's compute per token, for batched CPU inference (4-bit blocks need widths that are multiples of 64)
+    "fast": BasePreset(hidden=128, layers=2, heads=4, kv_heads=2, ff=256),
     # the real model's dimensions (random init; for a GPU check, far too large to train here)
     "mistral-7b": BasePreset(hidden=4096, layers=32, heads=32, kv_heads=8, ff=14336),
 }
@@ -47,11 +49,11 @@ def build_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from agents.prompt import SPECIAL_TOKENS, vocabulary
+    from agents.prompt import PROMPT_VERSION, SPECIAL_TOKENS, vocabulary
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    words = vocabulary()
+    words = vocabulary(PROMPT_VERSION)
     trainer = trainers.WordLevelTrainer(special_tokens=list(SPECIAL_TOKENS), min_frequency=1, vocab_size=len(words) + 8)
     tok.train_from_iterator([" ".join(words)], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
@@ -95,7 +97,10 @@ def build_base(preset: str, out: str | Path, seed: int = 0, device: str = "cpu",
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    (out / "tensorcache_base.json").write_text(json.dumps({"preset": preset, **asdict(p), "seed": seed}, indent=2))
+    from agents.prompt import PROMPT_VERSION
+
+    meta = {"preset": preset, **asdict(p), "seed": seed, "prompt_version": PROMPT_VERSION}
+    (out / "tensorcache_base.json").write_text(json.dumps(meta, indent=2))
     return out
 
 
@@ -125,7 +130,7 @@ def completion_batches(rows: list[dict], tokenizer, batch: int, rng: np.random.G
 
 
 def pretrain(base: str | Path, labels: str | Path, steps: int, lr: float = 1e-3, batch: int = 32, seed: int = 0) -> dict:
-    """Full-parameter training of ``base`` on Belady labels (in place); returns loss statistics."""
+    """Full-parameter training of ``base`` on teacher labels (in place); returns loss statistics."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--preset", default="small", help=f"one of: {', '.join(PRESETS)}")
     b.add_argument("--out", required=True)
     b.add_argument("--seed", type=int, default=0)
-    t = sub.add_parser("pretrain", help="full-parameter training on Belady labels")
+    t = sub.add_parser("pretrain", help="full-parameter training on teacher labels")
     t.add_argument("--base", required=True)
     t.add_argument("--labels", required=True, help="labels JSONL (training.make_labels)")
     t.add_argument("--steps", type=int, default=1000)

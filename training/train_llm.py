@@ -1,4 +1,4 @@
-"""Fine-tune the LLM eviction policy: 4-bit NF4 base + LoRA, supervised on Belady labels with trl's SFTTrainer.
+"""Fine-tune the LLM eviction policy: 4-bit NF4 base + LoRA, supervised on teacher labels with trl's SFTTrainer.
 
 ``python -m training.train_llm --base PATH_OR_PRESET --labels DIR [options]`` (``--help`` lists every field).
 ``--base`` is a local Hugging Face model directory (e.g. Mistral-7B weights you have) or a preset of
@@ -6,7 +6,7 @@
 labels directory holds ``train.jsonl`` and ``validation.jsonl`` from :mod:`training.make_labels`.
 
 The run directory ``runs/llm__{exp_name}__{seed}__{unix_time}/`` gets ``config.json``, TensorBoard events in
-``tb/`` (``train/loss``, ``train/mean_token_accuracy``, ``eval/top1_agreement`` with Belady on validation
+``tb/`` (``train/loss``, ``train/mean_token_accuracy``, ``eval/top1_agreement`` with the teacher on validation
 decisions, ``eval/normalized_score`` on validation traces), trainer checkpoints in ``checkpoints/`` (``--resume
 RUN_DIR`` continues the latest) and the final LoRA adapter (safetensors) in ``adapter/``. The loss is on the
 completion (the candidate identifier) only. Compute dtype: float32 on CPU, bfloat16 on CUDA.
@@ -86,7 +86,7 @@ class LLMConfig:
 
 
 def top1_agreement(policy, rows: list[dict]) -> tuple[float, float]:
-    """(fraction of decisions where the policy picks Belady's candidate, chance level)."""
+    """(fraction of decisions where the policy picks the teacher's candidate, chance level)."""
     hits = [int(np.argmax(policy.scores(r["prompt"], r["n_candidates"]))) == r["label"] for r in rows]
     return float(np.mean(hits)), float(np.mean([1.0 / r["n_candidates"] for r in rows]))
 
@@ -107,8 +107,9 @@ def validation_score(policy, suite: str, n_instances: int) -> float:
     return float(np.nanmean(scores)) if scores else float("nan")
 
 
-def check_labels_match(cfg: LLMConfig, labels: Path) -> None:
-    """Refuses labels made for another candidate count or rule (their manifest records both)."""
+def check_labels_match(cfg: LLMConfig, labels: Path, prompt_version: int | None = None) -> None:
+    """Refuses labels made for another candidate count, rule or (given) prompt version (the manifest records
+    all three)."""
     try:
         made = json.loads((labels / "manifest.json").read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -118,6 +119,13 @@ def check_labels_match(cfg: LLMConfig, labels: Path) -> None:
             f"--k {cfg.k} --candidates {cfg.candidates} do not match the labels in {labels} "
             f"(k={made.get('k')}, candidates={made.get('candidates')})"
         )
+    if prompt_version is not None:
+        found = json.loads((labels / "manifest.json").read_text()).get("prompt_version")
+        if found != prompt_version:
+            raise ValueError(
+                f"the labels in {labels} hold prompt version {found} but the base model reads version {prompt_version}; "
+                "make the labels again with training.make_labels"
+            )
 
 
 def resolve_base(cfg: LLMConfig, run_dir: Path) -> Path:
@@ -166,7 +174,8 @@ def train(cfg: LLMConfig) -> Path:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from agents.llm import LLMPolicy
+    from agents.llm import LLMPolicy, base_prompt_version
+    from agents.prompt import PROMPT_VERSION
     from training.make_labels import read_labels
 
     if cfg.resume:
@@ -184,7 +193,11 @@ def train(cfg: LLMConfig) -> Path:
     seed_everything(cfg.seed, cfg.threads)
     train_rows = read_labels(Path(cfg.labels) / "train.jsonl")
     val_rows = read_labels(Path(cfg.labels) / "validation.jsonl")
-    check_labels_match(cfg, Path(cfg.labels))
+    from training.llm_base import PRESETS
+
+    base_dir = run_dir / "base" if cfg.base in PRESETS else Path(cfg.base)
+    prompt_version = base_prompt_version(base_dir) if base_dir.is_dir() else PROMPT_VERSION  # a preset not built yet
+    check_labels_match(cfg, Path(cfg.labels), prompt_version)
     rng = np.random.default_rng(cfg.seed)
     val_subset = [val_rows[i] for i in sorted(rng.permutation(len(val_rows))[: cfg.eval_records])]
     base = resolve_base(cfg, run_dir)
@@ -218,7 +231,7 @@ def train(cfg: LLMConfig) -> Path:
         trainer = None
 
         def run(self, state) -> None:
-            policy = LLMPolicy(self.trainer.model, tokenizer, cfg.k, cfg.candidates)
+            policy = LLMPolicy(self.trainer.model, tokenizer, cfg.k, cfg.candidates, prompt_version=prompt_version)
             self.trainer.model.eval()
             agree, chance = top1_agreement(policy, val_subset)
             logs = {
