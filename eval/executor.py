@@ -3,7 +3,9 @@
 Every executor maps a picklable function over items and returns the results in the items' order, so the result of
 a run does not depend on where it ran (``tests/test_executor.py`` compares serial, process and a local Ray). The
 process pool starts workers with ``spawn`` and one torch thread each (on 2 cores a second thread costs more CPU than
-it saves). Ray is an optional extra (``pip install -e '.[ray]'``), imported only when asked for; it connects to
+it saves); it is started on the first ``map`` and kept for the next ones until :meth:`Executor.close` (or the end of
+a ``with`` block), because starting workers (imports, compiled kernels) costs seconds and a leaderboard maps dozens
+of times. Ray is an optional extra (``pip install -e '.[ray]'``), imported only when asked for; it connects to
 ``address`` (or ``$RAY_ADDRESS``) and otherwise starts a local cluster of ``jobs`` CPUs.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 EXECUTORS = ("serial", "process", "ray")
@@ -40,6 +42,7 @@ class Executor:
     kind: str = "process"
     jobs: int = 2
     address: str | None = None
+    _pool: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in EXECUTORS:
@@ -54,12 +57,33 @@ class Executor:
         if self.kind == "serial" or (self.kind == "process" and (self.jobs == 1 or len(work) == 1)):
             return [fn(x) for x in work]
         if self.kind == "process":
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+            if self._pool is None:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
-                return list(pool.map(fn, work))
+                pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+                object.__setattr__(self, "_pool", pool)  # frozen: the pool is a cache, not part of the value
+            return list(self._pool.map(fn, work))
         return self._ray_map(fn, work)
+
+    def close(self) -> None:
+        """Stops the process pool's workers (a later ``map`` starts new ones)."""
+        pool = self._pool
+        if pool is not None:
+            object.__setattr__(self, "_pool", None)
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_pool"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _pool=None)
 
     def _ray_map(self, fn: Callable[[Any], Any], work: list[Any]) -> list[Any]:
         try:

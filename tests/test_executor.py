@@ -3,6 +3,10 @@ identical leaderboard rows."""
 
 from __future__ import annotations
 
+import os
+import pickle
+import time
+
 import pytest
 
 from envs.benchmarks import Family, Suite
@@ -36,7 +40,8 @@ def _rows(suite: Suite, executor: Executor) -> list[dict]:
 def test_serial_process_and_ray_give_identical_rows(suite: Suite) -> None:
     serial = _rows(suite, Executor("serial"))
     assert len(serial) == 7 * 8 and {r["agent"] for r in serial} >= {"ppo", "random", "best-offline"}
-    assert _rows(suite, Executor("process", jobs=2)) == serial
+    with Executor("process", jobs=2) as pool:
+        assert _rows(suite, pool) == serial
     import ray
 
     try:
@@ -52,3 +57,20 @@ def test_bad_executor_arguments_and_chunks() -> None:
         Executor("process", jobs=0)
     assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
     assert chunked([1], 4) == [[1]] and chunked([], 2) == []
+
+
+def _pid(_: int) -> int:
+    time.sleep(0.05)  # long enough that both workers take items
+    return os.getpid()
+
+
+def test_process_pool_is_started_once_and_closed() -> None:
+    with Executor("process", jobs=2) as ex:
+        first = set(ex.map(_pid, range(8)))
+        second = set(ex.map(_pid, range(8)))
+        assert os.getpid() not in first and second <= first  # the same workers serve the next map
+        copy = pickle.loads(pickle.dumps(ex))  # an executor travels without its pool
+        assert copy == ex and copy._pool is None and ex._pool is not None
+    assert ex._pool is None
+    assert set(ex.map(_pid, range(2))).isdisjoint(first)  # a map after close starts new workers
+    ex.close()

@@ -67,7 +67,7 @@ def llm_curve(run_dir: Path, out: Path) -> Path:
     a.plot(xs, ys)
     a.set(xlabel="LoRA step", ylabel="completion loss", title="4-bit LoRA SFT")
     xs, ys = _series(val, "step", "eval_top1_agreement")
-    b.plot(xs, ys, marker="o", label="top-1 agreement with Belady")
+    b.plot(xs, ys, marker="o", label="top-1 agreement with the teacher")
     xs2, ys2 = _series(val, "step", "eval_top1_first")
     b.plot(xs2, ys2, ls="--", label="always candidate 0")
     xs3, ys3 = _series(val, "step", "eval_normalized_score")

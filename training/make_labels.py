@@ -131,7 +131,8 @@ def write_labels(cfg: LabelConfig) -> Path:
     if old and old.get("prompt_version") not in (None, version):
         raise ValueError(f"{mpath} describes labels of prompt version {old.get('prompt_version')}, these are {version}")
     t0 = time.perf_counter()
-    parts = executor.map(_instance_lines, [(inst, cfg) for inst in instances])
+    with executor:
+        parts = executor.map(_instance_lines, [(inst, cfg) for inst in instances])
     n = sum(len(p) for p in parts)
     with atomic_path(path) as tmp, tmp.open("w") as fh:
         for part in parts:

@@ -191,6 +191,7 @@ def behaviour_clone(model, cfg: PPOConfig, log) -> None:
             model.logger.record("bc/loss", total_loss / len(lab))
             model.logger.record("bc/accuracy", correct / len(lab))
             model.logger.dump(rnd * cfg.bc_epochs + epoch)
+    executor.close()
     net.eval()
 
 

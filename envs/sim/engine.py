@@ -142,6 +142,14 @@ def _heap_less(H, i, j):  # pragma: no cover - compiled
     return H[i, 0] < H[j, 0] or (H[i, 0] == H[j, 0] and (H[i, 1] < H[j, 1] or (H[i, 1] == H[j, 1] and H[i, 2] < H[j, 2])))
 
 
+@numba.njit(cache=True, inline="always")
+def _set_row(H, i, k1, k2, t, stamp):  # pragma: no cover - compiled
+    H[i, 0] = k1
+    H[i, 1] = k2
+    H[i, 2] = t
+    H[i, 3] = stamp
+
+
 @numba.njit(cache=True)
 def _sift_down(H, i, n):  # pragma: no cover - compiled
     """Moves row i of the n-row heap down to its place."""
@@ -157,10 +165,7 @@ def _sift_down(H, i, n):  # pragma: no cover - compiled
             break
         H[i] = H[c]
         i = c
-    H[i, 0] = k1
-    H[i, 1] = k2
-    H[i, 2] = t
-    H[i, 3] = s
+    _set_row(H, i, k1, k2, t, s)
 
 
 @numba.njit(cache=True)
@@ -193,10 +198,7 @@ def _heap_push(T, H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
             break
         H[i] = H[p]
         i = p
-    H[i, 0] = k1
-    H[i, 1] = k2
-    H[i, 2] = t
-    H[i, 3] = stamp
+    _set_row(H, i, k1, k2, t, stamp)
     S[S_HSIZE] = n + 1
 
 

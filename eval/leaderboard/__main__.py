@@ -70,7 +70,7 @@ def run(cfg: RunConfig) -> int:
         _log(f"skipping entry {name}: {why}")
     agents = resolve_agents(cfg.agents, registry(discovery=found), suite)
     check_writable_dir(cfg.out)
-    with DirectoryLock(cfg.out):
+    with DirectoryLock(cfg.out), executor:
         t0 = time.perf_counter()
         _log(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
         lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, executor=executor, discovery=found)
