@@ -177,7 +177,7 @@ def base_prompt_version(base: str | Path) -> int:
     """
     import json
 
-    from agents.prompt import PROMPT_VERSION, PROMPT_VERSIONS
+    from agents.prompt import PROMPT_VERSION, check_version
 
     meta_path = Path(base) / "tensorcache_base.json"
     if not meta_path.is_file():
@@ -186,8 +186,10 @@ def base_prompt_version(base: str | Path) -> int:
         version = json.loads(meta_path.read_text()).get("prompt_version", PROMPT_VERSION)
     except (OSError, ValueError, AttributeError):
         raise ValueError(f"{meta_path}: not a readable JSON object") from None
-    if version not in PROMPT_VERSIONS:
-        raise ValueError(f"{meta_path}: prompt version {version!r} is not supported ({', '.join(map(str, PROMPT_VERSIONS))})")
+    try:
+        check_version(version)
+    except ValueError as exc:
+        raise ValueError(f"{meta_path}: {exc}") from None
     return int(version)
 
 

@@ -49,14 +49,15 @@ def _log_bucket(x: float, top: int) -> int:
     return min(int(math.log2(1.0 + max(x, 0.0))), top)
 
 
-def _check_version(version: int) -> None:
+def check_version(version: object) -> None:
+    """Raises ValueError unless :func:`serialize` writes prompt ``version``."""
     if version not in PROMPT_VERSIONS:
         raise ValueError(f"prompt version {version!r} is not supported; valid: {', '.join(map(str, PROMPT_VERSIONS))}")
 
 
 def vocabulary(version: int = PROMPT_VERSION) -> list[str]:
     """Every word a prompt or completion of ``version`` can contain (the word-level tokenizer's vocabulary)."""
-    _check_version(version)
+    check_version(version)
     if version == 2:
         words = ["inc", ";", "evict", "rn", "pn", "d0", "d1", "i0", "i1", *KIND_TOKENS.values()]
     else:
@@ -71,7 +72,7 @@ def vocabulary(version: int = PROMPT_VERSION) -> list[str]:
 
 def serialize(view: DecisionView, version: int = PROMPT_VERSION) -> str:
     """The prompt of one decision in ``version`` (see the module docstring); a function of the sealed view alone."""
-    _check_version(version)
+    check_version(version)
     if view.n > MAX_CANDIDATES:
         raise ValueError(f"a prompt holds at most {MAX_CANDIDATES} candidates, got {view.n}")
     log2 = math.log2

@@ -152,7 +152,7 @@ class Episode:
             ValueError: On an invalid index when ``strict``.
         """
         cands = self.candidates
-        valid = isinstance(index, (int, np.integer)) and not isinstance(index, bool) and 0 <= index < cands.shape[0]
+        valid = _is_index(index, cands.shape[0])
         if not valid:
             if strict:
                 raise ValueError(f"chose candidate {index!r} of {cands.shape[0]}")
@@ -188,10 +188,7 @@ class Episode:
         else:
             if n < 0:
                 raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
-            if type(index) is int:
-                valid = 0 <= index < n
-            else:
-                valid = isinstance(index, np.integer) and 0 <= index < n
+            valid = _is_index(index, n)
             victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
             self.n_decisions += 1
         if obs is None:
@@ -235,3 +232,11 @@ class Episode:
     def result(self) -> SimResult:
         """Counters so far (final once :attr:`done`)."""
         return self.sim.result()
+
+
+def _is_index(index: object, n: int) -> bool:
+    """Whether ``index`` is an integer (not a bool) in ``[0, n)``; plain ints take the short path of the env's hot
+    loop."""
+    if type(index) is int:
+        return 0 <= index < n
+    return isinstance(index, np.integer) and 0 <= index < n

@@ -214,14 +214,7 @@ class EvictionEnv(gym.Env):
         self._moved, self._hits = moved, hits
         if sim.done:
             return obs, reward, True, False, self._info(invalid)
-        info = {
-            "bytes_moved": moved,
-            "hits": hits,
-            "decisions": episode.n_decisions,
-            "action_mask": self._masks[episode.n_candidates].copy(),
-            "invalid_action": invalid,
-        }
-        return obs, reward, False, False, info
+        return obs, reward, False, False, self._step_info(moved, hits, invalid)
 
     def action_masks(self) -> np.ndarray:
         """Valid candidate indices (for sb3-contrib's MaskablePPO)."""
@@ -245,6 +238,16 @@ class EvictionEnv(gym.Env):
         """The episode's counters so far: what ``info`` holds at reset and on the terminal step."""
         return self._info(invalid=False)
 
+    def _step_info(self, moved: int, hits: int, invalid: bool) -> dict[str, Any]:
+        """The info of every step: the cheap keys."""
+        return {
+            "bytes_moved": moved,
+            "hits": hits,
+            "decisions": self.episode.n_decisions,
+            "action_mask": self.action_masks(),
+            "invalid_action": invalid,
+        }
+
     def _info(self, invalid: bool) -> dict[str, Any]:
         """The full info dict (at reset and on the terminal step; other steps carry the cheap part only)."""
         episode = self.episode
@@ -252,12 +255,8 @@ class EvictionEnv(gym.Env):
             raise RuntimeError("call reset() first")
         S = episode.sim.S
         hits, b_in, b_out = S.item(E.S_HITS), S.item(E.S_BIN), S.item(E.S_BOUT)
-        info: dict[str, Any] = {
-            "bytes_moved": b_in + b_out,
-            "hits": hits,
-            "decisions": episode.n_decisions,
-            "action_mask": self.action_masks(),
-            "invalid_action": invalid,
+        info = self._step_info(b_in + b_out, hits, invalid)
+        info |= {
             "misses": S.item(E.S_NREQ) - hits,
             "bytes_in": b_in,
             "bytes_out": b_out,

@@ -113,12 +113,20 @@ def _label_job(job: tuple) -> LabelSet:
     return _label(*job)
 
 
-def _label(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> LabelSet:
-    obs, mask, label, nus, src = [], [], [], [], []
+def instance_decisions(
+    inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str
+) -> Iterable[DecisionRecord]:
+    """Every ``stride``-th labelled decision of a suite instance (:class:`envs.benchmarks.Instance`); the
+    ``lp-guided`` teacher reads the instance's cached LP solution."""
     residency = inst.lp_residency() if teacher == "lp-guided" else None
     for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed, teacher, residency):
-        if rec.step % stride:
-            continue
+        if rec.step % stride == 0:
+            yield rec
+
+
+def _label(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> LabelSet:
+    obs, mask, label, nus, src = [], [], [], [], []
+    for rec in instance_decisions(inst, k, rule, rollout, stride, teacher):
         nu = np.full(k, -1, dtype=np.int64)
         nu[: rec.view.n] = rec.next_use
         obs.append(rec.view.observation())

@@ -78,17 +78,13 @@ def make_rollout(spec: str | None, k: int, rule: str):
 def _instance_lines(job: tuple) -> list[str]:
     """The JSONL records of one instance (run in a worker)."""
     from agents.prompt import PROMPT_VERSION, completion, serialize
-    from training.labels import iter_decisions
+    from training.labels import instance_decisions
 
     inst, cfg = job
     rollout = make_rollout(cfg.rollout, cfg.k, cfg.candidates)
     version = getattr(rollout, "prompt_version", PROMPT_VERSION)
-    residency = inst.lp_residency() if cfg.teacher == "lp-guided" else None
     lines = []
-    for rec in iter_decisions(inst.prepared, inst.capacity, cfg.k, cfg.candidates, rollout, inst.task, inst.seed,
-                              cfg.teacher, residency):  # fmt: skip
-        if rec.step % cfg.stride:
-            continue
+    for rec in instance_decisions(inst, cfg.k, cfg.candidates, rollout, cfg.stride, cfg.teacher):
         row = {
             "schema_version": SCHEMA_VERSION,
             "prompt_version": version,

@@ -111,7 +111,8 @@ def check_labels_match(cfg: LLMConfig, labels: Path, prompt_version: int | None 
     """Refuses labels made for another candidate count, rule or (given) prompt version (the manifest records
     all three)."""
     try:
-        made = json.loads((labels / "manifest.json").read_text())["config"]
+        manifest = json.loads((labels / "manifest.json").read_text())
+        made = manifest["config"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ValueError(f"{labels}/manifest.json is missing or unreadable (make the labels with training.make_labels)") from None
     if made.get("k") != cfg.k or made.get("candidates") != cfg.candidates:
@@ -120,7 +121,7 @@ def check_labels_match(cfg: LLMConfig, labels: Path, prompt_version: int | None 
             f"(k={made.get('k')}, candidates={made.get('candidates')})"
         )
     if prompt_version is not None:
-        found = json.loads((labels / "manifest.json").read_text()).get("prompt_version")
+        found = manifest.get("prompt_version")
         if found != prompt_version:
             raise ValueError(
                 f"the labels in {labels} hold prompt version {found} but the base model reads version {prompt_version}; "

@@ -265,7 +265,7 @@ def _on_access(T, S, H, t, now, is_admit):  # pragma: no cover - compiled
         _unlink(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
     _push_head(T, S, t, F_LPREV, F_LNEXT, S_LHEAD, S_LTAIL)
     T[t, F_STAMP] += 1
-    if policy in (MRU, LFU, BELADY, NEXT_USE):
+    if policy in HEAP_POLICIES:
         k1, k2 = _heap_key(T, policy, t)
         _heap_push(T, H, S, k1, k2, t, T[t, F_STAMP])
 
@@ -471,11 +471,9 @@ def mixed_candidates(T, S, dense_ids, k, out):  # pragma: no cover - compiled
     best_p = np.empty(h, dtype=np.int64)
     best_l = np.empty(h, dtype=np.int64)
     nb = 0
-    classic = S[S_CLASSIC] == 1
-    cur = S[S_CUROP]
     for d in range(S[S_NDENSE]):
         t = dense_ids[d]
-        if not classic and T[t, F_PIN] == cur:
+        if _pinned(T, S, t):
             continue
         iv = T[t, F_INTERVAL]
         last = T[t, F_LAST]
