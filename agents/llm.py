@@ -41,6 +41,8 @@ class LLMPolicy(Policy):
         tokenizer: Its tokenizer.
         k: Candidates per decision (the prompt format supports up to 64).
         rule: Candidate rule of the decisions (``lru`` or ``mixed``).
+        max_batch: Most decisions per forward pass in :meth:`choose_batch` (on a CPU, passes of a few 152-token
+            prompts cost the least per decision; larger ones spill the caches).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class LLMPolicy(Policy):
         name: str = "llm",
         meta: dict | None = None,
         prompt_version: int | None = None,
+        max_batch: int = 4,
     ):
         import torch
 
@@ -69,6 +72,7 @@ class LLMPolicy(Policy):
         self._identifier_ids = torch.tensor([c[0] for c in self._completion_ids]) if self.single_token else None
         self.decision_seconds: list[float] = []
         self.batched = self.single_token
+        self.max_batch = max_batch
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule, **self.meta}
@@ -107,17 +111,30 @@ class LLMPolicy(Policy):
         return int(np.argmax(s))
 
     def choose_batch(self, views: list[DecisionView]) -> list[int]:
-        """One padded forward pass for the decisions of several traces (single-token identifiers only)."""
+        """Padded forward passes of at most :attr:`max_batch` decisions of several traces, grouped by prompt length
+        so that little of each pass is padding (single-token identifiers only)."""
         if not self.single_token or len(views) == 1:
             return [self.choose(v) for v in views]
         from agents.prompt import serialize
 
-        torch = self._torch
         t0 = time.perf_counter()
         encoded = self.tokenizer([serialize(v, self.prompt_version) for v in views]).input_ids
+        order = sorted(range(len(views)), key=lambda i: len(encoded[i]))
+        out = [0] * len(views)
+        for start in range(0, len(order), self.max_batch):
+            group = order[start : start + self.max_batch]
+            choices = self._forward_choices([encoded[i] for i in group], [views[i].n for i in group])
+            for i, choice in zip(group, choices, strict=True):
+                out[i] = choice
+        per = (time.perf_counter() - t0) / len(views)
+        self.decision_seconds.extend([per] * len(views))
+        return out
+
+    def _forward_choices(self, encoded: list[list[int]], n_candidates: list[int]) -> list[int]:
+        torch = self._torch
         width = max(len(e) for e in encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        ids = torch.full((len(views), width), pad, dtype=torch.long)
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         for i, e in enumerate(encoded):
             ids[i, : len(e)] = torch.tensor(e)
         # Right padding needs no attention mask in a causal model: a real position never attends to the padding
@@ -126,12 +143,9 @@ class LLMPolicy(Policy):
         column = {end: c for c, end in enumerate(ends)}
         with torch.no_grad():
             logits = self.model(input_ids=ids, logits_to_keep=torch.tensor(ends)).logits
-            last = logits[torch.arange(len(views)), torch.tensor([column[len(e) - 1] for e in encoded])].float()
+            last = logits[torch.arange(len(encoded)), torch.tensor([column[len(e) - 1] for e in encoded])].float()
             logp = torch.log_softmax(last, dim=-1)[:, self._identifier_ids].numpy()
-        out = [int(np.argmax(logp[i, : v.n])) for i, v in enumerate(views)]
-        per = (time.perf_counter() - t0) / len(views)
-        self.decision_seconds.extend([per] * len(views))
-        return out
+        return [int(np.argmax(logp[i, :n])) for i, n in enumerate(n_candidates)]
 
     @classmethod
     def load(
@@ -160,6 +174,8 @@ class LLMPolicy(Policy):
         if load_in_4bit:
             expand_nf4_on_cpu(model)
         model.eval()
+        if adapter is not None and model.device.type == "cpu":  # on CUDA the 4-bit kernels and PEFT's layers stay
+            model = inline_lora(model)
         meta = {
             "base": str(base),
             "adapter": None if adapter is None else str(adapter),
@@ -230,6 +246,54 @@ def expand_nf4_on_cpu(model: Any) -> int:
             setattr(parent, name, dense)
             replaced += 1
     return replaced
+
+
+def _lora_linear_class():
+    import torch
+
+    class LoraLinear(torch.nn.Module):
+        """A base linear layer plus its LoRA adapter kept separate: ``base(x) + B(A(x)) * scaling``, the operations
+        PEFT's LoRA layer performs in eval mode, in the same order, without its per-call bookkeeping."""
+
+        def __init__(self, base: torch.nn.Module, lora_a: torch.nn.Module, lora_b: torch.nn.Module, scaling: float):
+            super().__init__()
+            self.base, self.lora_a, self.lora_b, self.scaling = base, lora_a, lora_b, scaling
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.base(x) + self.lora_b(self.lora_a(x)) * self.scaling
+
+    return LoraLinear
+
+
+def inline_lora(model: Any) -> Any:
+    """The transformers model inside a PEFT model for inference, with each LoRA layer replaced by a module that
+    computes the same operations in the same order (the base layer's output plus the scaled adapter product; the
+    adapter is not merged into the base weights, and its dropout is the identity in eval mode), so scores are
+    bit-identical (``tests/test_llm.py``) at a fraction of PEFT's per-call cost. Layers with adapter variants
+    (DoRA), several active adapters, merged weights or a base layer that is not a dense linear layer of the
+    adapter's dtype (e.g. bitsandbytes' 4-bit layers on CUDA) are refused.
+
+    Raises:
+        ValueError: On a LoRA layer this function cannot reproduce exactly.
+    """
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    lora_linear = _lora_linear_class()
+    inner = model.get_base_model()
+    for parent in list(inner.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, LoraLayer):
+                continue
+            active = [a for a in child.active_adapters if a in child.lora_A]
+            if len(active) != 1 or child.merged or child.lora_variant or child.disable_adapters or child.training:
+                raise ValueError(f"{name}: only one active, unmerged, plain LoRA adapter in eval mode can be inlined")
+            (adapter,) = active
+            base = child.get_base_layer()
+            if type(base) is not torch.nn.Linear or base.weight.dtype != child.lora_A[adapter].weight.dtype:
+                raise ValueError(f"{name}: the base layer must be a dense linear layer of the adapter's dtype")
+            setattr(parent, name, lora_linear(base, child.lora_A[adapter], child.lora_B[adapter], float(child.scaling[adapter])))
+    return inner
 
 
 #: How the base weights are held, by ``load_in_4bit``.

@@ -2,11 +2,12 @@
 
 Every executor maps a picklable function over items and returns the results in the items' order, so the result of
 a run does not depend on where it ran (``tests/test_executor.py`` compares serial, process and a local Ray). The
-process pool starts workers with ``spawn`` and one torch thread each (on 2 cores a second thread costs more CPU than
-it saves); it is started on the first ``map`` and kept for the next ones until :meth:`Executor.close` (or the end of
-a ``with`` block), because starting workers (imports, compiled kernels) costs seconds and a leaderboard maps dozens
-of times. Ray is an optional extra (``pip install -e '.[ray]'``), imported only when asked for; it connects to
-``address`` (or ``$RAY_ADDRESS``) and otherwise starts a local cluster of ``jobs`` CPUs.
+process pool starts workers with ``spawn`` and one thread each (torch, and HF tokenizers' batch encoding; on 2 cores
+a second thread costs more CPU than it saves); it is started on the first ``map`` and kept for the next ones until
+:meth:`Executor.close` (or the end of a ``with`` block), because starting workers (imports, compiled kernels) costs
+seconds and a leaderboard maps dozens of times. Ray is an optional extra (``pip install -e '.[ray]'``), imported
+only when asked for; it connects to ``address`` (or ``$RAY_ADDRESS``) and otherwise starts a local cluster of
+``jobs`` CPUs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ EXECUTORS = ("serial", "process", "ray")
 
 def _one_thread() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # a batch encode would otherwise start a thread per core
     try:
         import torch
 

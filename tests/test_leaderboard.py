@@ -148,6 +148,18 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
     fake = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "forged.csv"})
     with pytest.raises(ShippedRowsError, match="does not replay"):
         verified_rows(fake, instances, replay)
+    # a whole run schedules the replays with the other agents' work: same rows, and a forgery still refused
+    from eval.leaderboard.entries import Discovery
+
+    timing = ("walltime_s", "decisions_per_s")
+    shipped_run = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"], discovery=Discovery({"next-use": entry}))
+    shipped_run.run()
+    assert shipped_run.shipped_agents == ["next-use"]
+    assert [{k: v for k, v in r.items() if k not in timing} for r in shipped_run.rows] == [
+        {k: v for k, v in r.items() if k not in timing} for r in lb.rows
+    ]
+    with pytest.raises(ShippedRowsError, match="does not replay"):
+        LeaderboardRun(mini_suite, "test", ["next-use", "lru"], discovery=Discovery({"next-use": fake})).run()
 
 
 def test_belady_at_least_lru_on_classic_unit_size_tasks(mini_suite: Suite) -> None:

@@ -197,18 +197,32 @@ def test_the_policy_that_plays_is_the_trained_4bit_base_with_its_lora_unmerged(t
     NF4-quantized, the adapter stays a separate LoRA branch, and the expanded CPU layers compute exactly what
     bitsandbytes' float32 path (the one QLoRA training ran through) computes."""
     import torch
+    from peft import PeftModel
     from peft.tuners.lora import LoraLayer
 
     from agents.llm import LLMPolicy, expand_nf4_on_cpu, load_causal_lm
 
     policy = LLMPolicy.load(trained_run / "base", trained_run / "adapter")
     assert policy.meta["quantization"] == "nf4-double-quant"
-    lora = [m for m in policy.model.modules() if isinstance(m, LoraLayer)]
-    assert lora and not any(m.merged for m in lora)  # not merged into the base
     _, quantized = load_causal_lm(trained_run / "base", load_in_4bit=True)
     _, expanded = load_causal_lm(trained_run / "base", load_in_4bit=True)
     n_4bit = sum(type(m).__name__ == "Linear4bit" for m in quantized.modules())
     assert n_4bit > 0 and expand_nf4_on_cpu(expanded) == n_4bit
+    # the adapter stays a separate branch over the NF4 base (not merged): PEFT's own model, loaded the same way,
+    # holds the same base weights, and the inlined LoRA layers score bit for bit what PEFT's layers score
+    _, reference = load_causal_lm(trained_run / "base", load_in_4bit=True)
+    reference = PeftModel.from_pretrained(reference, str(trained_run / "adapter"), is_trainable=False)
+    expand_nf4_on_cpu(reference)
+    reference.eval()
+    lora = [m for m in reference.modules() if isinstance(m, LoraLayer)]
+    inlined = [m for m in policy.model.modules() if type(m).__name__ == "LoraLinear"]
+    assert lora and len(inlined) == len(lora) and not any(m.merged for m in lora)
+    assert all(torch.equal(m.base.weight, expanded.get_submodule(n).weight)
+               for n, m in policy.model.named_modules() if type(m).__name__ == "LoraLinear")  # fmt: skip
+    rows = read_labels(Path(json.loads((trained_run / "config.json").read_text())["labels"]) / "train.jsonl")[:8]
+    ids = policy.tokenizer([r["prompt"] for r in rows], padding=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(policy.model(input_ids=ids).logits, reference(input_ids=ids).logits)
     _, full = load_causal_lm(trained_run / "base", load_in_4bit=False)
     torch.manual_seed(0)
     for name, layer in quantized.named_modules():

@@ -16,7 +16,7 @@ from eval.evaluate import evaluate
 from eval.executor import Executor, chunked
 from eval.leaderboard.board import make_board, per_task_markdown, side_by_side_markdown, table_markdown
 from eval.leaderboard.entries import Discovery, discover, registry
-from eval.leaderboard.shipped import verified_rows
+from eval.leaderboard.shipped import ShippedPlan, plan_replay
 from eval.provenance import package_versions
 from eval.rows import COLUMNS, REFERENCE_ROWS, reference_row
 
@@ -67,6 +67,28 @@ def _evaluate_chunk(task: tuple[str, list[Instance], dict]) -> list[dict]:
     return evaluate(registry().make(agent), instances=instances, name=agent, versions=versions).rows
 
 
+_SECONDS_PER_REQUEST = 1e-6  # order-of-magnitude cost of an agent without a timing hint (only orders the work)
+
+
+@dataclass
+class _Job:
+    """One agent on one split: the chunks of instances it sends to the executor and how their rows become its rows."""
+
+    split: str
+    agent: str
+    instances: list[Instance]
+    chunks: list[list[Instance]]
+    hints: list[float]
+    plan: ShippedPlan | None
+    reference: bool = False
+
+    def rows(self, fresh: list[dict], versions: dict) -> list[dict]:
+        """This job's rows from the executor's rows for its chunks (a shipped plan's replayed sample is checked)."""
+        if self.reference:
+            return [reference_row(inst, self.agent, versions) for inst in self.instances]
+        return fresh if self.plan is None else self.plan.verify(fresh)
+
+
 @dataclass
 class LeaderboardRun:
     """Evaluates ``agents`` on one or more splits of ``suite``.
@@ -92,38 +114,49 @@ class LeaderboardRun:
             self.splits = (self.splits,)
 
     def run(self, log=None) -> list[dict]:
+        """Evaluates every agent on every split and returns the rows (split by split, agent by agent).
+
+        All the work of the run goes to the executor as one batch, longest first (shipped rows' wall times are the
+        hint for replays), so a long replay of one agent overlaps the other agents instead of idling the other
+        workers; the rows do not depend on the order.
+        """
         found = self.discovery or discover()
         versions = package_versions()
-        for split in self.splits:
-            instances = self.suite.instances(split)
-            warm_references(instances, self.executor, log)
-            for agent in self.agents:
-                self.rows.extend(self._agent_rows(agent, instances, found, versions))
-                if log is not None:
-                    log(f"{split}: {agent}: {len(instances)} runs done")
+        by_split = {split: self.suite.instances(split) for split in self.splits}
+        warm_references([inst for insts in by_split.values() for inst in insts], self.executor, log)
+        jobs = [self._job(split, agent, insts, found) for split, insts in by_split.items() for agent in self.agents]
+        tasks = [(job.agent, chunk, versions) for job in jobs for chunk in job.chunks]
+        hints = [hint for job in jobs for hint in job.hints]
+        order = sorted(range(len(tasks)), key=lambda i: -hints[i])
+        if log is not None:
+            log(f"{len(tasks)} tasks for {len(jobs)} agent-split pairs ({self.executor.kind})")
+        done = dict(zip(order, self.executor.map(_evaluate_chunk, [tasks[i] for i in order]), strict=True))
+        start = 0
+        for job in jobs:
+            parts = [done[start + k] for k in range(len(job.chunks))]
+            start += len(job.chunks)
+            self.rows.extend(job.rows([row for part in parts for row in part], versions))
+            if job.plan is not None:
+                self.shipped_agents.append(job.agent)
+            if log is not None:
+                log(f"{job.split}: {job.agent}: {len(by_split[job.split])} runs done")
         over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.bound_anchored]
         if over:
             r = over[0]
             raise RuntimeError(f"{r['agent']} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: bound broken")
         return self.rows
 
-    def _agent_rows(self, agent: str, instances: list[Instance], found: Discovery, versions: dict) -> list[dict]:
+    def _job(self, split: str, agent: str, instances: list[Instance], found: Discovery) -> _Job:
         if agent in REFERENCE_ROWS:
-            return [reference_row(inst, agent, versions) for inst in instances]
+            return _Job(split, agent, instances, [], [], None, reference=True)
         entry = found.entries.get(agent)
-
-        def replay(insts):  # one instance per task, so the sample replays in parallel
-            parts = self.executor.map(_evaluate_chunk, [(agent, [inst], versions) for inst in insts])
-            return [row for part in parts for row in part]
-
-        if entry is not None and not self.recompute:
-            shipped = verified_rows(entry, instances, replay, seed=self.replay_seed)
-            if shipped is not None:
-                self.shipped_agents.append(agent)
-                return shipped
+        plan = plan_replay(entry, instances, self.replay_seed) if entry is not None and not self.recompute else None
+        if plan is not None:  # one instance per task, so the sample replays in parallel
+            hints = [plan.seconds_hint(i) for i in plan.sample]
+            return _Job(split, agent, instances, [[i] for i in plan.sample], hints, plan)
         chunks = chunked(instances, self.executor.jobs if self.executor.kind != "serial" else 1)
-        parts = self.executor.map(_evaluate_chunk, [(agent, chunk, versions) for chunk in chunks])
-        return [row for part in parts for row in part]
+        hints = [_SECONDS_PER_REQUEST * sum(len(i.prepared.tid) for i in c) for c in chunks]
+        return _Job(split, agent, instances, chunks, hints, None)
 
     def board(self) -> dict:
         """One board per split (see :func:`eval.leaderboard.board.make_board`)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,6 +79,54 @@ def replay_sample(instances: list[Instance], seed: int, n: int = MIN_REPLAYS) ->
     return picked
 
 
+@dataclass(frozen=True)
+class ShippedPlan:
+    """An entry's shipped rows for a run's instances and the seeded sample that must replay before they are used.
+
+    Attributes:
+        entry: The entry that ships the rows.
+        instances: The run's instances, in order.
+        rows: The shipped rows keyed by (task, seed).
+        sample: The instances to replay now.
+    """
+
+    entry: Entry
+    instances: list[Instance]
+    rows: dict[tuple[str, int], dict[str, Any]]
+    sample: list[Instance]
+
+    def seconds_hint(self, inst: Instance) -> float:
+        """The shipped row's wall time for ``inst``: a scheduling hint only (never part of a result)."""
+        seconds = float(self.rows[(inst.task, inst.seed)].get("walltime_s") or 0.0)
+        return seconds if np.isfinite(seconds) else 0.0
+
+    def verify(self, fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows in the order of the instances (derived columns recomputed), once ``fresh`` (the sample's
+        replayed rows, in the sample's order) confirms every raw count.
+
+        Raises:
+            ShippedRowsError: When a replayed row's raw counts differ from the shipped ones.
+        """
+        for inst, row in zip(self.sample, fresh, strict=True):
+            shipped = self.rows[(inst.task, inst.seed)]
+            diffs = [c for c in REPLAYED_RAW if int(shipped[c]) != int(row[c])]
+            if diffs:
+                raise ShippedRowsError(
+                    f"entry {self.entry.name!r}: its shipped row for {inst.task} seed {inst.seed} does not replay "
+                    f"({', '.join(f'{c} {shipped[c]} != {row[c]}' for c in diffs)}); refusing all its rows"
+                )
+        return [derive(self.rows[(i.task, i.seed)], i) for i in self.instances]
+
+
+def plan_replay(entry: Entry, instances: list[Instance], seed: int = 0, n_replays: int = MIN_REPLAYS) -> ShippedPlan | None:
+    """The entry's shipped rows for ``instances`` and the sample to replay, or None when it ships none that cover
+    them (see :func:`matching_rows`)."""
+    rows = matching_rows(entry, instances)
+    if rows is None:
+        return None
+    return ShippedPlan(entry, list(instances), rows, replay_sample(instances, seed, n_replays))
+
+
 def verified_rows(
     entry: Entry,
     instances: list[Instance],
@@ -96,16 +145,5 @@ def verified_rows(
     Raises:
         ShippedRowsError: When a replayed row's raw counts differ from the shipped ones.
     """
-    rows = matching_rows(entry, instances)
-    if rows is None:
-        return None
-    sample = replay_sample(instances, seed, n_replays)
-    for inst, fresh in zip(sample, replay(sample), strict=True):
-        shipped = rows[(inst.task, inst.seed)]
-        diffs = [c for c in REPLAYED_RAW if int(shipped[c]) != int(fresh[c])]
-        if diffs:
-            raise ShippedRowsError(
-                f"entry {entry.name!r}: its shipped row for {inst.task} seed {inst.seed} does not replay "
-                f"({', '.join(f'{c} {shipped[c]} != {fresh[c]}' for c in diffs)}); refusing all its rows"
-            )
-    return [derive(rows[(i.task, i.seed)], i) for i in instances]
+    plan = plan_replay(entry, instances, seed, n_replays)
+    return None if plan is None else plan.verify(replay(plan.sample))
