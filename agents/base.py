@@ -37,6 +37,9 @@ class Policy(ABC):
     #: Whether :meth:`choose_batch` is cheaper than repeated :meth:`choose` (the leaderboard then runs all
     #: traces of a split in lockstep).
     batched: bool = False
+    #: Whether the policy decides from observations alone (:meth:`choose_observations`); lockstep runs then
+    #: take the env's fused step, which writes each decision's observation without building its view.
+    observation_batched: bool = False
 
     def reset(self, seed: int | None = None) -> None:  # noqa: B027 - optional hook
         """Called at the start of every episode."""
@@ -52,6 +55,11 @@ class Policy(ABC):
     def choose_batch(self, views: list[DecisionView]) -> list[int]:
         """Choices for several independent decisions (override to batch model calls)."""
         return [self.choose(v) for v in views]
+
+    def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
+        """Choices from a batch of observations (rows of ``envs.features.observation_size(k)``) and the number of
+        valid candidates of each; only for policies with ``observation_batched``."""
+        raise NotImplementedError(f"{self.name} decides from views, not observations")
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description recorded with every result."""

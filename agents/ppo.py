@@ -37,33 +37,25 @@ class PPOPolicy(Policy):
         self.meta = meta or {}
 
     def choose(self, view: DecisionView) -> int:
-        import torch
-
-        from agents.candidate_net import masked_greedy
-
-        obs = view.observation()
-        if not np.isfinite(obs).all():
-            raise ValueError(f"{self.name}: non-finite observation feature")
-        mask = np.zeros((1, self._k_of(obs)), dtype=bool)
-        mask[0, : view.n] = True
-        with torch.no_grad():
-            logits = self.net.forward_actor(torch.tensor(obs).unsqueeze(0))
-            return int(masked_greedy(logits, torch.as_tensor(mask))[0])
+        return self.choose_observations(view.observation()[None, :], np.array([view.n]))[0]
 
     batched = True
+    observation_batched = True
 
     def choose_batch(self, views: list[DecisionView]) -> list[int]:
-        """One forward pass for the decisions of several traces (row-wise identical to :meth:`choose`)."""
+        """One forward pass for the decisions of several traces."""
+        return self.choose_observations(np.stack([v.observation() for v in views]), np.array([v.n for v in views]))
+
+    def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
+        """Greedy choices of a batch of observations (one forward pass); candidates past each row's count are
+        masked."""
         import torch
 
         from agents.candidate_net import masked_greedy
 
-        obs = np.stack([v.observation() for v in views])
         if not np.isfinite(obs).all():
             raise ValueError(f"{self.name}: non-finite observation feature")
-        mask = np.zeros((len(views), self._k_of(obs)), dtype=bool)
-        for i, v in enumerate(views):
-            mask[i, : v.n] = True
+        mask = np.arange(self._k_of(obs))[None, :] < np.asarray(n_candidates)[:, None]
         with torch.no_grad():
             logits = self.net.forward_actor(torch.as_tensor(obs))
             return [int(a) for a in masked_greedy(logits, torch.as_tensor(mask))]

@@ -6,8 +6,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from agents.base import Policy
 from envs.episode import Episode
+from envs.features import observation_size
 from envs.sim.simulator import PreparedTrace, SimResult, simulate
 
 
@@ -53,6 +56,9 @@ def run_policy(
         result = simulate(prepared, policy.engine_policy, capacity, seed=seed)
         return Run(result, result.n_evictions, time.perf_counter() - t0)
     episode = start_episode(prepared, policy, capacity, k=k, seed=seed)
+    if policy.observation_batched and not policy.uses_engine_choice:
+        _play_observations([episode], policy)
+        return Run(episode.result(), episode.n_decisions, time.perf_counter() - t0)
     result = episode.play(policy.choose)
     return Run(result, episode.n_decisions, time.perf_counter() - t0)
 
@@ -71,12 +77,36 @@ def run_policy_batched(jobs: list[tuple[PreparedTrace, int, int]], policy: Polic
         raise ValueError(f"{policy.name} reads one episode's oracle and cannot run traces in lockstep")
     t0 = time.perf_counter()
     episodes = [start_episode(prepared, policy, cap, seed=seed) for prepared, cap, seed in jobs]
+    if policy.observation_batched and not policy.uses_engine_choice:
+        _play_observations(episodes, policy)
+        return _runs(episodes, time.perf_counter() - t0)
     active = [e for e in episodes if not e.advance()]
     while active:
         choices = policy.choose_batch([e.view for e in active])
         for episode, choice in zip(active, choices, strict=True):
             episode.evict(choice)
         active = [e for e in active if not e.advance()]
-    wall = time.perf_counter() - t0
+    return _runs(episodes, time.perf_counter() - t0)
+
+
+def _play_observations(episodes: list[Episode], policy: Policy) -> None:
+    """The lockstep loop of an observation-only policy: each episode's fused step answers its decision and writes
+    the next decision's observation into its row of one batch array."""
+    obs = np.zeros((len(episodes), observation_size(episodes[0].k) if episodes else 0), dtype=np.float32)
+    for i, episode in enumerate(episodes):
+        episode.step(None, obs[i])
+    active = [i for i, e in enumerate(episodes) if not e.done]
+    while active:
+        counts = np.array([episodes[i].n_candidates for i in active])
+        choices = policy.choose_observations(obs[active], counts)
+        for i, choice, n in zip(active, choices, counts, strict=True):
+            if not 0 <= choice < n:
+                raise ValueError(f"{policy.name} chose candidate {choice!r} of {n}")
+            obs[i] = 0.0
+            episodes[i].step(choice, obs[i])
+        active = [i for i in active if not episodes[i].done]
+
+
+def _runs(episodes: list[Episode], wall: float) -> list[Run]:
     total = max(sum(e.n_decisions for e in episodes), 1)
     return [Run(e.result(), e.n_decisions, wall * e.n_decisions / total) for e in episodes]

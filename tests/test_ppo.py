@@ -239,6 +239,13 @@ def test_exported_policy_batched_equals_single(trained_run: Path, small_serve_tr
     prepared = prepare(small_serve_trace, "tensor")
     jobs = [(prepared, headroom_capacity(prepared, h), 0) for h in (0.1, 0.5)]
     assert [r.result for r in run_policy_batched(jobs, policy)] == [run_policy(p, policy, c).result for p, c, _ in jobs]
+    # both run the env's fused step on observations alone; deciding from each decision's view chooses the same
+    from agents.rollout import start_episode
+
+    assert policy.observation_batched
+    for p, c, _ in jobs:
+        by_view = start_episode(p, policy, c).play(policy.choose)
+        assert by_view == run_policy(p, policy, c).result and by_view.n_evictions > 0
 
 
 def test_policy_net_is_permutation_equivariant() -> None:
