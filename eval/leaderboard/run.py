@@ -67,7 +67,9 @@ def _evaluate_chunk(task: tuple[str, list[Instance], dict]) -> list[dict]:
     return evaluate(registry().make(agent), instances=instances, name=agent, versions=versions).rows
 
 
-_SECONDS_PER_REQUEST = 1e-6  # order-of-magnitude cost of an agent without a timing hint (only orders the work)
+#: Order-of-magnitude seconds per request of an agent run without a timing hint, by entry kind (measured on this
+#: machine: heuristics in the engine, a candidate network in lockstep, an LLM); they only order the work.
+_SECONDS_PER_REQUEST = {"baseline": 3e-7, "exported-net": 3e-5, "llm": 3e-3}
 
 
 @dataclass
@@ -155,7 +157,8 @@ class LeaderboardRun:
             hints = [plan.seconds_hint(i) for i in plan.sample]
             return _Job(split, agent, instances, [[i] for i in plan.sample], hints, plan)
         chunks = chunked(instances, self.executor.jobs if self.executor.kind != "serial" else 1)
-        hints = [_SECONDS_PER_REQUEST * sum(len(i.prepared.tid) for i in c) for c in chunks]
+        per_request = _SECONDS_PER_REQUEST.get(entry.kind if entry is not None else "", max(_SECONDS_PER_REQUEST.values()))
+        hints = [per_request * sum(len(i.prepared.tid) for i in c) for c in chunks]
         return _Job(split, agent, instances, chunks, hints, None)
 
     def board(self) -> dict:
