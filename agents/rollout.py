@@ -56,7 +56,7 @@ def run_policy(
         result = simulate(prepared, policy.engine_policy, capacity, seed=seed)
         return Run(result, result.n_evictions, time.perf_counter() - t0)
     episode = start_episode(prepared, policy, capacity, k=k, seed=seed)
-    if policy.observation_batched and not policy.uses_engine_choice:
+    if _decides_from_observations(policy):
         _play_observations([episode], policy)
         return Run(episode.result(), episode.n_decisions, time.perf_counter() - t0)
     result = episode.play(policy.choose)
@@ -77,7 +77,7 @@ def run_policy_batched(jobs: list[tuple[PreparedTrace, int, int]], policy: Polic
         raise ValueError(f"{policy.name} reads one episode's oracle and cannot run traces in lockstep")
     t0 = time.perf_counter()
     episodes = [start_episode(prepared, policy, cap, seed=seed) for prepared, cap, seed in jobs]
-    if policy.observation_batched and not policy.uses_engine_choice:
+    if _decides_from_observations(policy):
         _play_observations(episodes, policy)
         return _runs(episodes, time.perf_counter() - t0)
     active = [e for e in episodes if not e.advance()]
@@ -87,6 +87,12 @@ def run_policy_batched(jobs: list[tuple[PreparedTrace, int, int]], policy: Polic
             episode.evict(choice)
         active = [e for e in active if not e.advance()]
     return _runs(episodes, time.perf_counter() - t0)
+
+
+def _decides_from_observations(policy: Policy) -> bool:
+    """Whether the env's fused step can serve ``policy``: it decides from observations, which never carry the
+    engine's own choice (that is offered in views only)."""
+    return policy.observation_batched and not policy.uses_engine_choice
 
 
 def _play_observations(episodes: list[Episode], policy: Policy) -> None:
@@ -100,10 +106,9 @@ def _play_observations(episodes: list[Episode], policy: Policy) -> None:
         counts = np.array([episodes[i].n_candidates for i in active])
         choices = policy.choose_observations(obs[active], counts)
         for i, choice, n in zip(active, choices, counts, strict=True):
-            if not 0 <= choice < n:
-                raise ValueError(f"{policy.name} chose candidate {choice!r} of {n}")
             obs[i] = 0.0
-            episodes[i].step(choice, obs[i])
+            if not episodes[i].step(choice, obs[i]):  # the episode's own index check, strict as evict()'s
+                raise ValueError(f"{policy.name} chose candidate {choice!r} of {n}")
         active = [i for i in active if not episodes[i].done]
 
 

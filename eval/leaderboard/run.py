@@ -132,12 +132,12 @@ class LeaderboardRun:
         order = sorted(range(len(tasks)), key=lambda i: -hints[i])
         if log is not None:
             log(f"{len(tasks)} tasks for {len(jobs)} agent-split pairs ({self.executor.kind})")
-        done = dict(zip(order, self.executor.map(_evaluate_chunk, [tasks[i] for i in order]), strict=True))
-        start = 0
+        done: list[list[dict]] = [[] for _ in tasks]
+        for i, part in zip(order, self.executor.map(_evaluate_chunk, [tasks[i] for i in order]), strict=True):
+            done[i] = part
+        parts = iter(done)  # in task order: each job's chunks in turn
         for job in jobs:
-            parts = [done[start + k] for k in range(len(job.chunks))]
-            start += len(job.chunks)
-            self.rows.extend(job.rows([row for part in parts for row in part], versions))
+            self.rows.extend(job.rows([row for _ in job.chunks for row in next(parts)], versions))
             if job.plan is not None:
                 self.shipped_agents.append(job.agent)
             if log is not None:
