@@ -14,7 +14,7 @@ boundaries and checks that every observation and prompt before the cut is unchan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -166,10 +166,7 @@ class FeatureBuilder:
                             (ROW_OP_END, prepared.op_end), (ROW_NEXT_USE, prepared.next_use)):  # fmt: skip
             b[row] = values
         self.source = prepared
-        self.prepared = replace(
-            prepared, tid=b[ROW_TID], opc=b[ROW_OP], op_index=b[ROW_OP_INDEX], op_end=b[ROW_OP_END],
-            next_use=b[ROW_NEXT_USE],
-        )  # fmt: skip
+        self.prepared = prepared.with_arrays(b[ROW_TID], b[ROW_OP], b[ROW_OP_INDEX], b[ROW_OP_END], b[ROW_NEXT_USE])
         self.access_layer, self.access_kind = b[ROW_LAYER], b[ROW_KIND]
         self.layers_seen, self.iteration_start = b[ROW_LAYERS_SEEN], b[ROW_ITERATION_START]
         self.access_layer[:] = trace.layer

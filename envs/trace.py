@@ -187,9 +187,7 @@ class Trace:
         """SHA-256 of the access columns alone (metadata excluded): equal for traces that replay identically, even
         when they were generated from different seeds. Splits are kept disjoint by this hash."""
         h = hashlib.sha256()
-        for name in COLUMNS:
-            h.update(name.encode())
-            h.update(memoryview(np.ascontiguousarray(getattr(self, name))).cast("B"))
+        _hash_columns(h, {name: getattr(self, name) for name in COLUMNS})
         return h.hexdigest()
 
     @property
@@ -224,7 +222,7 @@ class Trace:
         first[self.tensor_id[::-1]] = idx[::-1]
         np.add.at(delta, first, self.tensor_sizes())
         frees = self.op == Op.FREE
-        np.add.at(delta, idx[frees], -self.size[frees])
+        np.add.at(delta, idx[frees], -self.size[frees].astype(np.int64))
         return np.cumsum(delta)
 
     def peak_live_bytes(self) -> int:
@@ -241,7 +239,7 @@ class Trace:
         from envs.atomic_io import atomic_path
 
         path = Path(path)
-        payload = {name: getattr(self, name) for name in COLUMNS}
+        payload = {name: canonical_column(name, getattr(self, name)) for name in COLUMNS}
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez_compressed(fh, **payload, meta=np.array(json.dumps(dict(self.meta), sort_keys=True)))
         return path
@@ -278,8 +276,14 @@ class Trace:
 
 
 def _as_column(name: str, values: Any, dtype: np.dtype) -> np.ndarray:
-    """``values`` as a contiguous array of ``dtype``, refusing non-integers and values the dtype cannot hold
-    (a cast would wrap or truncate them silently)."""
+    """``values`` as an array whose values ``dtype`` holds exactly, refusing non-integers and values the dtype cannot
+    hold (a cast would wrap or truncate them silently).
+
+    An integer array of a narrower type (say ``int32`` ids for the ``int64`` column) and a broadcast constant (stride
+    0, as :func:`classic_trace` builds) are kept as they are, so a 10M-request trace does not pay for columns it
+    does not need; everything else becomes a contiguous array of ``dtype``. The content hash and the ``.npz`` files
+    see every column in ``dtype`` whatever it is held in, and arithmetic on a column widens it first (a negated
+    ``uint32`` size would wrap)."""
     try:
         arr = np.asarray(values)
         if arr.dtype == object:
@@ -291,12 +295,42 @@ def _as_column(name: str, values: Any, dtype: np.dtype) -> np.ndarray:
             raise TraceError(f"column {name} must hold integers (found a fraction, NaN or infinity)")
     elif arr.dtype.kind not in "iub":
         raise TraceError(f"column {name} must hold integers, got {arr.dtype}")
+    narrow = arr.dtype.kind in "iu" and np.can_cast(arr.dtype, dtype, "safe")
+    if narrow and arr.ndim == 1 and (arr.flags.c_contiguous or arr.strides == (0,)):
+        return arr  # every value fits by the cast rule: no range scan needed
     if arr.size:
         info = np.iinfo(dtype)
         lo, hi = arr.min(), arr.max()
         if lo < info.min or hi > info.max:
             raise TraceError(f"column {name} values must be in [{info.min}, {info.max}], found {lo}..{hi}")
     return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def canonical_column(name: str, column: np.ndarray) -> np.ndarray:
+    """``column`` as a contiguous array of its :data:`COLUMNS` dtype (a copy only when it is held narrow)."""
+    return np.ascontiguousarray(column, dtype=COLUMNS[name])
+
+
+#: Elements per chunk when a column held narrow is widened for hashing (8 MiB of int64).
+_HASH_CHUNK = 1 << 20
+
+
+def _hash_columns(h: Any, cols: Mapping[str, np.ndarray]) -> None:
+    """Feeds every column to ``h`` as the bytes of its :data:`COLUMNS` dtype: a column held in that dtype is read in
+    place, a narrow or broadcast one is widened a chunk at a time (same digest, no full-size copy)."""
+    for name, dtype in COLUMNS.items():
+        h.update(name.encode())
+        col = cols[name]
+        if col.dtype == dtype and col.flags.c_contiguous:
+            h.update(memoryview(col).cast("B"))
+            continue
+        for start in range(0, col.shape[0], _HASH_CHUNK):
+            h.update(memoryview(np.ascontiguousarray(col[start : start + _HASH_CHUNK], dtype=dtype)).cast("B"))
+
+
+def _values(column: np.ndarray) -> np.ndarray:
+    """The values a column holds, once each for a broadcast constant (so range checks do not scan n copies)."""
+    return column[:1] if column.strides == (0,) else column
 
 
 def _validate_columns(cols: dict[str, np.ndarray]) -> None:
@@ -308,30 +342,29 @@ def _validate_columns(cols: dict[str, np.ndarray]) -> None:
     n = cols["tensor_id"].shape[0]
     if n == 0:
         return
-    if cols["tensor_id"].min() < 0:
+    if _values(cols["tensor_id"]).min() < 0:
         raise TraceError("tensor ids must be non-negative")
-    if cols["size"].min() <= 0:
+    if _values(cols["size"]).min() <= 0:
         raise TraceError("tensor sizes must be positive (zero-byte accesses are dropped when a trace is built)")
-    if cols["op"].max() > max(Op):
+    if _values(cols["op"]).max() > max(Op):
         raise TraceError(f"op codes must be in 0..{max(Op)}")
-    if cols["kind"].max() > max(Kind):
+    if _values(cols["kind"]).max() > max(Kind):
         raise TraceError(f"kind codes must be in 0..{max(Kind)}")
-    if cols["phase"].max() > max(Phase):
+    if _values(cols["phase"]).max() > max(Phase):
         raise TraceError(f"phase codes must be in 0..{max(Phase)}")
-    if n > 1 and np.any(np.diff(cols["op_index"]) < 0):
+    op_index = _values(cols["op_index"])
+    if op_index.shape[0] > 1 and np.any(op_index[1:] < op_index[:-1]):
         raise TraceError("op_index must be non-decreasing")
-    n_ids = int(cols["tensor_id"].max()) + 1
-    first_size = np.zeros(n_ids, dtype=np.int64)
-    first_size[cols["tensor_id"][::-1]] = cols["size"][::-1]
-    if np.any(first_size[cols["tensor_id"]] != cols["size"]):
+    from envs.sim.scan_kernels import first_size_conflict
+
+    tid = cols["tensor_id"]
+    if first_size_conflict(tid, cols["size"], int(tid.max()) + 1) >= 0:  # sizes are positive (checked above)
         raise TraceError("a tensor id appears with more than one size")
 
 
 def _content_hash(cols: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
-    for name in COLUMNS:
-        h.update(name.encode())
-        h.update(memoryview(np.ascontiguousarray(cols[name])).cast("B"))  # no copy of a contiguous column
+    _hash_columns(h, cols)
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -345,15 +378,16 @@ def classic_trace(ids: np.ndarray, sizes: np.ndarray, meta: Mapping[str, Any]) -
         meta: Metadata to stamp.
     """
     n = ids.shape[0]
-    arrays = {
+    index_type = np.int32 if n <= np.iinfo(np.int32).max else np.int64
+    arrays = {  # the constant columns are broadcast scalars: no memory however long the trace
         "tensor_id": ids,
         "size": sizes,
-        "op": np.full(n, Op.READ),
-        "kind": np.full(n, Kind.INPUT),
-        "layer": np.full(n, -1),
-        "phase": np.full(n, Phase.FORWARD),
-        "op_index": np.arange(n),
-        "iteration": np.zeros(n),
+        "op": np.broadcast_to(np.uint8(Op.READ), (n,)),
+        "kind": np.broadcast_to(np.uint8(Kind.INPUT), (n,)),
+        "layer": np.broadcast_to(np.int32(-1), (n,)),
+        "phase": np.broadcast_to(np.uint8(Phase.FORWARD), (n,)),
+        "op_index": np.arange(n, dtype=index_type),
+        "iteration": np.broadcast_to(np.int32(0), (n,)),
     }
     return Trace.from_arrays(arrays, meta)
 

@@ -3,8 +3,10 @@ Zipf trace with variable sizes, in the same process. Checks the hit counts agree
 
 ``--whole-process N [N ...]`` instead times whole processes on an oracleGeneral file of N requests: the
 ``tensorcache-simulate`` CLI (read, prepare, LRU + FIFO + Belady) against a libcachesim script doing the same, each
-started fresh ``--repeats`` times, alternating; prints median wall times, peak resident memory (``wait4``) and the
-ratios, with the machine's load average."""
+started fresh ``--repeats`` times, alternating; prints median wall and CPU times (our CLI runs its policies in
+``--jobs`` threads; libcachesim's script runs them one after another), peak resident memory (``wait4``) and the
+ratios, with the machine's load average. ``--ids compact`` keeps the generated ids 0..objects-1; ``--ids sparse``
+scatters them over 64 bits, as hashed keys are, which the reader must renumber through its hash table."""
 
 from __future__ import annotations
 
@@ -38,9 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--whole-process", type=int, nargs="+", metavar="N", help="request counts for whole-process runs")
+    ap.add_argument("--ids", nargs="+", choices=("compact", "sparse"), default=["compact", "sparse"],
+                    help="whole-process object ids: 0..objects-1 as generated, or scattered over 64 bits")  # fmt: skip
+    ap.add_argument("--jobs", type=int, default=2, help="threads of our CLI in whole-process runs")
     args = ap.parse_args(argv)
     if args.whole_process:
-        return whole_process(args.whole_process, args.objects, args.repeats)
+        return whole_process(args.whole_process, args.objects, args.repeats, args.ids, args.jobs)
     trace = zipf_trace(args.requests, args.objects, 0.9, seed=0)
     path = Path(tempfile.mkdtemp()) / "zipf.bin"
     write_oracle_general(trace, path)
@@ -80,18 +85,20 @@ for cls in (lcs.LRU, lcs.FIFO, lcs.Belady):
 """
 
 
-#: Runs its arguments as one child process and prints that child's peak resident set (KiB) as the last line.
+#: Runs its arguments as one child process and prints that child's peak resident set (KiB) and CPU seconds (user
+#: + system, all its threads) as the last line.
 PEAK_RSS_WRAPPER = """
 import resource, subprocess, sys
 code = subprocess.run(sys.argv[1:]).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
 sys.exit(code)
 """
 
 
-def _timed(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB and stdout of one fresh process (measured by a wrapper whose only child it
-    is, so no other process's peak can leak into the figure)."""
+def _timed(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall seconds, peak RSS in MiB, CPU seconds and stdout of one fresh process (measured by a wrapper whose only
+    child it is, so no other process's peak can leak into the figure)."""
     import subprocess
     import sys
 
@@ -100,19 +107,27 @@ def _timed(cmd: list[str]) -> tuple[float, float, str]:
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"{cmd[:3]} exited with {proc.returncode}: {proc.stderr.strip()[-300:]}")
-    out, _, peak_kib = proc.stdout.rstrip("\n").rpartition("\n")
-    return wall, int(peak_kib) / 1024, out
+    out, _, last = proc.stdout.rstrip("\n").rpartition("\n")
+    peak_kib, cpu = last.split()
+    return wall, int(peak_kib) / 1024, float(cpu), out
 
 
-def whole_process(sizes: list[int], objects: int, repeats: int) -> int:
+#: Odd multiplier that scatters compact ids over all 64 bits (a bijection mod 2**64): ``--ids sparse`` files look
+#: like hashed keys, so the reader cannot index an array by them.
+_SCATTER = np.uint64(0x9E3779B97F4A7C15)
+
+
+def whole_process(sizes: list[int], objects: int, repeats: int, ids: list[str], jobs: int) -> int:
     import json
     import os
     import sys
 
     from envs.formats import write_oracle_general
+    from envs.formats.oracle_general import RECORD
 
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    head = f"{'requests':>10} {'ours s':>7} {'lcs s':>7} {'speed-up':>8} {'ours MiB':>9} {'lcs MiB':>8} {'mem ratio':>9}"
+    print(f"load average at start: {os.getloadavg()[0]:.2f}; ours runs its 3 policies with --jobs {jobs}")
+    head = (f"{'requests':>10} {'ids':>7} {'ours s':>7} {'lcs s':>7} {'speed-up':>8} {'ours CPU s':>10} {'lcs CPU s':>9} "
+            f"{'ours MiB':>9} {'lcs MiB':>8} {'mem ratio':>9}")  # fmt: skip
     print(head + "  misses agree")
     for n in sizes:
         trace = zipf_trace(n, objects, 0.9, seed=0)
@@ -121,19 +136,25 @@ def whole_process(sizes: list[int], objects: int, repeats: int) -> int:
         capacity = int(trace.tensor_sizes().sum() * 0.1)
         hashpower = max(int(np.ceil(np.log2(objects))) + 1, 16)
         del trace
-        ours_cmd = [sys.executable, "-m", "envs.cli.simulate_cli", "--trace", str(path), "--policy", "lru", "fifo", "belady",
-                    "--capacity", str(capacity), "--json"]  # fmt: skip
-        lcs_cmd = [sys.executable, "-c", LIBCACHESIM_SCRIPT, str(path), str(capacity), str(hashpower)]
-        ours, theirs = [], []
-        for _ in range(repeats):
-            ours.append(_timed(ours_cmd))
-            theirs.append(_timed(lcs_cmd))
-        rows = json.loads(ours[-1][2])
-        lcs_miss = [float(line.split()[1]) for line in theirs[-1][2].splitlines()]
-        agree = all(r["n_miss"] == round(m * r["n_req"]) for r, m in zip(rows, lcs_miss, strict=True))
-        o_t, t_t = statistics.median(x[0] for x in ours), statistics.median(x[0] for x in theirs)
-        o_m, t_m = statistics.median(x[1] for x in ours), statistics.median(x[1] for x in theirs)
-        print(f"{n:>10} {o_t:>7.2f} {t_t:>7.2f} {t_t / o_t:>8.2f} {o_m:>9.0f} {t_m:>8.0f} {o_m / t_m:>9.2f}  {agree}")
+        for id_kind in ids:
+            if id_kind == "sparse":
+                records = np.memmap(path, dtype=RECORD, mode="r+")
+                records["id"] = (records["id"] + np.uint64(1)) * _SCATTER
+                records.flush()
+                del records
+            ours_cmd = [sys.executable, "-m", "envs.cli.simulate_cli", "--trace", str(path), "--policy", "lru", "fifo",
+                        "belady", "--capacity", str(capacity), "--jobs", str(jobs), "--json"]  # fmt: skip
+            lcs_cmd = [sys.executable, "-c", LIBCACHESIM_SCRIPT, str(path), str(capacity), str(hashpower)]
+            ours, theirs = [], []
+            for _ in range(repeats):
+                ours.append(_timed(ours_cmd))
+                theirs.append(_timed(lcs_cmd))
+            rows = json.loads(ours[-1][3])
+            lcs_miss = [float(line.split()[1]) for line in theirs[-1][3].splitlines()]
+            agree = all(r["n_miss"] == round(m * r["n_req"]) for r, m in zip(rows, lcs_miss, strict=True))
+            o_t, t_t, o_m, t_m, o_c, t_c = (statistics.median(x[k] for x in runs) for k in (0, 1, 2) for runs in (ours, theirs))
+            print(f"{n:>10} {id_kind:>7} {o_t:>7.2f} {t_t:>7.2f} {t_t / o_t:>8.2f} {o_c:>10.2f} {t_c:>9.2f} {o_m:>9.0f} "
+                  f"{t_m:>8.0f} {o_m / t_m:>9.2f}  {agree}")  # fmt: skip
         path.unlink()
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0

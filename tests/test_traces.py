@@ -135,6 +135,69 @@ def test_oracle_general_round_trip(tmp_path, small_train_trace: Trace) -> None:
     np.testing.assert_array_equal(back.tensor_id, renumber(small_train_trace.tensor_id[req]))
 
 
+def _first_seen_reference(keys: np.ndarray) -> np.ndarray:
+    """Dense ids by first appearance, the slow way (sort-based)."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(first.size)
+    return rank[inverse]
+
+
+@pytest.mark.parametrize("keys", ["small", "sparse", "small-then-sparse"])
+def test_oracle_general_reader_renumbers_chunk_by_chunk(tmp_path, monkeypatch, keys: str) -> None:
+    import envs.formats.oracle_general as og
+
+    rng = np.random.default_rng(7)
+    objects = {"small": np.arange(400), "sparse": rng.integers(1, 2**63, size=400), "small-then-sparse": np.arange(400)}
+    objects = objects[keys].astype(np.uint64)
+    if keys == "small-then-sparse":
+        objects[200:] = rng.integers(2**40, 2**63, size=200).astype(np.uint64) | np.uint64(2**63)  # negative as int64
+    object_size = rng.integers(1, 2**32, size=400, dtype=np.int64)
+    object_size[::37] = 0  # zero-size requests are skipped, as libCacheSim does
+    pick = rng.integers(0, 400, size=5_000)
+    if keys == "small-then-sparse":
+        pick[:2_500] %= 200  # the sparse keys arrive in a later chunk: the direct array hands over to the table
+    pick[4_000] = pick[1] = 1  # object 1 (size > 0) comes first at record 1 and again in the 13th chunk
+    records = np.zeros(pick.size, dtype=og.RECORD)
+    records["id"], records["size"] = objects[pick], object_size[pick]
+    records.tofile(tmp_path / "t.bin")
+    monkeypatch.setattr(og, "READ_CHUNK", 333)
+    trace = read_oracle_general(tmp_path / "t.bin")
+    kept = records[records["size"] > 0]
+    np.testing.assert_array_equal(trace.tensor_id, _first_seen_reference(kept["id"]))
+    np.testing.assert_array_equal(trace.size, kept["size"])
+    records["size"][4_000] ^= 1  # the same object with another size
+    records.tofile(tmp_path / "t.bin")
+    with pytest.raises(TraceError, match=f"object {int(objects[1])} has two sizes \\(record 4000\\)"):
+        read_oracle_general(tmp_path / "t.bin")
+
+
+def test_lean_columns_hash_and_save_as_their_int64_copies(tmp_path) -> None:
+    from envs.trace import COLUMNS, classic_trace
+
+    ids = np.array([0, 1, 0, 2, 1], dtype=np.int32)
+    lean = classic_trace(ids, np.array([5, 7, 5, 9, 7], dtype=np.uint32), {"workload": "x"})
+    assert lean.tensor_id.dtype == np.int32 and lean.size.dtype == np.uint32
+    assert lean.op.strides == (0,) and lean.layer.strides == (0,)  # constants held once, not n times
+    wide = Trace.from_arrays({name: np.array(getattr(lean, name), dtype=dt) for name, dt in COLUMNS.items()}, lean.meta)
+    assert wide.tensor_id.dtype == np.int64 and wide.op.strides == (1,)
+    assert lean.content_hash == wide.content_hash and lean.access_hash == wide.access_hash
+    back = Trace.load(lean.save(tmp_path / "t.npz"))
+    assert back.content_hash == lean.content_hash and back.tensor_id.dtype == np.int64
+    with pytest.raises(TraceError, match="op_index values must be in"):  # uint64 does not fit int64: range-checked
+        Trace.from_arrays({**{n: getattr(lean, n) for n in COLUMNS}, "op_index": np.array([0, 1, 2, 3, 2**63], np.uint64)}, {})
+
+
+def test_renumbering_refuses_more_requests_than_its_output_holds() -> None:
+    from envs.sim.scan_kernels import RequestRenumbering
+
+    renumbering = RequestRenumbering(np.empty(3, dtype=np.int32))
+    assert renumbering.add(np.array([9, 4]), np.array([1, 2], dtype=np.uint32)) == -1
+    with pytest.raises(ValueError, match="do not fit: 1 places left"):
+        renumbering.add(np.array([9, 4]), np.array([1, 2], dtype=np.uint32))
+    np.testing.assert_array_equal(renumbering.sizes(), [1, 2])
+
+
 def test_csv_round_trip_is_lossless(tmp_path, small_serve_trace: Trace) -> None:
     back = read_csv(write_csv(small_serve_trace, tmp_path / "t.csv"))
     assert back.content_hash == small_serve_trace.content_hash

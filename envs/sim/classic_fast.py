@@ -18,7 +18,7 @@ import numpy as np
 from envs.sim.engine import OP_FREE
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _push_head(newer, older, head, tail, t):  # pragma: no cover - compiled
     """Links t at the head of a doubly linked list (``newer``/``older`` = neighbour links); returns (head, tail)."""
     newer[t] = -1
@@ -30,7 +30,7 @@ def _push_head(newer, older, head, tail, t):  # pragma: no cover - compiled
     return t, tail
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _unlink(newer, older, head, tail, t):  # pragma: no cover - compiled
     """Unlinks t from a doubly linked list; returns the new (head, tail)."""
     p, q = newer[t], older[t]
@@ -47,7 +47,7 @@ def _unlink(newer, older, head, tail, t):  # pragma: no cover - compiled
     return head, tail
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
     n_obj = sizes.shape[0]
     prev = np.full(n_obj, -1, dtype=np.int64)
@@ -87,7 +87,7 @@ def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
     return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     n_obj = sizes.shape[0]
     res = np.zeros(n_obj, dtype=np.bool_)
@@ -124,7 +124,7 @@ def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sift_up(hk, hid, pos, i):  # pragma: no cover - compiled
     k, t = hk[i], hid[i]
     while i > 0:
@@ -140,7 +140,7 @@ def _sift_up(hk, hid, pos, i):  # pragma: no cover - compiled
     pos[t] = i
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _sift_down(hk, hid, pos, i, n):  # pragma: no cover - compiled
     k, t = hk[i], hid[i]
     while True:
@@ -160,7 +160,7 @@ def _sift_down(hk, hid, pos, i, n):  # pragma: no cover - compiled
     pos[t] = i
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
     """Evicts the farthest next use; objects never used again go first, least recently used first.
 
@@ -215,7 +215,7 @@ def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
     return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     """S3-FIFO (Yang et al., SOSP 2023) with libCacheSim's parameters and byte accounting.
 
@@ -337,7 +337,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
     """SIEVE (Zhang et al., NSDI 2024): a FIFO list (new objects at the head), a visited bit set by hits, and a
     hand that walks from the tail toward the head, clearing visited bits and evicting the first unvisited
