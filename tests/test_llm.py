@@ -188,7 +188,7 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
 
     jobs = [(prepared, cap, 0), (prepared, headroom_capacity(prepared, 0.3), 1)]
     batched = run_policy_batched(jobs, p1)
-    single = [run_policy(pp, p2, c, seed=sd) for pp, c, sd in jobs]
+    single = [run_policy(pp, p1, c, seed=sd) for pp, c, sd in jobs]
     assert [b.result for b in batched] == [r.result for r in single]
 
 
