@@ -10,4 +10,5 @@ fi
 marker="not slow"
 if [ "${1:-}" = "--slow" ]; then marker=""; shift; fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest -q -m "$marker" "$@"

@@ -56,5 +56,3 @@ def test_an_infeasible_memory_is_a_one_line_message(page) -> None:
     page.number_input(key="gib").set_value(0.001).run()
     assert not page.exception
     assert "cannot hold op" in page.error[0].value and "\n" not in page.error[0].value
-
-

@@ -282,8 +282,6 @@ def test_core_imports_do_not_pull_llm_libraries() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import envs, agents, eval.leaderboard.run, sys; print(any(m in sys.modules for m in ('transformers', 'peft', 'trl')))"
-    )
+    code = "import envs, agents, eval.leaderboard.run, sys; print(any(m in sys.modules for m in ('transformers', 'peft', 'trl')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

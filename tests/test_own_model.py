@@ -87,8 +87,16 @@ def test_hf_config_traces_with_exact_weight_bytes(name: str, tmp_path: Path) -> 
         ({"model_type": "no-such-model"}, "no-such-model"),
         ({"model_type": "llama", "hidden_size": 10**9}, "hidden_size"),
         ({"model_type": "llama", "num_hidden_layers": -2}, "num_hidden_layers"),
-        ({"model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
-          "num_local_experts": 4}, "bfloat16 only"),
+        (
+            {
+                "model_type": "mixtral",
+                "hidden_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "num_local_experts": 4,
+            },
+            "bfloat16 only",
+        ),
     ],
 )
 def test_bad_configs_get_one_line_errors(config: dict, message: str, tmp_path: Path) -> None:

@@ -115,5 +115,3 @@ def restore(model, folder: Path, state: dict) -> None:
         raise CheckpointError(f"{folder}: checkpoint does not match the network ({str(exc).splitlines()[0]})") from None
     model.num_timesteps = int(state["num_timesteps"])
     model._n_updates = int(state.get("n_updates", 0))
-
-

@@ -113,9 +113,7 @@ def _label_job(job: tuple) -> LabelSet:
     return _label(*job)
 
 
-def instance_decisions(
-    inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str
-) -> Iterable[DecisionRecord]:
+def instance_decisions(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> Iterable[DecisionRecord]:
     """Every ``stride``-th labelled decision of a suite instance (:class:`envs.benchmarks.Instance`); the
     ``lp-guided`` teacher reads the instance's cached LP solution."""
     residency = inst.lp_residency() if teacher == "lp-guided" else None

@@ -15,6 +15,7 @@ from envs.workloads.spec import GENERATOR_VERSION, Shape, TraceSpec, WorkloadErr
 __all__ = ["GENERATOR_VERSION", "Shape", "TraceSpec", "TrainStepState", "WorkloadError", "base_meta", "check_positive",
            "register_params"]  # fmt: skip
 
+
 def register_params(model: nn.Module, rec: AccessRecorder, registry: Registry, layer_of_name: Any) -> dict[int, int]:
     """Registers every parameter storage as a weight; returns parameter-position -> layer."""
     layers = {}

@@ -88,5 +88,3 @@ class Shape:
 def check_positive(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
         raise WorkloadError(f"{name} must be a positive integer, got {value!r}")
-
-
