@@ -84,7 +84,7 @@ class Episode:
         self._view: DecisionView | None = None
         self._rule_code = CANDIDATE_RULES.index(rule)
         sim = self.sim  # the engine's arrays are never reallocated, so one tuple serves every step
-        self._state = (sim.T, sim.S, sim.H, sim.dense, features.block)
+        self._state = (sim.T, sim.S, sim.H, sim.dense, features.block, self.k, self._rule_code, self._buf)
         self._scratch_obs = np.zeros(observation_size(self.k), dtype=np.float32)
 
     # -- the loop -------------------------------------------------------------------------------------------------
@@ -188,16 +188,21 @@ class Episode:
         else:
             if n < 0:
                 raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
-            valid = _is_index(index, n)
-            victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
+            if type(index) is int and 0 <= index < n:  # the hot loop's case
+                valid, i = True, index
+            else:
+                valid = _is_index(index, n)
+                i = int(index) if valid else 0
+            victim = (self._cands if self._cands is not None else self._buf).item(i)
             self.n_decisions += 1
         if obs is None:
             obs = self._scratch_obs
             obs[:] = 0.0
-        n = step_kernel.decide(*self._state, victim, self.k, self._rule_code, self._buf, obs)
+        n = step_kernel.decide(*self._state, victim, obs)
         self._n = n
-        self.sim.pending = pending = n >= 0
-        self.sim.done = not pending
+        sim = self.sim
+        sim.pending = pending = n >= 0
+        sim.done = not pending
         self._cands = self._view = None
         return valid
 

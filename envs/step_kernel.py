@@ -19,7 +19,7 @@ RULE_LRU, RULE_MIXED = 0, 1
 
 
 @numba.njit(cache=True)
-def decide(T, S, H, dense, block, victim, k, rule, cands, obs):  # pragma: no cover - compiled
+def decide(T, S, H, dense, block, k, rule, cands, victim, obs):  # pragma: no cover - compiled
     """Evicts ``victim`` (a tensor id; -1 = no pending decision), runs the trace in ``block``
     (:attr:`envs.features.FeatureBuilder.block`) to the next decision or the end, and
     there fills ``cands`` with up to ``k`` candidates by ``rule`` and ``obs`` (zeroed) with the observation.
