@@ -10,6 +10,7 @@ The heavy libraries (transformers, peft) are imported only here and only when ne
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ class LLMPolicy(Policy):
         self._completion_ids = [tokenizer(completion(j), add_special_tokens=False).input_ids for j in range(k)]
         self.single_token = all(len(c) == 1 for c in self._completion_ids)
         self._identifier_ids = torch.tensor([c[0] for c in self._completion_ids]) if self.single_token else None
+        self._word_ids = word_level_vocabulary(tokenizer)
         self.decision_seconds: list[float] = []
         self.batched = self.single_token
         self.max_batch = max_batch
@@ -77,11 +79,24 @@ class LLMPolicy(Policy):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule, **self.meta}
 
+    def encode(self, view: DecisionView) -> list[int]:
+        """The token ids of the decision's prompt: ``tokenizer(serialize(view)).input_ids``, computed from the
+        prompt's words directly when the tokenizer is word-level (the built-in presets; see
+        :func:`word_level_vocabulary`), which skips building and splitting the string."""
+        from agents.prompt import prompt_words, serialize
+
+        if self._word_ids is None:
+            return self.tokenizer(serialize(view, self.prompt_version)).input_ids
+        ids, unk = self._word_ids
+        return [self.tokenizer.bos_token_id, *(ids.get(w, unk) for w in prompt_words(view, self.prompt_version))]
+
     def scores(self, prompt: str, n: int) -> np.ndarray:
         """Sum of identifier-token log-probabilities of candidates 0..n-1 after ``prompt``."""
+        return self._scores_of_ids(self.tokenizer(prompt).input_ids, n)
+
+    def _scores_of_ids(self, prompt_ids: list[int], n: int) -> np.ndarray:
         torch = self._torch
         tok = self.tokenizer
-        prompt_ids = tok(prompt).input_ids
         with torch.no_grad():
             if self.single_token:
                 logits = self.model(input_ids=torch.tensor([prompt_ids]), logits_to_keep=1).logits[0, -1].float()
@@ -103,10 +118,8 @@ class LLMPolicy(Policy):
             return out
 
     def choose(self, view: DecisionView) -> int:
-        from agents.prompt import serialize
-
         t0 = time.perf_counter()
-        s = self.scores(serialize(view, self.prompt_version), view.n)
+        s = self._scores_of_ids(self.encode(view), view.n)
         self.decision_seconds.append(time.perf_counter() - t0)
         return int(np.argmax(s))
 
@@ -115,10 +128,8 @@ class LLMPolicy(Policy):
         so that little of each pass is padding (single-token identifiers only)."""
         if not self.single_token or len(views) == 1:
             return [self.choose(v) for v in views]
-        from agents.prompt import serialize
-
         t0 = time.perf_counter()
-        encoded = self.tokenizer([serialize(v, self.prompt_version) for v in views]).input_ids
+        encoded = [self.encode(v) for v in views]
         order = sorted(range(len(views)), key=lambda i: len(encoded[i]))
         out = [0] * len(views)
         for start in range(0, len(order), self.max_batch):
@@ -248,19 +259,58 @@ def expand_nf4_on_cpu(model: Any) -> int:
     return replaced
 
 
+def word_level_vocabulary(tokenizer: Any) -> tuple[dict[str, int], int] | None:
+    """``(word -> id, unknown id)`` when ``tokenizer`` maps a text to its beginning-of-sequence id followed by one
+    id per whitespace-separated word (a fast tokenizer with a ``WordLevel`` model, a ``WhitespaceSplit``
+    pre-tokenizer, no normalizer and a template that only prepends ``bos``), else None. For such a tokenizer
+    ``[bos, *(vocab.get(w, unk) for w in text.split())]`` is exactly its ``input_ids`` (``tests/test_llm.py``)."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or tokenizer.bos_token_id is None:
+        return None
+    spec = json.loads(backend.to_str())
+    model, post = spec.get("model") or {}, spec.get("post_processor") or {}
+    bos_first = [{"SpecialToken": {"id": tokenizer.bos_token, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]
+    if (
+        model.get("type") != "WordLevel"
+        or spec.get("pre_tokenizer") != {"type": "WhitespaceSplit"}
+        or spec.get("normalizer") is not None
+        or post.get("type") != "TemplateProcessing"
+        or post.get("single") != bos_first
+        or any(not t.get("special") for t in spec.get("added_tokens") or [])
+    ):
+        return None
+    vocab = dict(model["vocab"])
+    return vocab, vocab[model["unk_token"]]
+
+
 def _lora_linear_class():
     import torch
 
     class LoraLinear(torch.nn.Module):
-        """A base linear layer plus its LoRA adapter kept separate: ``base(x) + B(A(x)) * scaling``, the operations
-        PEFT's LoRA layer performs in eval mode, in the same order, without its per-call bookkeeping."""
+        """A base linear layer plus its LoRA adapter kept separate: ``base(x) + B(A(x)) * scaling``, what PEFT's
+        LoRA layer computes in eval mode, without its per-call bookkeeping.
+
+        A power-of-two ``scaling`` (PEFT's default ``lora_alpha / r`` is usually one) is folded into a copy of B's
+        weights: scaling a binary float by a power of two is exact, so every product and partial sum of the
+        matrix product scales exactly and ``(sB)(A(x)) == s * B(A(x))`` bit for bit. The sum is formed in place
+        (addition commutes exactly).
+        """
 
         def __init__(self, base: torch.nn.Module, lora_a: torch.nn.Module, lora_b: torch.nn.Module, scaling: float):
             super().__init__()
             self.base, self.lora_a, self.lora_b, self.scaling = base, lora_a, lora_b, scaling
+            if lora_b.bias is None and scaling > 0 and math.frexp(scaling)[0] == 0.5:
+                folded = torch.nn.Linear(lora_b.in_features, lora_b.out_features, bias=False, dtype=lora_b.weight.dtype)
+                folded.weight = torch.nn.Parameter(lora_b.weight.detach() * scaling, requires_grad=False)
+                self.lora_b, self.scaling = folded, 1.0
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.base(x) + self.lora_b(self.lora_a(x)) * self.scaling
+            update = self.lora_b(self.lora_a(x))
+            if self.scaling != 1.0:
+                update.mul_(self.scaling)
+            return update.add_(self.base(x))
 
     return LoraLinear
 

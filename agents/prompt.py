@@ -72,17 +72,23 @@ def vocabulary(version: int = PROMPT_VERSION) -> list[str]:
 
 def serialize(view: DecisionView, version: int = PROMPT_VERSION) -> str:
     """The prompt of one decision in ``version`` (see the module docstring); a function of the sealed view alone."""
+    return " ".join(prompt_words(view, version))
+
+
+def prompt_words(view: DecisionView, version: int = PROMPT_VERSION) -> list[str]:
+    """The words of :func:`serialize`'s prompt, in order (what a word-level tokenizer maps one to one to ids)."""
     check_version(version)
     if view.n > MAX_CANDIDATES:
         raise ValueError(f"a prompt holds at most {MAX_CANDIDATES} candidates, got {view.n}")
     log2 = math.log2
     now, it_start = int(view.now), int(view.iteration_start)
     cap = float(view.capacity)
-    inc_kind = KIND_TOKENS[Kind(int(view.incoming_kind))]
     free = int(10 * max(cap - float(view.used_bytes), 0.0) / cap)
     pos = min(int(log2(1.0 + now) / 3), 10)
     it_part = min(int(log2(1.0 + now - it_start) / 2), 10)
-    parts = [f"inc {inc_kind} s{min(int(log2(max(int(view.incoming_size), 1))), 40)} free{min(free, 10)} pos{pos} it{it_part}"]
+    inc_size = min(int(log2(max(int(view.incoming_size), 1))), 40)
+    inc_kind = KIND_TOKENS[Kind(int(view.incoming_kind))]
+    words = ["inc", inc_kind, f"s{inc_size}", f"free{min(free, 10)}", f"pos{pos}", f"it{it_part}"]
     inc_layer = int(view.incoming_layer)
     columns = (view.size.tolist(), view.last_access.tolist(), view.reuse_interval.tolist(), view.frequency.tolist(),
                view.layer.tolist(), view.kind.tolist(), view.dirty.tolist())  # fmt: skip
@@ -96,13 +102,13 @@ def serialize(view: DecisionView, version: int = PROMPT_VERSION) -> str:
         delta = min(max(layer - inc_layer, -8), 8)
         layer_word = f"l{delta:+d}" if delta else "l0"
         this_iteration = int(last >= it_start)
-        flags = f"{layer_word} d{dirty}i{this_iteration}" if version >= 3 else f"d{dirty} {layer_word} i{this_iteration}"
-        parts.append(
-            f"C{j} {KIND_TOKENS[kind]} s{min(int(log2(max(size, 1))), 40)} "
-            f"a{_log_bucket(now - last, 24)} f{_log_bucket(freq, 16)} {reuse} {pred} {flags}"
-        )
-    parts.append("evict")
-    return (" " if version >= 3 else " ; ").join(parts)
+        if version < 3:
+            words.append(";")
+        words += (f"C{j}", KIND_TOKENS[kind], f"s{min(int(log2(max(size, 1))), 40)}", f"a{_log_bucket(now - last, 24)}",
+                  f"f{_log_bucket(freq, 16)}", reuse, pred)  # fmt: skip
+        words += (layer_word, f"d{dirty}i{this_iteration}") if version >= 3 else (f"d{dirty}", layer_word, f"i{this_iteration}")
+    words += (";", "evict") if version < 3 else ("evict",)
+    return words
 
 
 def completion(index: int) -> str:

@@ -192,6 +192,28 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
     assert [b.result for b in batched] == [r.result for r in single]
 
 
+def test_word_level_prompt_ids_equal_the_tokenizer_s(trained_run: Path, small_serve_trace: Trace) -> None:
+    from tokenizers import normalizers
+
+    from agents.llm import LLMPolicy, word_level_vocabulary
+    from envs.episode import Episode
+    from envs.sim import headroom_capacity
+
+    policy = LLMPolicy.load(trained_run / "base")
+    assert policy._word_ids is not None  # the built-in presets' tokenizer takes the direct path
+    prepared = prepare(small_serve_trace, "tensor")
+    episode = Episode(prepared, headroom_capacity(prepared, 0.3), k=16, rule="mixed")
+    checked = 0
+    while not episode.advance() and checked < 40:
+        view = episode.view
+        assert policy.encode(view) == policy.tokenizer(serialize(view, policy.prompt_version)).input_ids
+        episode.evict(checked % view.n)
+        checked += 1
+    assert checked == 40
+    policy.tokenizer.backend_tokenizer.normalizer = normalizers.Lowercase()  # words could now map elsewhere
+    assert word_level_vocabulary(policy.tokenizer) is None
+
+
 def test_the_policy_that_plays_is_the_trained_4bit_base_with_its_lora_unmerged(trained_run: Path) -> None:
     """``from_pretrained`` on the saved directories (the code path a Mistral-7B directory takes): the base is
     NF4-quantized, the adapter stays a separate LoRA branch, and the expanded CPU layers compute exactly what
@@ -217,6 +239,8 @@ def test_the_policy_that_plays_is_the_trained_4bit_base_with_its_lora_unmerged(t
     lora = [m for m in reference.modules() if isinstance(m, LoraLayer)]
     inlined = [m for m in policy.model.modules() if type(m).__name__ == "LoraLinear"]
     assert lora and len(inlined) == len(lora) and not any(m.merged for m in lora)
+    assert {m.scaling[a] for m in lora for a in m.active_adapters} == {2.0}  # alpha 32 / r 16, folded into B:
+    assert all(m.scaling == 1.0 for m in inlined)  # the equality below covers the folded product
     assert all(torch.equal(m.base.weight, expanded.get_submodule(n).weight)
                for n, m in policy.model.named_modules() if type(m).__name__ == "LoraLinear")  # fmt: skip
     rows = read_labels(Path(json.loads((trained_run / "config.json").read_text())["labels"]) / "train.jsonl")[:8]
