@@ -9,10 +9,9 @@ import numba
 import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-#: Value of an empty slot. A filled slot holds ``id << 32 | size`` beside its key in one 16-byte row, so a lookup
-#: touches one cache line (ids < 2**31; sizes < 2**32, oracleGeneral's field; renumbering alone stores size 0).
+#: Id of an empty slot. A slot holds a key and its id side by side (one 16-byte row), so a lookup touches one
+#: cache line.
 _EMPTY = -1
-_LOW32 = np.int64(0xFFFFFFFF)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -28,36 +27,30 @@ def _new_table(slots: int) -> np.ndarray:
     return table
 
 
-@numba.njit(cache=True, nogil=True)
-def _grow(table: np.ndarray) -> np.ndarray:
-    """The table rehashed into twice the slots."""
-    mask = 2 * table.shape[0] - 1
-    grown = _new_table(mask + 1)
-    for s in range(table.shape[0]):
-        if table[s, 1] != _EMPTY:
-            j = _slot(table[s, 0], mask)
-            while grown[j, 1] != _EMPTY:
-                j = (j + 1) & mask
-            grown[j, 0] = table[s, 0]
-            grown[j, 1] = table[s, 1]
-    return grown
-
-
 @numba.njit(cache=True, nogil=True, inline="always")
-def _find_or_add(table: np.ndarray, key: np.int64, count: np.int64, size: np.int64) -> np.int64:
-    """The slot value of ``key`` (``id << 32 | size``), adding it as id ``count`` with ``size`` if it is new (the
-    caller keeps the load factor <= 1/2)."""
+def _find_or_add(table: np.ndarray, key: np.int64, new_id: np.int64) -> np.int64:
+    """The id of ``key``, adding it with ``new_id`` if it is absent (the caller keeps the load factor <= 1/2)."""
     mask = table.shape[0] - 1
     j = _slot(key, mask)
     while True:
-        v = table[j, 1]
-        if v == _EMPTY:
+        t = table[j, 1]
+        if t == _EMPTY:
             table[j, 0] = key
-            table[j, 1] = (count << 32) | size
-            return table[j, 1]
+            table[j, 1] = new_id
+            return new_id
         if table[j, 0] == key:
-            return v
+            return t
         j = (j + 1) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(table: np.ndarray) -> np.ndarray:
+    """The table rehashed into twice the slots."""
+    grown = _new_table(2 * table.shape[0])
+    for s in range(table.shape[0]):
+        if table[s, 1] != _EMPTY:
+            _find_or_add(grown, table[s, 0], table[s, 1])
+    return grown
 
 
 @numba.njit(cache=True, nogil=True)
@@ -69,7 +62,7 @@ def renumber_first_seen(keys: np.ndarray) -> tuple[np.ndarray, int]:
     for i in range(keys.shape[0]):
         if 2 * (count + 1) > table.shape[0]:  # keep the load factor at most 1/2
             table = _grow(table)
-        t = _find_or_add(table, keys[i], count, 0) >> 32
+        t = _find_or_add(table, keys[i], count)
         if t == count:
             count += 1
         ids[i] = t
@@ -98,13 +91,12 @@ class RequestRenumbering:
         self.out = out
         self.filled = 0
         self.count = 0
-        self.direct: np.ndarray | None = np.zeros(1 << 12, dtype=np.int32)  # id + 1 by key; 0 = not seen
+        self.direct = np.zeros(1 << 12, dtype=np.int32)  # id + 1 by key (0 = not seen); empty once hashing
         self.table = _new_table(1 << 12)
         self.object_size = np.zeros(1 << 11, dtype=np.int64)
 
     def add(self, keys: np.ndarray, sizes: np.ndarray) -> int:
-        """Renumbers one chunk (``sizes`` below 2**32); returns the index in the chunk of the first size conflict,
-        or -1.
+        """Renumbers one chunk; returns the index in the chunk of the first size conflict, or -1.
 
         Raises:
             ValueError: If the chunk does not fit in what is left of ``out``.
@@ -113,23 +105,16 @@ class RequestRenumbering:
             raise ValueError(f"{keys.shape[0]} more requests do not fit: {self.out.shape[0] - self.filled} places left")
         if not keys.shape[0]:
             return -1
-        if self.direct is not None:
+        if self.direct.shape[0]:
             lo, hi = int(keys.min()), int(keys.max())
-            if lo >= 0 and hi < DIRECT_KEYS:
-                if hi >= self.direct.shape[0]:
-                    grown = np.zeros(min(max(2 * self.direct.shape[0], hi + 1), DIRECT_KEYS), dtype=np.int32)
-                    grown[: self.direct.shape[0]] = self.direct
-                    self.direct = grown
-                if self.object_size.shape[0] < self.count + keys.shape[0]:
-                    grown = np.zeros(max(2 * self.object_size.shape[0], self.count + keys.shape[0]), dtype=np.int64)
-                    grown[: self.object_size.shape[0]] = self.object_size
-                    self.object_size = grown
-                state = _renumber_direct(keys, sizes, self.direct, self.object_size, self.count, self.out, self.filled)
-                self.count, self.filled, bad = state
-                return int(bad)
-            self.table, self.object_size = _table_of_direct(self.direct, self.object_size, self.count)
-            self.direct = None
-        state = _renumber_sized(keys, sizes, self.table, self.object_size, self.count, self.out, self.filled)
+            if lo < 0 or hi >= DIRECT_KEYS:  # from now on, the hash table
+                self.table = _table_of_direct(self.direct, self.count)
+                self.direct = self.direct[:0]
+            elif hi >= self.direct.shape[0]:
+                grown = np.zeros(min(max(2 * self.direct.shape[0], hi + 1), DIRECT_KEYS), dtype=np.int32)
+                grown[: self.direct.shape[0]] = self.direct
+                self.direct = grown
+        state = _renumber_chunk(keys, sizes, self.direct, self.table, self.object_size, self.count, self.out, self.filled)
         self.table, self.object_size, self.count, self.filled, bad = state
         return int(bad)
 
@@ -139,22 +124,32 @@ class RequestRenumbering:
 
 
 @numba.njit(cache=True, nogil=True)
-def _renumber_sized(keys, sizes, table, object_size, count, out, filled):  # pragma: no cover - compiled
+def _renumber_chunk(keys, sizes, direct, table, object_size, count, out, filled):  # pragma: no cover - compiled
+    """Renumbers one chunk through ``direct`` (indexed by the key) or, when it is empty, ``table``; returns the
+    state and the chunk index of the first size conflict (-1 if none)."""
+    by_key = direct.shape[0] > 0
     for i in range(keys.shape[0]):
         s = np.int64(sizes[i])
         if s == 0:
             continue
-        if 2 * (count + 1) > table.shape[0]:
-            table = _grow(table)
-            grown = np.zeros(table.shape[0] // 2, dtype=np.int64)
-            grown[: object_size.shape[0]] = object_size
-            object_size = grown
-        v = _find_or_add(table, np.int64(keys[i]), count, s)
-        t = v >> 32
+        if by_key:
+            k = keys[i]
+            t = np.int64(direct[k]) - 1
+            if t < 0:
+                t = count
+                direct[k] = count + 1
+        else:
+            if 2 * (count + 1) > table.shape[0]:
+                table = _grow(table)
+            t = _find_or_add(table, np.int64(keys[i]), count)
         if t == count:
+            if count == object_size.shape[0]:
+                grown = np.zeros(2 * count, dtype=np.int64)
+                grown[:count] = object_size
+                object_size = grown
             object_size[t] = s
             count += 1
-        elif v & _LOW32 != s:
+        elif object_size[t] != s:
             return table, object_size, count, filled, i
         out[filled] = t
         filled += 1
@@ -162,39 +157,16 @@ def _renumber_sized(keys, sizes, table, object_size, count, out, filled):  # pra
 
 
 @numba.njit(cache=True, nogil=True)
-def _renumber_direct(keys, sizes, direct, object_size, count, out, filled):  # pragma: no cover - compiled
-    for i in range(keys.shape[0]):
-        s = np.int64(sizes[i])
-        if s == 0:
-            continue
-        k = keys[i]
-        t = np.int64(direct[k]) - 1
-        if t < 0:
-            t = count
-            direct[k] = count + 1
-            object_size[t] = s
-            count += 1
-        elif object_size[t] != s:
-            return count, filled, i
-        out[filled] = t
-        filled += 1
-    return count, filled, -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _table_of_direct(direct, object_size, count):  # pragma: no cover - compiled
-    """The hash table (and an object-size array sized for it) holding every key the direct array has seen."""
+def _table_of_direct(direct, count):  # pragma: no cover - compiled
+    """The hash table holding every key the direct array has seen, with its id."""
     slots = 1 << 12
     while 2 * (count + 1) > slots:
         slots *= 2
     table = _new_table(slots)
     for k in range(direct.shape[0]):
         if direct[k] > 0:
-            t = np.int64(direct[k]) - 1
-            _find_or_add(table, np.int64(k), t, object_size[t])
-    sized = np.zeros(slots // 2, dtype=np.int64)
-    sized[:count] = object_size[:count]
-    return table, sized
+            _find_or_add(table, np.int64(k), np.int64(direct[k]) - 1)
+    return table
 
 
 @numba.njit(cache=True, nogil=True)
