@@ -137,11 +137,14 @@ def whole_process(sizes: list[int], objects: int, repeats: int, ids: list[str], 
         hashpower = max(int(np.ceil(np.log2(objects))) + 1, 16)
         del trace
         for id_kind in ids:
-            if id_kind == "sparse":
-                records = np.memmap(path, dtype=RECORD, mode="r+")
+            if id_kind == "sparse":  # a scattered copy: the compact file stays as written, whatever the order
+                records = np.fromfile(path.with_name(f"zipf-{n}.bin"), dtype=RECORD)
                 records["id"] = (records["id"] + np.uint64(1)) * _SCATTER
-                records.flush()
+                path = path.with_name(f"zipf-{n}-sparse.bin")
+                records.tofile(path)
                 del records
+            else:
+                path = path.with_name(f"zipf-{n}.bin")
             ours_cmd = [sys.executable, "-m", "envs.cli.simulate_cli", "--trace", str(path), "--policy", "lru", "fifo",
                         "belady", "--capacity", str(capacity), "--jobs", str(jobs), "--json"]  # fmt: skip
             lcs_cmd = [sys.executable, "-c", LIBCACHESIM_SCRIPT, str(path), str(capacity), str(hashpower)]
@@ -155,7 +158,8 @@ def whole_process(sizes: list[int], objects: int, repeats: int, ids: list[str], 
             o_t, t_t, o_m, t_m, o_c, t_c = (statistics.median(x[k] for x in runs) for k in (0, 1, 2) for runs in (ours, theirs))
             print(f"{n:>10} {id_kind:>7} {o_t:>7.2f} {t_t:>7.2f} {t_t / o_t:>8.2f} {o_c:>10.2f} {t_c:>9.2f} {o_m:>9.0f} "
                   f"{t_m:>8.0f} {o_m / t_m:>9.2f}  {agree}")  # fmt: skip
-        path.unlink()
+        for leftover in path.parent.glob("zipf-*.bin"):
+            leftover.unlink()
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 
