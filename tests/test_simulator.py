@@ -213,6 +213,23 @@ def test_cli_json(tmp_path, capsys) -> None:
     assert "positive" in err and len(err.strip().splitlines()) == 1
     assert simulate_main(["--trace", str(path), "--capacity", str(2**70)]) == 2
     assert "2**62" in capsys.readouterr().err
+
+
+def test_cli_threads_give_the_serial_rows(tmp_path, capsys) -> None:
+    import json
+
+    path = write_oracle_general(random_trace(2), tmp_path / "t.bin")
+    args = ["--trace", str(path), "--policy", "fifo", "mru", "lfu", "belady", "sieve", "s3fifo", "--capacity", "10KiB",
+            "40KiB", "--json"]  # fmt: skip
+    outputs = []
+    for jobs in ("1", "3"):
+        assert simulate_main([*args, "--jobs", jobs]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 12
+    assert [r["policy"] for r in outputs[0][:6:2]] == ["fifo", "mru", "lfu"]  # rows in the order asked, no LRU row added
+    assert all(r["speedup_vs_lru"] > 0 for r in outputs[0])
+    assert simulate_main([*args, "--jobs", "-1"]) == 2
+    assert "--jobs must be >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # tyro refuses a name outside the Literal choices
         simulate_main(["--trace", str(path), "--policy", "nope", "--capacity", "1KiB"])
     assert exc.value.code == 2
