@@ -129,18 +129,24 @@ def check_labels_match(cfg: LLMConfig, labels: Path, prompt_version: int | None 
             )
 
 
+def base_directory(cfg: LLMConfig, run_dir: Path) -> Path:
+    """Where the run's base model lives: ``run_dir/base`` for a preset (built there on first use), else ``--base``."""
+    from training.llm_base import PRESETS
+
+    return run_dir / "base" if cfg.base in PRESETS else Path(cfg.base)
+
+
 def resolve_base(cfg: LLMConfig, run_dir: Path) -> Path:
     """The base model directory (building and pretraining a preset inside the run directory)."""
     from training.llm_base import PRESETS, build_base, pretrain
 
+    base = base_directory(cfg, run_dir)
     if cfg.base in PRESETS:
-        base = run_dir / "base"
         if not (base / "model.safetensors").is_file():
             build_base(cfg.base, base, cfg.seed)
             if cfg.pretrain_steps:
                 pretrain(base, Path(cfg.labels) / "train.jsonl", cfg.pretrain_steps, cfg.pretrain_lr, cfg.batch_size, cfg.seed)
         return base
-    base = Path(cfg.base)
     if not base.is_dir():
         raise ValueError(f"--base {cfg.base}: neither a model directory nor a preset ({', '.join(PRESETS)})")
     return base
@@ -194,9 +200,7 @@ def train(cfg: LLMConfig) -> Path:
     seed_everything(cfg.seed, cfg.threads)
     train_rows = read_labels(Path(cfg.labels) / "train.jsonl")
     val_rows = read_labels(Path(cfg.labels) / "validation.jsonl")
-    from training.llm_base import PRESETS
-
-    base_dir = run_dir / "base" if cfg.base in PRESETS else Path(cfg.base)
+    base_dir = base_directory(cfg, run_dir)
     prompt_version = base_prompt_version(base_dir) if base_dir.is_dir() else PROMPT_VERSION  # a preset not built yet
     check_labels_match(cfg, Path(cfg.labels), prompt_version)
     rng = np.random.default_rng(cfg.seed)
