@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 class ObservationPolicy(Policy):
-    """A policy over the env's flat observation (what an RL agent trained on the env sees)."""
+    """A policy over the env's flat observation (what an RL agent trained on the env sees). It decides from
+    observations alone, so rollouts run it through the env's fused step (no decision views built)."""
+
+    observation_batched = True
 
     def __init__(self, act: Callable[..., Any], k: int, rule: str = "lru", name: str = "custom") -> None:
         self.act = act
@@ -34,9 +37,19 @@ class ObservationPolicy(Policy):
             self._takes_mask = False
 
     def choose(self, view: DecisionView) -> int:
-        obs = view.observation()
-        action = self.act(obs, view.mask()) if self._takes_mask else self.act(obs)
-        return _scalar(action, self.name)
+        return self.choose_observations(view.observation()[None], np.array([view.n]))[0]
+
+    def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
+        """One call of the agent per row; each gets its own copy of the row (an agent may keep what it is given)
+        and, if it takes one, the mask of the row's valid candidate slots."""
+        from envs.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
+
+        slots = np.arange((obs.shape[-1] - N_GLOBAL_FEATURES) // N_CAND_FEATURES)
+        out = []
+        for row, n in zip(obs, n_candidates, strict=True):
+            action = self.act(row.copy(), slots < n) if self._takes_mask else self.act(row.copy())
+            out.append(_scalar(action, self.name))
+        return out
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule}

@@ -37,6 +37,23 @@ def test_a_callable_and_an_sb3_model_are_evaluated_like_policies(tiny_suite: Sui
     as_callable = evaluate(lambda obs: 0, tiny_suite, "validation", k=16, candidates="lru", name="first")
     assert [r["norm_byte_score"] for r in as_callable.rows] == [0.0, 0.0]
     assert as_callable.rows[0]["agent"] == "first"
+    # callables decide from observations, so rollouts take the env's fused step: same choices as through views,
+    # and each call gets an observation of its own (an agent may keep them)
+    from agents.adapters import as_policy
+    from agents.rollout import run_policy, start_episode
+
+    seen: list[np.ndarray] = []
+
+    def last_valid(obs: np.ndarray, mask: np.ndarray) -> int:
+        seen.append(obs)
+        return int(np.flatnonzero(mask)[-1])
+
+    policy = as_policy(last_valid, k=16, rule="lru", name="last")
+    for inst in tiny_suite.instances("validation"):
+        fused = run_policy(inst.prepared, policy, inst.capacity, seed=inst.seed)
+        episode = start_episode(inst.prepared, policy, inst.capacity, seed=inst.seed)
+        assert episode.play(policy.choose) == fused.result and fused.decisions > 1
+    assert len({o.tobytes() for o in seen}) > 2
     # an untrained SB3 model plays through the same path (k from its action space); its masked choices are valid
     from sb3_contrib import MaskablePPO
 
