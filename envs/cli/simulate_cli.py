@@ -56,6 +56,8 @@ def run(cfg: SimulateConfig) -> int:
         raise SimError("give exactly one of --capacity, --capacity-fraction or --headroom")
     if not cfg.policy:
         raise SimError("--policy needs at least one policy")
+    if cfg.jobs < 0:
+        raise SimError(f"--jobs must be >= 0, got {cfg.jobs}")
     fmt = cfg.format or guess_format(cfg.trace)
     mode = cfg.mode or ("classic" if fmt == "oracleGeneral" else "tensor")
     trace = read_trace(cfg.trace, fmt)
@@ -64,8 +66,6 @@ def run(cfg: SimulateConfig) -> int:
     prepared = prepare(trace, mode)
     specs = [*cfg.capacity, *(float(f) for f in cfg.capacity_fraction), *(Headroom(h) for h in cfg.headroom)]
     caps = [resolve_capacity(s, prepared) for s in specs]
-    if cfg.jobs < 0:
-        raise SimError(f"--jobs must be >= 0, got {cfg.jobs}")
     wanted = [*cfg.policy, *(["lru"] if "lru" not in cfg.policy else [])]  # LRU is every row's yardstick
     runs = simulate_many(prepared, [(p, c) for p in wanted for c in caps], cfg.seed, cfg.jobs or available_cores())
     lru_moved = {c: runs[("lru", c)].bytes_moved for c in caps}
