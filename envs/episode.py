@@ -188,12 +188,8 @@ class Episode:
         else:
             if n < 0:
                 raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
-            if type(index) is int and 0 <= index < n:  # the hot loop's case
-                valid, i = True, index
-            else:
-                valid = _is_index(index, n)
-                i = int(index) if valid else 0
-            victim = (self._cands if self._cands is not None else self._buf).item(i)
+            valid = _is_index(index, n)  # plain ints take its short path
+            victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
             self.n_decisions += 1
         if obs is None:
             obs = self._scratch_obs
