@@ -16,7 +16,7 @@ import numpy as np
 from agents.base import Policy
 
 if TYPE_CHECKING:
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
 
 
 class ObservationPolicy(Policy):
@@ -42,7 +42,7 @@ class ObservationPolicy(Policy):
     def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
         """One call of the agent per row; each gets its own copy of the row (an agent may keep what it is given)
         and, if it takes one, the mask of the row's valid candidate slots."""
-        from envs.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
+        from envs.gym.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
 
         slots = np.arange((obs.shape[-1] - N_GLOBAL_FEATURES) // N_CAND_FEATURES)
         out = []

@@ -1,6 +1,6 @@
 """The policy interface shared by every agent.
 
-A decision is a sealed :class:`~envs.features.DecisionView`: the eviction candidates (resident, evictable
+A decision is a sealed :class:`~envs.gym.features.DecisionView`: the eviction candidates (resident, evictable
 tensors) with their past-only features and the global state. A :class:`Policy` returns the index of the
 candidate to evict. Most policies are *scorers*
 (Parrot's split): :class:`ScorerPolicy` rates candidates (lower = evict first) and evicts the lowest score, ties
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
     from envs.sim.oracle import Oracle
 
 
@@ -57,7 +57,7 @@ class Policy(ABC):
         return [self.choose(v) for v in views]
 
     def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
-        """Choices from a batch of observations (rows of ``envs.features.observation_size(k)``) and the number of
+        """Choices from a batch of observations (rows of ``envs.gym.features.observation_size(k)``) and the number of
         valid candidates of each; only for policies with ``observation_batched``."""
         raise NotImplementedError(f"{self.name} decides from views, not observations")
 

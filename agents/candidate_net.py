@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from envs.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
+from envs.gym.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
 
 #: Bumped when the network layout changes, so an old export is refused instead of misread.
 NET_VERSION = 1

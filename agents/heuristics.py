@@ -11,7 +11,7 @@ from agents.base import Policy, ScorerPolicy
 from envs.sim import engine as E
 
 if TYPE_CHECKING:
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
     from envs.sim.oracle import Oracle
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from agents.base import Policy
 
 if TYPE_CHECKING:
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
 
 LLM_EXTRA_HINT = "pip install -e '.[llm]'"
 

@@ -18,7 +18,7 @@ from envs.sim.simulator import CANDIDATE_RULES
 
 if TYPE_CHECKING:
     from agents.candidate_net import CandidateNet
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
 
 WEIGHTS, CONFIG = "policy.safetensors", "policy.json"
 EXPORT_FORMAT = "tensorcache-candidate-net"
@@ -109,7 +109,7 @@ def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str
     """Writes ``net`` as ``policy.safetensors`` + ``policy.json`` into ``directory`` (created)."""
     from safetensors.torch import save_file
 
-    from envs.atomic_io import atomic_path, write_text_atomic
+    from envs.io.atomic import atomic_path, write_text_atomic
 
     d = Path(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}

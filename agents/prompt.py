@@ -5,7 +5,7 @@ word-level tokenizer gives every bucket its own token and the model never has to
 
     inc kK s20 free3 pos7 it4 C0 kW s24 a9 f2 r10 pf3 l-1 d0i1 C1 kA s22 a2 f0 rn pn l0 d1i1 ... evict
 
-The completion is one candidate identifier (`` C1``). Every field comes from :class:`envs.features.DecisionView`
+The completion is one candidate identifier (`` C1``). Every field comes from :class:`envs.gym.features.DecisionView`
 (the past only; no next-use times), so a prompt never holds future knowledge.
 
 Fields of a candidate: identifier ``C{j}``; kind ``k{W,A,G,O,K,T,I}``; ``s{log2 size}``; ``a{log2(1 + age)}``
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from envs.trace import Kind
 
 if TYPE_CHECKING:
-    from envs.features import DecisionView
+    from envs.gym.features import DecisionView
 
 #: Bumped whenever the serialisation changes (recorded in label files and model configs).
 PROMPT_VERSION = 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from agents.base import Policy
 from agents.heuristics import FIFO, LFU, LRU, MRU, SIEVE, Belady, NextUsePredictor, Random
+from envs.sim.policies import AGENT_POLICIES, policy_spec
 
 #: Agents that anchor the normalized scores: no entry may take these names.
 REFERENCE_AGENTS = ("lru", "belady")
@@ -84,18 +85,18 @@ class Registry:
         return self.spec(name).factory()
 
 
+#: The policy class of each built-in agent of the catalogue (:data:`envs.sim.policies.AGENT_POLICIES`).
+BUILTIN_CLASSES: dict[str, type[Policy]] = {
+    cls.name: cls for cls in (LRU, FIFO, MRU, LFU, Random, SIEVE, NextUsePredictor, Belady)
+}
+
+
 def builtin_registry() -> Registry:
-    """A new registry holding the built-in heuristics and Belady."""
+    """A new registry holding the catalogue's built-in agents (the heuristics and Belady), in catalogue order."""
     return Registry(
         [
-            AgentSpec("lru", LRU),
-            AgentSpec("fifo", FIFO),
-            AgentSpec("mru", MRU),
-            AgentSpec("lfu", LFU),
-            AgentSpec("random", Random),
-            AgentSpec("sieve", SIEVE),
-            AgentSpec("next-use", NextUsePredictor),
-            AgentSpec("belady", Belady, legal=False),
+            AgentSpec(name, BUILTIN_CLASSES[name], legal=policy_spec(name).legal, source="agents.heuristics")
+            for name in AGENT_POLICIES
         ]
     )
 

@@ -1,5 +1,5 @@
 """Running a policy over a whole trace: the compiled fast path for built-in policies, or the episode driver
-(:class:`envs.episode.Episode`) for everything else, one trace at a time or several in lockstep."""
+(:class:`envs.gym.episode.Episode`) for everything else, one trace at a time or several in lockstep."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.base import Policy
-from envs.episode import Episode
-from envs.features import observation_size
-from envs.sim.simulator import PreparedTrace, SimResult, simulate
+from envs.gym.episode import Episode
+from envs.gym.features import observation_size
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import SimResult, simulate
 
 
 @dataclass(frozen=True)

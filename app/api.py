@@ -189,7 +189,7 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/export/report", response_class=HTMLResponse)
     def export_report(req: SimulateRequest) -> str:
         """A self-contained HTML report (tables and inline SVG figures) with the command that reproduces it."""
-        from app.report import report_html
+        from app.run_report import report_html
 
         res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points)
         return report_html(res, svc().describe(res["trace_id"]))

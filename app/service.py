@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 
 from envs.sim.bandwidth import LINKS, get_link
-from envs.sim.capacity import Headroom, SimError, resolve_capacity
-from envs.sim.simulator import POLICY_CODES, PreparedTrace, SimResult, prepare
+from envs.sim.capacity import Headroom, resolve_capacity
+from envs.sim.errors import SimError
+from envs.sim.policies import CATALOGUE, kind_of
+from envs.sim.prepared import PreparedTrace, prepare
+from envs.sim.simulator import POLICY_CODES, SimResult
 from envs.trace import Kind, Trace
 
 MAX_LAYERS = 128
@@ -33,7 +36,9 @@ MAX_UPLOAD_BYTES = 64 * 2**20
 MAX_TIMELINE_POINTS = 400
 #: Strategies that take long enough to be run only as background jobs.
 SLOW_STRATEGIES = ("llm",)
-OFFLINE = ("cost-belady", "lp-guided", "best-offline")
+#: Catalogue strategies that are no agent of the registry but run here (offline references, the bound).
+CATALOGUE_ONLY = tuple(p.name for p in CATALOGUE if not p.agent and "tensor" in p.modes)
+OFFLINE = tuple(n for n in CATALOGUE_ONLY if kind_of(n) == "offline")
 WORKLOAD_PRESETS = {
     "transformer-train": ("mistral-7b", "gpt2-small"),
     "transformer-infer": ("mistral-7b", "gpt2-small"),
@@ -166,10 +171,9 @@ class Copilot:
         out = []
         for name in self.registry().names():
             spec = self.registry().spec(name)
-            kind = "offline" if not spec.legal else ("heuristic" if spec.kind in ("builtin", "baseline") else "learned")
+            kind = kind_of(name) or ("offline" if not spec.legal else "learned")
             out.append({"name": name, "kind": kind, "slow": name in SLOW_STRATEGIES})
-        out += [{"name": n, "kind": "offline", "slow": False} for n in OFFLINE]
-        out.append({"name": "lower-bound", "kind": "bound", "slow": False})
+        out += [{"name": n, "kind": kind_of(n), "slow": False} for n in CATALOGUE_ONLY]
         return out
 
     def links(self) -> list[dict]:
@@ -194,8 +198,8 @@ class Copilot:
         return key
 
     def add_upload(self, filename: str, data: bytes) -> str:
-        from envs.formats import guess_format, read_trace
         from envs.trace import TraceError
+        from envs.trace.formats import guess_format, read_trace
 
         if len(data) > MAX_UPLOAD_BYTES:
             raise CopilotError(f"upload is {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
@@ -244,7 +248,7 @@ class Copilot:
         }
 
     def stats(self, key: str) -> dict:
-        from envs.stats import trace_stats
+        from envs.trace.stats import trace_stats
 
         trace, _, _ = self._get(key)
         return asdict(trace_stats(trace))
@@ -277,7 +281,7 @@ class Copilot:
         with self._lock:
             if cache_key in self._results:
                 return self._results[cache_key]
-        from envs.sim.timeline import record
+        from envs.gym.timeline import record
 
         timeline = None
         if name in POLICY_CODES:
@@ -285,10 +289,10 @@ class Copilot:
         elif name in OFFLINE:
             if prepared.classic:
                 raise CopilotError(f"{name} needs a tensor-mode trace")
-            from envs.sim.offline import OFFLINE_REFERENCES, run_offline
+            from envs.sim.offline import OFFLINE_REFERENCES, best_offline, run_offline
 
             runs = [run_offline(n, prepared, capacity) for n in ((name,) if name != "best-offline" else OFFLINE_REFERENCES)]
-            result = min(runs, key=lambda r: r.bytes_moved)
+            result = best_offline(runs)
         elif name in self.registry():
             policy = self.registry().make(name)
             result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,

@@ -10,6 +10,6 @@ from envs.trace import Kind, Op, Phase, Trace, TraceError
 from envs.version import ENV_ID, ENV_VERSION, __version__
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.eviction_env:EvictionEnv", max_episode_steps=100_000)
+    register(id=ENV_ID, entry_point="envs.gym.eviction_env:EvictionEnv", max_episode_steps=100_000)
 
 __all__ = ["ENV_ID", "ENV_VERSION", "Kind", "Op", "Phase", "Trace", "TraceError", "__version__"]

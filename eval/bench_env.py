@@ -17,7 +17,7 @@ import numpy as np
 
 
 def single_env_rate(trace, capacity: int, k: int, rule: str, steps: int) -> float:
-    from envs.eviction_env import EvictionEnv
+    from envs.gym.eviction_env import EvictionEnv
 
     env = EvictionEnv(trace=trace, capacity=capacity, k=k, candidates=rule)
     env.reset(seed=0)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         rates = [single_env_rate(trace, inst.capacity, args.k, rule, args.steps) for _ in range(args.repeats)]
         setup = f"single env, {rule} candidates"
         rows.append({"setup": setup, "median_decisions_per_s": statistics.median(rates), "runs": rates})
-    from envs.features import observation_size
+    from envs.gym.features import observation_size
 
     rates = [noop_env_rate(args.k, observation_size(args.k), args.steps) for _ in range(args.repeats)]
     rows.append({"setup": "no-op Gymnasium env (floor)", "median_decisions_per_s": statistics.median(rates), "runs": rates})

@@ -32,8 +32,8 @@ def zipf_trace(n: int, n_obj: int, alpha: float, seed: int) -> Trace:
 def main(argv: list[str] | None = None) -> int:
     import libcachesim as lcs
 
-    from envs.formats import write_oracle_general
     from envs.sim import prepare, simulate
+    from envs.trace.formats import write_oracle_general
 
     ap = argparse.ArgumentParser(prog="python -m eval.bench_simulator")
     ap.add_argument("--requests", type=int, default=1_000_000)
@@ -122,8 +122,8 @@ def whole_process(sizes: list[int], objects: int, repeats: int, ids: list[str], 
     import os
     import sys
 
-    from envs.formats import write_oracle_general
-    from envs.formats.oracle_general import RECORD
+    from envs.trace.formats import write_oracle_general
+    from envs.trace.formats.oracle_general import RECORD
 
     print(f"load average at start: {os.getloadavg()[0]:.2f}; ours runs its 3 policies with --jobs {jobs}")
     head = (f"{'requests':>10} {'ids':>7} {'ours s':>7} {'lcs s':>7} {'speed-up':>8} {'ours CPU s':>10} {'lcs CPU s':>9} "

@@ -55,7 +55,7 @@ def time_hf(task: str, repeats: int) -> dict:
     import tempfile
     from pathlib import Path
 
-    from envs.hf_capture import capture_hf
+    from envs.capture.hf import capture_hf
 
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "config.json").write_text(json.dumps(HF_8B))

@@ -149,7 +149,7 @@ the top legal agents (offline references read the future and are left out).</p>
 
 def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
     """Writes the PNG figures and ``report.html`` (per split: tables, definitions, captioned figures)."""
-    from envs.atomic_io import write_text_atomic
+    from envs.io.atomic import write_text_atomic
 
     sections, fig = [], 1
     for board in boards["splits"].values():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from envs.benchmarks.score import normalized
 from envs.sim.bandwidth import get_link
+from envs.sim.policies import CATALOGUE
 
 if TYPE_CHECKING:
     from agents.rollout import Run
@@ -35,7 +36,7 @@ RAW = ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", 
 DERIVED = ("hit_ratio", "byte_hit_ratio", "bytes_moved", "transfer_s", "lru_bytes", "anchor_bytes", "admitted",
            "speedup_vs_lru", "norm_byte_score", "norm_hit_score", "decisions_per_s")  # fmt: skip
 #: Rows the suite's references provide (no policy runs for them): the offline references and the best of them.
-REFERENCE_ROWS = ("cost-belady", "lp-guided", "best-offline")
+REFERENCE_ROWS = tuple(p.name for p in CATALOGUE if p.kind == "offline" and not p.agent)
 COLUMNS = (*IDENTITY, *RAW, *DERIVED, "versions")
 #: Raw counts a replay must reproduce exactly (wall time differs between runs, of course).
 REPLAYED_RAW = tuple(c for c in RAW if c != "walltime_s")

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{split:<9} {name:<7} {cells}  mean {t['mean']:.3f} [{t['ci_low']:.3f}, {t['ci_high']:.3f}]"
                   f"  closest to mean: seed {t['closest_to_mean']}")  # fmt: skip
     if cfg.out is not None:
-        from envs.atomic_io import write_text_atomic
+        from envs.io.atomic import write_text_atomic
 
         write_text_atomic(cfg.out, json.dumps(table, indent=2))
     return 0

@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 
+from envs.benchmarks import Family, Suite
 from envs.trace import Trace, classic_trace
 from envs.workloads import generate_trace
 
@@ -27,6 +28,24 @@ def readme_example(section: str) -> dict:
     namespace: dict = {}
     exec(compile(code, f"README {section}", "exec"), namespace)
     return namespace
+
+
+def family(name: str, *, layers: int = 1, iterations: int | None = None, **kwargs) -> Family:
+    """A small suite family by its short name: ``gpt2-serve``, ``gpt2-train``, ``mistral-train``."""
+    workload, preset, default_iterations = {
+        "gpt2-serve": ("transformer-infer", "gpt2-small", 3),
+        "gpt2-train": ("transformer-train", "gpt2-small", 2),
+        "mistral-train": ("transformer-train", "mistral-7b", 2),
+    }[name]
+    return Family(name, workload, preset, layers=layers, iterations=iterations or default_iterations, **kwargs)
+
+
+def make_suite(name: str, seeds: dict[str, tuple[int, ...]], *, families: tuple[Family, ...] | None = None,
+               headrooms: tuple[float, ...] = (0.2,), **kwargs) -> Suite:  # fmt: skip
+    """The one factory of the small suites the tests run (default: one 1-layer GPT-2 serving family at headroom
+    0.2); other :class:`~envs.benchmarks.Suite` fields pass through."""
+    return Suite(name=name, version="0", families=families or (family("gpt2-serve"),), headrooms=headrooms, seeds=seeds,
+                 **kwargs)  # fmt: skip
 
 
 def make_classic_trace(ids: np.ndarray, sizes_by_id: np.ndarray) -> Trace:

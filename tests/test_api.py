@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from envs.formats import write_trace
+from envs.trace.formats import write_trace
 from tests.conftest import make_classic_trace
 
 SMALL = {"workload": "transformer-train", "preset": "gpt2-small", "layers": 1, "iterations": 2, "method": "analytic"}

@@ -25,6 +25,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+pytestmark = pytest.mark.slow  # a real Chromium against the API and the Streamlit server
+
+
 @pytest.fixture(scope="module")
 def dashboard():
     assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install chromium (scripts/test.sh does it)"

@@ -35,6 +35,7 @@ def test_default_page_shows_metrics_and_charts(page) -> None:
     assert "tensorcache-simulate" in page.code[0].value
 
 
+@pytest.mark.slow  # reruns the whole page for each control (about a minute)
 def test_choose_workload_memory_and_strategies_then_run(page) -> None:
     before = _metrics(page)["Bytes in"]
     page.selectbox(key="family").set_value("transformer serving").run()

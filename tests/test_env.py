@@ -10,6 +10,7 @@ import pytest
 
 import envs  # noqa: F401 - registers the env
 from agents import make_policy
+from envs.gym.features import observation_size
 from envs.sim import headroom_capacity, prepare, simulate
 from envs.trace import Trace
 
@@ -123,7 +124,7 @@ def test_sb3_make_vec_env_works() -> None:
         "capacity": 0.97, "k": 8})  # fmt: skip
     try:
         obs = vec.reset()
-        assert obs.shape == (2, 8 * 17 + 12)
+        assert obs.shape == (2, observation_size(8))
         _, reward, _, _ = vec.step(np.zeros(2, dtype=np.int64))
         assert reward.shape == (2,)
     finally:
@@ -209,7 +210,7 @@ def test_make_vec_async_steps_with_masks() -> None:
 
 
 def test_observation_matches_its_documented_table(small_train_trace: Trace) -> None:
-    from envs.features import N_CAND_FEATURES
+    from envs.gym.features import N_CAND_FEATURES
 
     env = _make(small_train_trace, k=8, candidates="mixed").unwrapped
     obs, _ = env.reset(seed=0)
@@ -252,8 +253,8 @@ def test_view_is_sealed(small_train_trace: Trace) -> None:
 
 @pytest.mark.parametrize("rule", ["lru", "mixed"])
 def test_fused_step_equals_evict_advance_and_view(small_train_trace: Trace, rule: str) -> None:
-    from envs.episode import Episode
-    from envs.features import observation_size
+    from envs.gym.episode import Episode
+    from envs.gym.features import observation_size
 
     prepared = prepare(small_train_trace, "tensor")
     cap = headroom_capacity(prepared, 0.3)

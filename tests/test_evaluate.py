@@ -8,20 +8,15 @@ import pytest
 
 import envs  # noqa: F401 - registers the env
 from agents import make_policy
-from envs.benchmarks import Family, Suite
+from envs.benchmarks import Suite
 from envs.sim import Headroom
 from eval.evaluate import evaluate
+from tests.conftest import make_suite
 
 
 @pytest.fixture(scope="module")
 def tiny_suite() -> Suite:
-    return Suite(
-        name="tiny",
-        version="0",
-        families=(Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=1, iterations=3),),
-        headrooms=(0.2,),
-        seeds={"train": (0,), "validation": (5, 6)},
-    )
+    return make_suite("tiny", {"train": (0,), "validation": (5, 6)})
 
 
 def test_references_score_zero_and_one(tiny_suite: Suite) -> None:

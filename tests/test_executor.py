@@ -9,26 +9,19 @@ import time
 
 import pytest
 
-from envs.benchmarks import Family, Suite
+from envs.benchmarks import Suite
 from eval.executor import Executor, chunked
 from eval.leaderboard.entries import registry
 from eval.leaderboard.run import LeaderboardRun, resolve_agents
+from tests.conftest import family, make_suite
 
 TIMING = ("walltime_s", "decisions_per_s")
 
 
 @pytest.fixture(scope="module")
 def suite() -> Suite:
-    return Suite(
-        name="exec",
-        version="0",
-        families=(Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=1, iterations=3),
-                  Family("mistral-train", "transformer-train", "mistral-7b", layers=1, iterations=2)),
-        headrooms=(0.2, 0.5),
-        seeds={"test": (5, 6)},
-        anchor="lower-bound",
-        min_lru_gap=0.0,
-    )  # fmt: skip
+    families = (family("gpt2-serve"), family("mistral-train"))
+    return make_suite("exec", {"test": (5, 6)}, families=families, headrooms=(0.2, 0.5), anchor="lower-bound")
 
 
 def _rows(suite: Suite, executor: Executor) -> list[dict]:

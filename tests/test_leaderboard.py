@@ -10,24 +10,17 @@ import numpy as np
 import pytest
 
 from agents import builtin_registry
-from envs.benchmarks import TCB_V1, Family, Suite, get_suite
+from envs.benchmarks import TCB_V1, Suite, get_suite
 from eval.leaderboard.replay import validate
 from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
 from eval.metrics import aggregate, normalized
+from tests.conftest import family, make_suite
 
 
 @pytest.fixture()
 def mini_suite() -> Suite:
-    return Suite(
-        name="mini",
-        version="0",
-        families=(
-            Family("mistral-train", "transformer-train", "mistral-7b", layers=2, iterations=2),
-            Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=2, iterations=3),
-        ),
-        headrooms=(0.2, 0.5),
-        seeds={"train": (0,), "test": (11, 12)},
-    )
+    families = (family("mistral-train", layers=2), family("gpt2-serve", layers=2))
+    return make_suite("mini", {"train": (0,), "test": (11, 12)}, families=families, headrooms=(0.2, 0.5))
 
 
 def _write_csv(path, table) -> None:

@@ -65,7 +65,7 @@ def test_following_the_labels_reproduces_belady(small_serve_trace: Trace) -> Non
     assert n > 20
     # replaying the labelled choices is exactly the Belady run
     from agents.heuristics import Belady
-    from envs.episode import Episode
+    from envs.gym.episode import Episode
 
     episode = Episode(prepared, cap, k=10**6)
     belady = Belady(episode.oracle)
@@ -106,7 +106,7 @@ def test_make_labels_records_teacher_and_version_and_any_executor_writes_the_sam
 
 def test_prompt_versions_hold_the_same_fields_and_models_keep_theirs(small_serve_trace: Trace) -> None:
     from agents.llm import base_prompt_version
-    from envs.episode import Episode
+    from envs.gym.episode import Episode
     from envs.sim import headroom_capacity
 
     prepared = prepare(small_serve_trace, "tensor")
@@ -147,6 +147,7 @@ def test_prompt_holds_no_future_information() -> None:
     assert all(set(p.split()) <= words for p in prompts[0])
 
 
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
 def test_sft_on_4bit_lora_lowers_the_loss_and_overfits(trained_run: Path) -> None:
     summary = json.loads((trained_run / "summary.json").read_text())
     losses = [h["loss"] for h in summary["log_history"] if "loss" in h]
@@ -164,6 +165,7 @@ def test_sft_on_4bit_lora_lowers_the_loss_and_overfits(trained_run: Path) -> Non
     assert cfg["load_in_4bit"] is True
 
 
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
 def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Path, small_serve_trace: Trace) -> None:
     from agents.llm import LLMPolicy
     from agents.rollout import run_policy
@@ -192,11 +194,12 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
     assert [b.result for b in batched] == [r.result for r in single]
 
 
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
 def test_word_level_prompt_ids_equal_the_tokenizer_s(trained_run: Path, small_serve_trace: Trace) -> None:
     from tokenizers import normalizers
 
     from agents.llm import LLMPolicy, word_level_vocabulary
-    from envs.episode import Episode
+    from envs.gym.episode import Episode
     from envs.sim import headroom_capacity
 
     policy = LLMPolicy.load(trained_run / "base")
@@ -214,6 +217,7 @@ def test_word_level_prompt_ids_equal_the_tokenizer_s(trained_run: Path, small_se
     assert word_level_vocabulary(policy.tokenizer) is None
 
 
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
 def test_the_policy_that_plays_is_the_trained_4bit_base_with_its_lora_unmerged(trained_run: Path) -> None:
     """``from_pretrained`` on the saved directories (the code path a Mistral-7B directory takes): the base is
     NF4-quantized, the adapter stays a separate LoRA branch, and the expanded CPU layers compute exactly what
@@ -279,6 +283,7 @@ def test_full_size_check_script_runs_the_7b_code_path_at_tiny_dimensions() -> No
     assert np.isfinite(report["loss"]) and len(report["choices"]) == 3
 
 
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
 def test_tensorboard_has_the_named_scalars(trained_run: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from envs.sim import Simulation, prepare, simulate
-from envs.sim import engine as E
 from envs.sim.lower_bound import lower_bound
 from envs.sim.offline import OFFLINE_REFERENCES, run_offline
 from envs.trace import Op, Trace
@@ -49,7 +48,7 @@ def exhaustive_optimum(prepared, capacity: int) -> int:
         if sim.advance():
             best[0] = min(best[0], sim.result().bytes_moved)
             return
-        moved = int(sim.S[E.S_BIN] + sim.S[E.S_BOUT])
+        moved = sim.bytes_moved
         if moved >= best[0]:
             return
         for t in sim.candidates(10**6):

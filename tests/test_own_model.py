@@ -53,7 +53,7 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_hf_config_traces_with_exact_weight_bytes(name: str, tmp_path: Path) -> None:
-    from envs.hf_capture import build_model, capture_hf, load_config
+    from envs.capture.hf import build_model, capture_hf, load_config
 
     config, expected = CONFIGS[name]
     path = tmp_path / "config.json"
@@ -100,7 +100,7 @@ def test_hf_config_traces_with_exact_weight_bytes(name: str, tmp_path: Path) -> 
     ],
 )
 def test_bad_configs_get_one_line_errors(config: dict, message: str, tmp_path: Path) -> None:
-    from envs.hf_capture import HFConfigError, capture_hf
+    from envs.capture.hf import HFConfigError, capture_hf
 
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(HFConfigError, match=message) as exc:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from agents.prompt import serialize
-from envs.episode import Episode
+from envs.gym.episode import Episode
 from envs.sim import headroom_capacity, prepare
 from envs.trace import COLUMNS, Trace
 from envs.workloads import generate_trace

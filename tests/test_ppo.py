@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from agents.ppo import PPOPolicy, export_policy
+from envs.gym.features import observation_size, split_observation
 from eval.leaderboard.entries import discover, load_entry
 from training.train_ppo import PPOConfig, train
 
@@ -140,7 +141,7 @@ def test_resume_runs_no_code_and_falls_back_past_a_broken_checkpoint(trained_run
 def test_a_second_trainer_on_the_same_run_is_refused(trained_run: Path, tmp_path: Path) -> None:
     import shutil
 
-    from envs.run_lock import DirectoryBusyError, DirectoryLock
+    from envs.io.run_lock import DirectoryBusyError, DirectoryLock
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
@@ -150,7 +151,7 @@ def test_a_second_trainer_on_the_same_run_is_refused(trained_run: Path, tmp_path
 
 def test_exported_policy_reproduces_the_sb3_models_actions(trained_run: Path) -> None:
 
-    from envs.eviction_env import EvictionEnv
+    from envs.gym.eviction_env import EvictionEnv
     from training.checkpoint import load_latest
     from training.train_ppo import build_model, make_vec_env
 
@@ -181,7 +182,7 @@ def test_export_round_trip_and_bad_exports_are_refused(tmp_path: Path) -> None:
     net = CandidateNet(NetConfig(k=4, hidden=8))
     export_policy(net, "mixed", tmp_path / "ok")
     loaded = PPOPolicy.load(tmp_path / "ok")
-    x = torch.randn(3, 4 * 17 + 12)
+    x = torch.randn(3, observation_size(4))
     assert torch.equal(loaded.net.forward_actor(x), net.forward_actor(x))
     with pytest.raises(ValueError, match=r"missing policy\.safetensors"):
         PPOPolicy.load(tmp_path / "nothing-here")
@@ -253,8 +254,8 @@ def test_policy_net_is_permutation_equivariant() -> None:
 
     torch.manual_seed(1)
     net = CandidateNet(NetConfig(k=5, hidden=8))
-    obs = torch.rand(1, 5 * 17 + 12)
+    obs = torch.rand(1, observation_size(5))
     perm = np.array([3, 0, 4, 1, 2])
-    cand = obs[:, : 5 * 17].reshape(1, 5, 17)[:, perm].reshape(1, -1)
-    permuted = torch.cat([cand, obs[:, 5 * 17 :]], dim=1)
+    table, globals_ = split_observation(obs.numpy(), 5)
+    permuted = torch.from_numpy(np.concatenate([table[:, perm].reshape(1, -1), globals_], axis=1))
     assert torch.allclose(net.forward_actor(permuted), net.forward_actor(obs)[:, perm], atol=1e-6)

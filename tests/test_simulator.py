@@ -8,11 +8,11 @@ import pytest
 from agents import builtin_registry, make_policy
 from agents.rollout import run_policy
 from envs.cli.simulate_cli import main as simulate_main
-from envs.formats import write_oracle_general
 from envs.sim import SimError, headroom_capacity, parse_capacity, prepare, simulate
 from envs.sim import engine as E
 from envs.sim.simulator import Simulation
 from envs.trace import Kind, Op, Trace
+from envs.trace.formats import write_oracle_general
 from tests.conftest import make_classic_trace
 
 lcs = pytest.importorskip("libcachesim", reason="dev extra")  # the dev extra is always installed by scripts/test.sh
@@ -81,8 +81,9 @@ def test_mixed_candidates_follow_their_documented_rule(small_serve_trace: Trace,
     checked = 0
     while not sim.advance() and checked < 600:
         everyone = sim.candidates(10**6, "lru")  # every evictable tensor, least recent first
-        iv = sim.T[everyone, E.F_INTERVAL]
-        predicted = np.where(iv > 0, sim.T[everyone, E.F_LAST] + iv, E.NEVER)
+        state = sim.tensor_state(everyone)
+        iv = state.reuse_interval
+        predicted = np.where(iv > 0, state.last_access + iv, E.NEVER)
         for k in (1, 2, 5, 16):
             half = min((k + 1) // 2, everyone.size)
             first = everyone[np.argsort(-predicted, kind="stable")[:half]]

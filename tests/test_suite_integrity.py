@@ -7,11 +7,13 @@ import csv
 import pytest
 
 from agents import builtin_registry
-from envs.benchmarks import TCB_V2, Family, Suite
+from envs.benchmarks import TCB_V2, Suite
 from eval.leaderboard.replay import validate
 from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
+from tests.conftest import family, make_suite
 
 
+@pytest.mark.slow  # generates the whole tcb-v2 suite
 def test_every_split_of_tcb_v2_holds_distinct_traces() -> None:
     """Distinct by the access columns alone (metadata such as the seed excluded), across all splits."""
     seen: dict[str, tuple[str, str, int]] = {}
@@ -37,17 +39,8 @@ def test_test_ood_families_and_capacities_are_held_out() -> None:
 
 @pytest.fixture(scope="module")
 def bound_suite() -> Suite:
-    return Suite(
-        name="mini-v2",
-        version="0",
-        families=(Family("gpt2-serve", "transformer-infer", "gpt2-small", layers=1, iterations=3),),
-        headrooms=(0.2,),
-        seeds={"train": (0,), "test": (11, 12), "test-ood": (21,)},
-        anchor="lower-bound",
-        ood_families=(Family("gpt2-train", "transformer-train", "gpt2-small", layers=1, iterations=2, batch=4),),
-        ood_headrooms=(0.3,),
-        min_lru_gap=0.05,
-    )
+    return make_suite("mini-v2", {"train": (0,), "test": (11, 12), "test-ood": (21,)}, anchor="lower-bound",
+                      ood_families=(family("gpt2-train", batch=4),), ood_headrooms=(0.3,), min_lru_gap=0.05)  # fmt: skip
 
 
 def test_bound_anchored_leaderboard_scores_at_most_one_and_replays(bound_suite: Suite, tmp_path) -> None:

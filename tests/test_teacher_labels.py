@@ -9,7 +9,7 @@ import pytest
 
 from agents import make_policy
 from envs.benchmarks import get_suite
-from envs.episode import Episode
+from envs.gym.episode import Episode
 from envs.sim import headroom_capacity, prepare
 from envs.sim.offline import lp_residency, run_offline
 from envs.trace import Trace

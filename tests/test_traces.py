@@ -8,9 +8,9 @@ import torch
 
 from envs.capture import AccessRecorder, Registry, build_trace
 from envs.cli.trace_cli import main as traces_main
-from envs.formats import read_csv, read_oracle_general, write_csv, write_oracle_general
-from envs.stats import compare, reuse_distances, trace_stats
 from envs.trace import Kind, Op, Trace, TraceError
+from envs.trace.formats import read_csv, read_oracle_general, write_csv, write_oracle_general
+from envs.trace.stats import compare, reuse_distances, trace_stats
 from envs.workloads import WORKLOADS, WorkloadError, generate_trace
 from envs.workloads.decoder_model import PRESETS as DECODER_PRESETS
 from envs.workloads.decoder_model import PUBLISHED_PARAMS, DecoderLM
@@ -145,7 +145,7 @@ def _first_seen_reference(keys: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("keys", ["small", "sparse", "small-then-sparse"])
 def test_oracle_general_reader_renumbers_chunk_by_chunk(tmp_path, monkeypatch, keys: str) -> None:
-    import envs.formats.oracle_general as og
+    import envs.trace.formats.oracle_general as og
 
     rng = np.random.default_rng(7)
     objects = {"small": np.arange(400), "sparse": rng.integers(1, 2**63, size=400), "small-then-sparse": np.arange(400)}
@@ -189,7 +189,7 @@ def test_lean_columns_hash_and_save_as_their_int64_copies(tmp_path) -> None:
 
 
 def test_renumbering_refuses_more_requests_than_its_output_holds() -> None:
-    from envs.sim.scan_kernels import RequestRenumbering
+    from envs.trace.scan_kernels import RequestRenumbering
 
     renumbering = RequestRenumbering(np.empty(3, dtype=np.int32))
     assert renumbering.add(np.array([9, 4]), np.array([1, 2], dtype=np.uint32)) == -1

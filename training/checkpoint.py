@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from envs.atomic_io import write_text_atomic
+from envs.io.atomic import write_text_atomic
 
 KEEP = 2
 

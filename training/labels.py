@@ -6,7 +6,7 @@ lower-bound LP's solution and is the best offline reference on tcb-v2). A rollou
 (DAgger) any given policy while the teacher labels the states that policy visits. The label is the candidate the
 teacher evicts among the K offered; ``next_use`` keeps each candidate's distance to its next use for ranking
 losses (-1 = empty slot, NEVER = not used again). Observations are the sealed views'
-(:class:`envs.features.DecisionView`) and hold no future information. :func:`collect` labels suite instances
+(:class:`envs.gym.features.DecisionView`) and hold no future information. :func:`collect` labels suite instances
 independently of each other through an :class:`eval.executor.Executor` (serial, process pool or Ray).
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 
 from agents.base import Policy
 from agents.heuristics import Belady
-from envs.episode import Episode
-from envs.features import DecisionView, observation_size
-from envs.sim.simulator import PreparedTrace
+from envs.gym.episode import Episode
+from envs.gym.features import DecisionView, observation_size
+from envs.sim.prepared import PreparedTrace
 
 #: Offline teachers whose choices label decisions.
 TEACHERS = ("belady", "cost-belady", "lp-guided")
@@ -96,7 +96,11 @@ def iter_decisions(
 
         if teacher == "lp-guided" and residency is None:
             residency = lp_residency(prepared, capacity)
-        label_of = offline_chooser(teacher, episode, residency)
+        choose = offline_chooser(teacher, prepared, residency)
+
+        def label_of(view: DecisionView) -> int:
+            return choose(episode.sim, view.candidates)
+
     if rollout is not None:
         rollout.reset(seed)
         if rollout.uses_oracle:

@@ -104,8 +104,8 @@ def _instance_lines(job: tuple) -> list[str]:
 def write_labels(cfg: LabelConfig) -> Path:
     """Writes the dataset; returns the JSONL path."""
     from agents.prompt import PROMPT_VERSION
-    from envs.atomic_io import atomic_path, write_text_atomic
     from envs.benchmarks import get_suite
+    from envs.io.atomic import atomic_path, write_text_atomic
     from eval.executor import Executor
 
     if cfg.split == "test" and not cfg.allow_test:

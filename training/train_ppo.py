@@ -110,7 +110,7 @@ def make_env_fn(cfg: PPOConfig, rank: int):
         from stable_baselines3.common.monitor import Monitor
 
         import envs  # noqa: F401 - registers the env in worker processes
-        from envs.eviction_env import EvictionEnv
+        from envs.gym.eviction_env import EvictionEnv
 
         env = EvictionEnv(suite=cfg.suite, split="train", k=cfg.k, candidates=cfg.candidates, reward=cfg.reward)
         if cfg.max_episode_steps:
@@ -348,7 +348,7 @@ def build_model(cfg: PPOConfig, vec):
 
 def train(cfg: PPOConfig) -> Path:
     """Runs (or resumes) training; returns the run directory."""
-    from envs.run_lock import DirectoryLock
+    from envs.io.run_lock import DirectoryLock
 
     check_config(cfg)
     if cfg.resume:
@@ -366,7 +366,7 @@ def train(cfg: PPOConfig) -> Path:
         if cfg.total_timesteps is None:
             cfg = dataclasses.replace(cfg, total_timesteps=1_000_000)
         run_dir = new_run_dir(cfg)
-        from envs.atomic_io import write_text_atomic
+        from envs.io.atomic import write_text_atomic
 
         write_text_atomic(run_dir / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     with DirectoryLock(run_dir):

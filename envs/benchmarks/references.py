@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from envs.sim.lower_bound import BOUND_VERSION, LowerBound, lower_bound
-from envs.sim.offline import OFFLINE_REFERENCES, residency_by_access, run_offline
-from envs.sim.simulator import PreparedTrace, SimResult, simulate
+from envs.sim.offline import OFFLINE_REFERENCES, best_offline, residency_by_access, run_offline
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import SimResult, simulate
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class References:
     @property
     def best_offline(self) -> SimResult:
         """The offline reference that moves the fewest bytes (ties: the first in :data:`OFFLINE_REFERENCES`)."""
-        return min(self.offline.values(), key=lambda r: r.bytes_moved)
+        return best_offline(self.offline.values())
 
     def to_dict(self) -> dict:
         return {
@@ -81,7 +82,7 @@ def _consistent(refs: References, prepared: PreparedTrace, capacity: int, with_b
 
 def cached_references(prepared: PreparedTrace, capacity: int, with_bound: bool, cache: Path | None) -> References:
     """:func:`compute_references`, read from / written to ``cache`` (a JSON path) when given."""
-    from envs.atomic_io import write_text_atomic
+    from envs.io.atomic import write_text_atomic
 
     if cache is not None and cache.is_file():
         try:

@@ -23,7 +23,7 @@ from envs.benchmarks.cache import default_cache_dir
 from envs.benchmarks.references import References, cached_references, compute_references
 from envs.sim.capacity import headroom_capacity
 from envs.sim.lower_bound import BOUND_VERSION
-from envs.sim.simulator import PreparedTrace, prepare
+from envs.sim.prepared import PreparedTrace, prepare
 from envs.trace import Trace, TraceError
 from envs.version import ENV_VERSION
 from envs.workloads.spec import GENERATOR_VERSION
@@ -197,7 +197,7 @@ class Instance:
         """The lower-bound LP's residency value per access at this capacity (what ``lp-guided`` plays; a teacher
         for imitation), solved once and cached beside the trace. The cache records the trace's hash, the capacity
         and the bound version; anything else, or a damaged file, is solved again."""
-        from envs.atomic_io import atomic_path
+        from envs.io.atomic import atomic_path
         from envs.sim.offline import lp_residency
 
         cache = self.path.with_name(f"{self.path.stem}.residency-c{self.capacity}-b{BOUND_VERSION}.npz")

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Literal
 import tyro
 
 from envs.cli import run_cli
+from envs.sim.bandwidth import LINKS
+from envs.sim.policies import CATALOGUE
 
 if TYPE_CHECKING:
     from envs.sim import PreparedTrace, SimResult
 
-SimPolicy = Literal["lru", "fifo", "mru", "lfu", "belady", "next-use", "random", "sieve", "s3fifo"]
-Link = Literal["pcie4-x16", "pcie5-x16", "nvlink-c2c"]
+#: Every policy a whole-trace run accepts: the catalogue's engine policies and classic kernels.
+SimPolicy = Literal[tuple(p.name for p in CATALOGUE if p.engine_code is not None or p.classic_kernel)]  # type: ignore[misc]
+Link = Literal[tuple(LINKS)]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,8 @@ class SimulateConfig:
 
 
 def run(cfg: SimulateConfig) -> int:
-    from envs.formats import guess_format, read_trace
     from envs.sim import Headroom, SimError, prepare, resolve_capacity
+    from envs.trace.formats import guess_format, read_trace
 
     given = [bool(cfg.capacity), bool(cfg.capacity_fraction), bool(cfg.headroom)]
     if sum(given) != 1:

@@ -14,7 +14,7 @@ from envs.cli import run_cli
 
 @dataclass(frozen=True)
 class StatsConfig:
-    """Reuse distance, reuse entropy, temporal locality and sizes of a trace (see envs/stats.py for definitions)."""
+    """Reuse distance, reuse entropy, temporal locality and sizes of a trace (see envs/trace/stats.py for definitions)."""
 
     trace: Annotated[Path, tyro.conf.Positional]
     """Trace file (.npz, oracleGeneral, or .csv)."""
@@ -25,8 +25,8 @@ class StatsConfig:
 
 
 def run(cfg: StatsConfig) -> int:
-    from envs.formats import read_trace
-    from envs.stats import compare, format_table, trace_stats
+    from envs.trace.formats import read_trace
+    from envs.trace.stats import compare, format_table, trace_stats
 
     trace = read_trace(cfg.trace)
     ref = read_trace(cfg.reference) if cfg.reference else None

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import tyro
 
 from envs.cli import run_cli
-from envs.formats import read_trace, write_trace
+from envs.trace.formats import read_trace, write_trace
 
 Format = Literal["npz", "oracleGeneral", "csv"]
 Workload = Literal["transformer-train", "transformer-infer", "cnn-train", "moe-infer"]
@@ -97,7 +97,7 @@ def _generate(cmd: Generate) -> int:
     if cmd.hf_config is not None:
         if cmd.workload is not None or cmd.preset is not None:
             raise ValueError("give either --hf-config or --workload with --preset, not both")
-        from envs.hf_capture import capture_hf
+        from envs.capture.hf import capture_hf
 
         trace = capture_hf(cmd.hf_config, task=cmd.task, seq=cmd.seq, batch=cmd.batch or 1, steps=cmd.iterations or 1,
                            decode_steps=cmd.decode_steps, dtype=cmd.dtype, attn=cmd.attn)  # fmt: skip
@@ -135,7 +135,7 @@ def _info(cmd: Info) -> int:
 
 
 def _convert(file: Path, fmt_in: Format | None, out: Path, fmt_out: Format) -> int:
-    from envs.atomic_io import refuse_same_file
+    from envs.io.atomic import refuse_same_file
 
     refuse_same_file(file, out)
     trace = read_trace(file, fmt_in)

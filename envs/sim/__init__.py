@@ -14,9 +14,11 @@ accessed again.
 """
 
 from envs.sim.bandwidth import LINKS, Link, get_link
-from envs.sim.capacity import Headroom, SimError, headroom_capacity, parse_capacity, resolve_capacity
+from envs.sim.capacity import Headroom, headroom_capacity, parse_capacity, resolve_capacity
+from envs.sim.errors import SimError
 from envs.sim.oracle import Oracle
-from envs.sim.simulator import POLICY_CODES, PreparedTrace, SimResult, Simulation, prepare, simulate
+from envs.sim.prepared import PreparedTrace, prepare
+from envs.sim.simulator import POLICY_CODES, SimResult, Simulation, simulate
 
 __all__ = [
     "LINKS",

@@ -21,18 +21,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from envs.sim.errors import SimError
+
 if TYPE_CHECKING:
-    from envs.sim.simulator import PreparedTrace
+    from envs.sim.prepared import PreparedTrace
 
 #: Largest capacity accepted (the engine counts bytes in int64).
 MAX_CAPACITY = 2**62
 
 _UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
           "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}  # fmt: skip
-
-
-class SimError(ValueError):
-    """Bad simulator input: capacity, policy, mode, or an op that cannot fit."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,40 @@ import numba
 import numpy as np
 
 from envs.sim.engine import OP_FREE
+from envs.sim.policies import CLASSIC_KERNELS
+
+
+# ---------------------------------------------------------------------------------------------- request accounting
+# Every kernel counts the same way, with these: counters are one tuple
+# ``(n_req, n_hit, req_bytes, hit_bytes, bytes_in, n_evictions, peak_used)``, inlined so they compile to the same
+# scalar registers a hand-written loop uses.
+@numba.njit(cache=True, nogil=True, inline="always")
+def _no_counts():  # pragma: no cover - compiled
+    return (0, 0, 0, 0, 0, 0, 0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_request(c, s, hit):  # pragma: no cover - compiled
+    """A request of ``s`` bytes: a hit, or a miss whose bytes are transferred in (admitted or not)."""
+    if hit:
+        return (c[0] + 1, c[1] + 1, c[2] + s, c[3] + s, c[4], c[5], c[6])
+    return (c[0] + 1, c[1], c[2] + s, c[3], c[4] + s, c[5], c[6])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_eviction(c):  # pragma: no cover - compiled
+    return (c[0], c[1], c[2], c[3], c[4], c[5] + 1, c[6])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_occupancy(c, used):  # pragma: no cover - compiled
+    """After an admission: the peak of the bytes in use."""
+    return (c[0], c[1], c[2], c[3], c[4], c[5], max(c[6], used))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _counts_array(c):  # pragma: no cover - compiled
+    return np.array([c[0], c[1], c[2], c[3], c[4], c[5], c[6]], dtype=np.int64)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -55,22 +89,20 @@ def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
     res = np.zeros(n_obj, dtype=np.bool_)
     head = -1
     tail = -1
-    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    used = 0
+    c = _no_counts()
     for i in range(tid.shape[0]):
         if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
-        n_req += 1
-        req_b += s
-        if res[t]:
-            n_hit += 1
-            hit_b += s
+        hit = res[t]
+        c = _count_request(c, s, hit)
+        if hit:
             if head != t:  # move to the head
                 head, tail = _unlink(prev, nxt, head, tail, t)
                 head, tail = _push_head(prev, nxt, head, tail, t)
             continue
-        b_in += s
         if s > cap:
             continue
         while used + s > cap:
@@ -78,13 +110,12 @@ def lru(tid, opc, sizes, cap):  # pragma: no cover - compiled
             head, tail = _unlink(prev, nxt, head, tail, v)
             res[v] = False
             used -= sizes[v]
-            n_ev += 1
+            c = _count_eviction(c)
         head, tail = _push_head(prev, nxt, head, tail, t)
         res[t] = True
         used += s
-        if used > peak:
-            peak = used
-    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+        c = _count_occupancy(c, used)
+    return _counts_array(c)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -94,19 +125,17 @@ def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     queue = np.empty(n_obj + 1, dtype=np.int64)  # ring buffer of resident ids, oldest at ``qh``
     m = queue.shape[0]
     qh = qt = 0
-    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    used = 0
+    c = _no_counts()
     for i in range(tid.shape[0]):
         if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
-        n_req += 1
-        req_b += s
-        if res[t]:
-            n_hit += 1
-            hit_b += s
+        hit = res[t]
+        c = _count_request(c, s, hit)
+        if hit:
             continue
-        b_in += s
         if s > cap:
             continue
         while used + s > cap:
@@ -114,14 +143,13 @@ def fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
             qh = qh + 1 if qh + 1 < m else 0
             res[v] = False
             used -= sizes[v]
-            n_ev += 1
+            c = _count_eviction(c)
         queue[qt] = t
         qt = qt + 1 if qt + 1 < m else 0
         res[t] = True
         used += s
-        if used > peak:
-            peak = used
-    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+        c = _count_occupancy(c, used)
+    return _counts_array(c)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -173,26 +201,23 @@ def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
     hid = np.empty(n_obj, dtype=np.int64)
     pos = np.full(n_obj, -1, dtype=np.int64)
     hn = 0
-    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    used = 0
+    c = _no_counts()
     for i in range(n):
         if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
-        n_req += 1
-        req_b += s
         nx = next_use[i]
         if nx > n:
             nx = n
         key = ((n - nx) << 32) | i
         j = pos[t]
+        c = _count_request(c, s, j >= 0)
         if j >= 0:
-            n_hit += 1
-            hit_b += s
             hk[j] = key  # next use only moves later, so the key only shrinks
             _sift_up(hk, hid, pos, j)
             continue
-        b_in += s
         if s > cap:
             continue
         while used + s > cap:
@@ -204,15 +229,14 @@ def belady(tid, opc, sizes, next_use, cap):  # pragma: no cover - compiled
                 hid[0] = hid[hn]
                 _sift_down(hk, hid, pos, 0, hn)
             used -= sizes[v]
-            n_ev += 1
+            c = _count_eviction(c)
         hk[hn] = key
         hid[hn] = t
         _sift_up(hk, hid, pos, hn)
         hn += 1
         used += s
-        if used > peak:
-            peak = used
-    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+        c = _count_occupancy(c, used)
+    return _counts_array(c)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -243,20 +267,17 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
     ghead = gtail = -1
     g_occ = 0
     has_evicted = False
-    n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    c = _no_counts()
     for i in range(tid.shape[0]):
         if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
-        n_req += 1
-        req_b += s
+        c = _count_request(c, s, where[t] != 0)
         # find
         hit_on_ghost = False
         if where[t] == 1:
             freq[t] += 1
-            n_hit += 1
-            hit_b += s
             continue
         if in_ghost[t]:
             in_ghost[t] = False
@@ -265,10 +286,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
             hit_on_ghost = True
         if where[t] == 2:
             freq[t] += 1
-            n_hit += 1
-            hit_b += s
             continue
-        b_in += s
         if s > small_size or s > cap:  # cannot insert
             continue
         while s_occ + m_occ + s > cap:
@@ -285,7 +303,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
                     else:
                         where[v] = 0
                         m_occ -= sizes[v]
-                        n_ev += 1
+                        c = _count_eviction(c)
                         done = True
             else:
                 done = False
@@ -301,7 +319,7 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
                         m_occ += sizes[v]
                     else:
                         where[v] = 0
-                        n_ev += 1
+                        c = _count_eviction(c)
                         done = True
                         vs = sizes[v]
                         if ghost_size > 0 and vs <= ghost_size and not in_ghost[v]:
@@ -332,9 +350,8 @@ def s3fifo(tid, opc, sizes, cap):  # pragma: no cover - compiled
             st = st + 1 if st + 1 < m else 0
             s_occ += s
         freq[t] = 0
-        if s_occ + m_occ > peak:
-            peak = s_occ + m_occ
-    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+        c = _count_occupancy(c, s_occ + m_occ)
+    return _counts_array(c)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -348,20 +365,18 @@ def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
     visited = np.zeros(n_obj, dtype=np.bool_)
     res = np.zeros(n_obj, dtype=np.bool_)
     head = tail = hand = -1
-    used = n_req = n_hit = req_b = hit_b = b_in = n_ev = peak = 0
+    used = 0
+    c = _no_counts()
     for i in range(tid.shape[0]):
         if opc[i] == OP_FREE:
             continue
         t = tid[i]
         s = sizes[t]
-        n_req += 1
-        req_b += s
-        if res[t]:
-            n_hit += 1
-            hit_b += s
+        hit = res[t]
+        c = _count_request(c, s, hit)
+        if hit:
             visited[t] = True
             continue
-        b_in += s
         if s > cap:
             continue
         while used + s > cap:
@@ -375,30 +390,27 @@ def sieve(tid, opc, sizes, cap):  # pragma: no cover - compiled
             head, tail = _unlink(toward_head, toward_tail, head, tail, h)
             res[h] = False
             used -= sizes[h]
-            n_ev += 1
+            c = _count_eviction(c)
         head, tail = _push_head(toward_head, toward_tail, head, tail, t)
         visited[t] = False
         res[t] = True
         used += s
-        if used > peak:
-            peak = used
-    return np.array([n_req, n_hit, req_b, hit_b, b_in, n_ev, peak], dtype=np.int64)
+        c = _count_occupancy(c, used)
+    return _counts_array(c)
 
 
-#: Policies with a specialised classic kernel.
-KERNELS = ("lru", "fifo", "belady", "sieve", "s3fifo")
+#: Policies with a specialised classic kernel (catalogue entries marked ``classic_kernel``).
+KERNELS = CLASSIC_KERNELS
+#: The kernel of each; those that read the future take the next-use array too.
+_KERNEL_OF = {"lru": lru, "fifo": fifo, "belady": belady, "sieve": sieve, "s3fifo": s3fifo}
+_READS_NEXT_USE = frozenset({"belady"})
 
 
 def run_classic(policy: str, tid: np.ndarray, opc: np.ndarray, sizes: np.ndarray, next_use: np.ndarray, cap: int) -> np.ndarray:
     """Counters of a whole classic-mode run of ``policy`` (one of :data:`KERNELS`)."""
-    if policy == "lru":
-        return lru(tid, opc, sizes, cap)
-    if policy == "fifo":
-        return fifo(tid, opc, sizes, cap)
-    if policy == "belady":
-        return belady(tid, opc, sizes, next_use, cap)
-    if policy == "sieve":
-        return sieve(tid, opc, sizes, cap)
-    if policy == "s3fifo":
-        return s3fifo(tid, opc, sizes, cap)
-    raise ValueError(f"no classic kernel for {policy!r}; valid: {', '.join(KERNELS)}")
+    if policy not in KERNELS:
+        raise ValueError(f"no classic kernel for {policy!r}; valid: {', '.join(KERNELS)}")
+    kernel = _KERNEL_OF[policy]
+    if policy in _READS_NEXT_USE:
+        return kernel(tid, opc, sizes, next_use, cap)
+    return kernel(tid, opc, sizes, cap)

@@ -19,11 +19,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# policy codes (S[S_PAUSE] = 1 makes any of them pause at each eviction for an external choice)
-LRU, FIFO, MRU, LFU, BELADY, NEXT_USE, RANDOM, SIEVE = 0, 1, 2, 3, 4, 5, 6, 7
+from envs.sim.policies import CATALOGUE, ENGINE_CODES
+
+# policy codes, from the catalogue (S[S_PAUSE] = 1 makes any of them pause at each eviction for an external choice);
+# plain int globals, which the compiled loops read as constants
+LRU, FIFO, MRU, LFU = ENGINE_CODES["lru"], ENGINE_CODES["fifo"], ENGINE_CODES["mru"], ENGINE_CODES["lfu"]
+BELADY, NEXT_USE, RANDOM, SIEVE = ENGINE_CODES["belady"], ENGINE_CODES["next-use"], ENGINE_CODES["random"], ENGINE_CODES["sieve"]
 NEVER = np.iinfo(np.int64).max // 4
-#: Policies that keep the lazy heap ``H``.
-HEAP_POLICIES = (MRU, LFU, BELADY, NEXT_USE)
+#: Policies that keep the lazy heap ``H`` (ordered by :func:`_heap_key`).
+HEAP_POLICIES = tuple(p.engine_code for p in CATALOGUE if p.heap)
 # access op codes (equal to envs.trace.Op; plain ints so the compiled loops read them as constants)
 OP_READ, OP_WRITE, OP_FREE = 0, 1, 2
 
@@ -83,6 +87,62 @@ N_FIELDS = 17
 N_SCALARS = 28
 
 NEED_DECISION, DONE, REACHED_STOP = 1, 0, 2
+
+
+# ---------------------------------------------------------------------------------------------- accessors
+# The slot layout above belongs to this package. Compiled code elsewhere (the observation, the fused step) reads
+# the state through these getters, inlined by numba, and Python reads it through :class:`envs.sim.Simulation`.
+@numba.njit(cache=True, inline="always")
+def tensor_size(T, t):  # pragma: no cover - compiled
+    return T[t, F_SIZE]
+
+
+@numba.njit(cache=True, inline="always")
+def tensor_last_access(T, t):  # pragma: no cover - compiled
+    return T[t, F_LAST]
+
+
+@numba.njit(cache=True, inline="always")
+def tensor_frequency(T, t):  # pragma: no cover - compiled
+    return T[t, F_FREQ]
+
+
+@numba.njit(cache=True, inline="always")
+def tensor_reuse_interval(T, t):  # pragma: no cover - compiled
+    return T[t, F_INTERVAL]
+
+
+@numba.njit(cache=True, inline="always")
+def tensor_dirty(T, t):  # pragma: no cover - compiled
+    return T[t, F_DIRTY]
+
+
+@numba.njit(cache=True, inline="always")
+def now(S):  # pragma: no cover - compiled
+    """Index of the current access."""
+    return S[S_POS]
+
+
+@numba.njit(cache=True, inline="always")
+def incoming(S):  # pragma: no cover - compiled
+    """Tensor id that needs room at the pending decision (-1: none)."""
+    return S[S_INCOMING]
+
+
+@numba.njit(cache=True, inline="always")
+def capacity(S):  # pragma: no cover - compiled
+    return S[S_CAP]
+
+
+@numba.njit(cache=True, inline="always")
+def used_bytes(S):  # pragma: no cover - compiled
+    return S[S_USED]
+
+
+@numba.njit(cache=True, inline="always")
+def set_victim(S, t):  # pragma: no cover - compiled
+    """Answers the pending decision with tensor ``t``."""
+    S[S_VICTIM] = t
 
 
 def new_state(

@@ -41,7 +41,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from envs.sim.engine import OP_FREE, OP_READ, OP_WRITE
-from envs.sim.simulator import PreparedTrace, SimError
+from envs.sim.errors import SimError
+from envs.sim.prepared import PreparedTrace
 
 #: Bumped whenever a change could alter any bound (recorded in cached bounds).
 BOUND_VERSION = 1

@@ -14,31 +14,46 @@ They show what is attainable, next to the lower bound (:mod:`envs.sim.lower_boun
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
 import numpy as np
 
-from envs.episode import Episode
-from envs.features import DecisionView
 from envs.sim import engine as E
 from envs.sim.engine import OP_READ
-from envs.sim.simulator import PreparedTrace, SimError, SimResult, simulate
+from envs.sim.errors import SimError
+from envs.sim.oracle import Oracle
+from envs.sim.policies import OFFLINE_REFERENCES
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import SimResult, Simulation, simulate
 
-OFFLINE_REFERENCES = ("belady", "cost-belady", "lp-guided")
+#: A size- and write-back-aware choice: (paused simulation, candidate tensor ids) -> index of the victim.
+OfflineChoice = Callable[[Simulation, np.ndarray], int]
+__all__ = ["OFFLINE_REFERENCES", "OfflineChoice", "best_offline", "lp_residency", "offline_chooser", "residency_by_access",
+           "run_offline"]  # fmt: skip
 
 
-def _cost_per_byte_access(view: DecisionView, next_use: np.ndarray, next_is_read: np.ndarray, n: int) -> np.ndarray:
+def best_offline(runs: Iterable[SimResult]) -> SimResult:
+    """The run that moves the fewest bytes (ties: the first given; give them in :data:`OFFLINE_REFERENCES` order)."""
+    return min(runs, key=lambda r: r.bytes_moved)
+
+
+def _cost_per_byte_access(size: np.ndarray, dirty: np.ndarray, now: int, next_use: np.ndarray, next_is_read: np.ndarray,
+                          n: int) -> np.ndarray:  # fmt: skip
     """Bytes evicting each candidate costs, per byte and access of room it frees (a tensor not used again frees
     its room until the end of the trace)."""
-    size = view.size.astype(np.float64)
-    cost = size * (view.dirty > 0) + size * next_is_read
+    size = size.astype(np.float64)
+    cost = size * (dirty > 0) + size * next_is_read
     never = next_use >= E.NEVER // 2
-    dist = np.where(never, n + 1 - view.now, next_use - view.now).astype(np.float64)
+    dist = np.where(never, n + 1 - now, next_use - now).astype(np.float64)
     return cost / (size * np.maximum(dist, 1.0))
 
 
-def offline_chooser(name: str, episode: Episode, residency: np.ndarray | None = None):
-    """The choice function of the size- and write-back-aware reference ``name`` inside ``episode``: view -> index
-    of the victim among the view's candidates. Works on any state, including those another policy led to (teacher
-    labels for DAgger). Plain Belady is :class:`agents.heuristics.Belady`.
+def offline_chooser(name: str, prepared: PreparedTrace, residency: np.ndarray | None = None) -> OfflineChoice:
+    """The choice function of the size- and write-back-aware reference ``name``: (paused simulation, candidate
+    ids) -> index of the victim among the candidates. Works on any state, including those another policy led to
+    (teacher labels for DAgger: pass ``episode.sim`` and the view's candidates). Plain Belady is the engine policy
+    ``belady``.
 
     Args:
         name: ``cost-belady`` or ``lp-guided``.
@@ -51,7 +66,7 @@ def offline_chooser(name: str, episode: Episode, residency: np.ndarray | None = 
         raise SimError(f"no size-aware chooser named {name!r}; valid: cost-belady, lp-guided (Belady is a heuristic)")
     if name == "lp-guided" and residency is None:
         raise SimError("lp-guided needs the residency of the solved bound (residency_by_access)")
-    return _chooser(episode, episode.prepared, residency if name == "lp-guided" else None)
+    return _chooser(prepared, residency if name == "lp-guided" else None)
 
 
 def lp_residency(prepared: PreparedTrace, capacity: int) -> np.ndarray:
@@ -62,17 +77,18 @@ def lp_residency(prepared: PreparedTrace, capacity: int) -> np.ndarray:
     return residency_by_access(prepared, x, intervals)
 
 
-def _chooser(episode: Episode, prepared: PreparedTrace, residency: np.ndarray | None):
+def _chooser(prepared: PreparedTrace, residency: np.ndarray | None) -> OfflineChoice:
     opc = prepared.opc
     n = opc.shape[0]
 
-    def choose(view: DecisionView) -> int:
-        nu = episode.oracle.next_use(view.candidates)
+    def choose(sim: Simulation, candidates: np.ndarray) -> int:
+        state = sim.tensor_state(candidates)
+        nu = Oracle(sim).next_use(candidates)
         next_is_read = np.where(nu < n, opc[np.minimum(nu, n - 1)] == OP_READ, False)
-        score = _cost_per_byte_access(view, nu, next_is_read, n)
-        keys = [view.candidates, -nu, score]  # np.lexsort: last key is primary
+        score = _cost_per_byte_access(state.size, state.dirty, sim.now, nu, next_is_read, n)
+        keys = [candidates, -nu, score]  # np.lexsort: last key is primary
         if residency is not None:
-            keys.append(residency[view.last_access])
+            keys.append(residency[state.last_access])
         return int(np.lexsort(keys)[0])
 
     return choose
@@ -104,12 +120,10 @@ def run_offline(name: str, prepared: PreparedTrace, capacity: int, *, residency:
         residency = lp_residency(prepared, capacity)
     elif name != "lp-guided":
         residency = None
-    episode = Episode(prepared, capacity)
-    result = episode.play(_chooser(episode, prepared, residency))
-    return _renamed(result, name)
-
-
-def _renamed(result: SimResult, name: str) -> SimResult:
-    from dataclasses import replace
-
-    return replace(result, policy=name)
+    choose = _chooser(prepared, residency)
+    sim = Simulation(prepared, capacity, pause=True)
+    k = max(int(prepared.sizes.shape[0]), 1)  # every evictable resident tensor is a candidate
+    while not sim.advance():
+        candidates = sim.candidates(k)
+        sim.evict(int(candidates[choose(sim, candidates)]))
+    return replace(sim.result(), policy=name)

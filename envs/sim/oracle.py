@@ -1,6 +1,6 @@
 """The oracle: the only object that knows when tensors are used next.
 
-A legal policy sees a sealed :class:`~envs.features.DecisionView` and nothing else. Offline references (Belady),
+A legal policy sees a sealed :class:`~envs.gym.features.DecisionView` and nothing else. Offline references (Belady),
 label generation and the offline bounds read next-use times through an :class:`Oracle` bound to the running
 simulation; the env exposes one as ``env.unwrapped.oracle`` for imitation learning, never inside an observation.
 """

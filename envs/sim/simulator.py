@@ -1,127 +1,29 @@
-"""Python front of the engine: preparing a trace, whole-trace runs, and step-by-step sessions."""
+"""Python front of the engine: whole-trace runs (:func:`simulate`) and step-by-step sessions (:class:`Simulation`),
+whose state Python reads through the accessors here (the slot layout belongs to :mod:`envs.sim.engine`); preparing a
+trace lives in :mod:`envs.sim.prepared`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from envs.sim import classic_fast
 from envs.sim import engine as E
 from envs.sim.bandwidth import LINKS, get_link
-from envs.sim.capacity import SimError, check_feasible, parse_capacity
-from envs.trace import Op, Trace
+from envs.sim.capacity import check_feasible, parse_capacity
+from envs.sim.errors import SimError
+from envs.sim.policies import CLASSIC_ONLY, ENGINE_CODES
+from envs.sim.prepared import PreparedTrace, prepare
+from envs.trace import Trace
 
-POLICY_CODES = {
-    "lru": E.LRU,
-    "fifo": E.FIFO,
-    "mru": E.MRU,
-    "lfu": E.LFU,
-    "belady": E.BELADY,
-    "next-use": E.NEXT_USE,
-    "random": E.RANDOM,
-    "sieve": E.SIEVE,
-}
+#: Built-in engine policies by name, from the catalogue (:mod:`envs.sim.policies`).
+POLICY_CODES = ENGINE_CODES
 #: Policies with only a whole-trace classic-mode kernel (:mod:`envs.sim.classic_fast`): S3-FIFO refuses objects
 #: of at least 10% of the cache, which tensor mode (every operand must be resident) cannot express.
-CLASSIC_ONLY_POLICIES = ("s3fifo",)
+CLASSIC_ONLY_POLICIES = CLASSIC_ONLY
 #: Every policy name :func:`simulate` accepts.
 SIM_POLICIES = (*POLICY_CODES, *CLASSIC_ONLY_POLICIES)
-MODES = ("tensor", "classic")
-
-
-@dataclass(frozen=True)
-class PreparedTrace:
-    """Arrays the engine needs for one trace in one mode (computed once, reused by every run).
-
-    The per-access arrays of the step-by-step engine (:attr:`tid`, :attr:`opc`, :attr:`op_index`, :attr:`op_end`:
-    contiguous, in the engine's dtypes) are built on first use, so a whole-trace classic run of a kernel in
-    :mod:`envs.sim.classic_fast`, which reads the trace's own columns, never pays for them.
-    """
-
-    trace: Trace
-    classic: bool
-    next_use: np.ndarray
-    sizes: np.ndarray
-    op_bytes_max: int
-    op_bytes_argmax: int
-    peak_live_bytes: int
-
-    @property
-    def mode(self) -> str:
-        return "classic" if self.classic else "tensor"
-
-    def with_arrays(
-        self, tid: np.ndarray, opc: np.ndarray, op_index: np.ndarray, op_end: np.ndarray, next_use: np.ndarray
-    ) -> PreparedTrace:
-        """A copy whose per-access arrays are the given ones (same values, held elsewhere: rows of one block)."""
-        copy = replace(self, next_use=next_use)
-        copy.__dict__.update(tid=tid, opc=opc, op_index=op_index, op_end=op_end)  # where cached_property keeps them
-        return copy
-
-    @cached_property
-    def tid(self) -> np.ndarray:
-        """Tensor id of every access (int64)."""
-        return np.ascontiguousarray(self.trace.tensor_id, dtype=np.int64)
-
-    @cached_property
-    def opc(self) -> np.ndarray:
-        """:class:`~envs.trace.Op` code of every access (uint8)."""
-        return np.ascontiguousarray(self.trace.op, dtype=np.uint8)
-
-    @cached_property
-    def op_index(self) -> np.ndarray:
-        """The op every access belongs to (int64; in classic mode every request is its own op)."""
-        if self.classic:
-            return np.arange(len(self.trace), dtype=np.int64)
-        return np.ascontiguousarray(self.trace.op_index, dtype=np.int64)
-
-    @cached_property
-    def op_end(self) -> np.ndarray:
-        """For every access, the index one past the last access of its op (int64)."""
-        n = len(self.trace)
-        if self.classic:
-            return np.arange(1, n + 1, dtype=np.int64)
-        bounds = np.flatnonzero(np.diff(self.op_index)) + 1
-        ends = np.append(bounds, n)
-        starts = np.insert(bounds, 0, 0)
-        return np.repeat(ends, ends - starts).astype(np.int64)
-
-
-def _next_use(tid: np.ndarray, opc: np.ndarray, classic: bool) -> np.ndarray:
-    """Index of the next READ/WRITE of the same tensor (NEVER if none, or if a FREE comes first); one O(n) scan."""
-    from envs.sim.scan_kernels import next_use_scan
-
-    return next_use_scan(tid, opc, classic, int(Op.FREE), int(E.NEVER))
-
-
-def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
-    """Precomputes next-use indices, per-tensor sizes, the largest op's bytes and the peak live bytes of ``trace``
-    in ``mode`` (the engine's per-access arrays follow on first use, see :class:`PreparedTrace`)."""
-    if mode not in MODES:
-        raise SimError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-    if len(trace) == 0:
-        raise SimError("the trace is empty: nothing to simulate")
-    classic = mode == "classic"
-    sizes = trace.tensor_sizes()
-    opc = np.ascontiguousarray(trace.op, dtype=np.uint8)
-    if classic:  # every request is its own op; ids stay in the integer type the trace holds them in
-        op_max, op_arg = int(sizes.max()), int(np.argmax(trace.size))
-        tid = np.ascontiguousarray(trace.tensor_id)
-    else:
-        tid = np.ascontiguousarray(trace.tensor_id, dtype=np.int64)  # no copy when held in int64; reused as .tid
-        op_index = trace.op_index
-        # distinct non-FREE operand bytes per op
-        req = opc != Op.FREE
-        pairs = np.unique(np.stack([op_index[req], tid[req]]), axis=1)
-        per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
-        op_arg = int(np.argmax(per_op)) if per_op.size else 0
-        op_max = int(per_op[op_arg]) if per_op.size else 0
-    frees = bool((opc == Op.FREE).any())
-    peak = int(sizes.sum()) if not frees else trace.peak_live_bytes()  # nothing freed: every tensor stays live
-    next_use = _next_use(tid, opc, classic)
-    return PreparedTrace(trace, classic, next_use, sizes, op_max, op_arg, peak)
 
 
 @dataclass(frozen=True)
@@ -164,6 +66,29 @@ class SimResult:
         d.update(hit_ratio=self.hit_ratio, byte_hit_ratio=self.byte_hit_ratio, bytes_moved=self.bytes_moved)
         d.update({f"transfer_s_{name}": self.transfer_seconds(name) for name in LINKS})
         return d
+
+
+@dataclass(frozen=True)
+class TensorState:
+    """The engine's per-tensor state of some tensors (arrays in the order asked; see :meth:`Simulation.tensor_state`).
+
+    Attributes:
+        size: Bytes.
+        resident: 1 when resident.
+        dirty: 1 when evicting it writes it back.
+        last_access: Access index of its last access (-1: never accessed).
+        insert_time: Access index of its admission.
+        frequency: Accesses since admission.
+        reuse_interval: Its previous reuse interval in accesses (0: none seen yet).
+    """
+
+    size: np.ndarray
+    resident: np.ndarray
+    dirty: np.ndarray
+    last_access: np.ndarray
+    insert_time: np.ndarray
+    frequency: np.ndarray
+    reuse_interval: np.ndarray
 
 
 #: How eviction candidates are chosen when there are more evictable tensors than K:
@@ -236,13 +161,72 @@ class Simulation:
             raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
         return out[:c]
 
+    def set_status(self, pending: bool) -> None:
+        """Records where a compiled call that ran this simulation's state (the env's fused step) stopped: at a
+        decision (``pending``) or at the end of the trace."""
+        self.pending = pending
+        self.done = not pending
+
+    # -- state, read through here (the slot layout belongs to envs.sim.engine) ----------------------------------
+    def tensor_state(self, tensor_ids: np.ndarray | None = None) -> TensorState:
+        """Per-tensor state of ``tensor_ids`` (one gather), or of every tensor (views, no copy) when None."""
+        rows = self.T.T if tensor_ids is None else self.T[tensor_ids].T
+        return TensorState(
+            size=rows[E.F_SIZE],
+            resident=rows[E.F_RES],
+            dirty=rows[E.F_DIRTY],
+            last_access=rows[E.F_LAST],
+            insert_time=rows[E.F_INSERT],
+            frequency=rows[E.F_FREQ],
+            reuse_interval=rows[E.F_INTERVAL],
+        )
+
     @property
     def now(self) -> int:
-        return int(self.S[E.S_POS])
+        """Index of the current access."""
+        return self.S.item(E.S_POS)
 
     @property
     def incoming(self) -> int:
-        return int(self.S[E.S_INCOMING])
+        """Tensor id that needs room at the pending decision (-1: none)."""
+        return self.S.item(E.S_INCOMING)
+
+    @property
+    def capacity(self) -> int:
+        return self.S.item(E.S_CAP)
+
+    def tensor_size(self, t: int) -> int:
+        """Bytes of tensor ``t``."""
+        return self.T.item(t, E.F_SIZE)
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes resident now."""
+        return self.S.item(E.S_USED)
+
+    @property
+    def hits(self) -> int:
+        """Requests that hit so far."""
+        return self.S.item(E.S_HITS)
+
+    @property
+    def n_requests(self) -> int:
+        return self.S.item(E.S_NREQ)
+
+    @property
+    def bytes_in(self) -> int:
+        return self.S.item(E.S_BIN)
+
+    @property
+    def bytes_out(self) -> int:
+        """Dirty bytes written back so far."""
+        return self.S.item(E.S_BOUT)
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes transferred in plus dirty bytes written back so far."""
+        S = self.S
+        return S.item(E.S_BIN) + S.item(E.S_BOUT)
 
     def result(self) -> SimResult:
         S = self.S
@@ -266,8 +250,9 @@ class Simulation:
 
 
 def simulate(trace: Trace | PreparedTrace, policy: str, capacity: int | str, mode: str = "tensor", seed: int = 0) -> SimResult:
-    """Runs one built-in policy over the whole trace (the compiled fast path; classic-mode LRU, FIFO and Belady
-    use the specialised kernels of :mod:`envs.sim.classic_fast`, which give the engine's exact numbers)."""
+    """Runs one built-in policy over the whole trace (the compiled fast path; in classic mode the policies with a
+    specialised kernel in :mod:`envs.sim.classic_fast` — LRU, FIFO, Belady, SIEVE, S3-FIFO — run there, with the
+    engine's exact numbers)."""
     prepared = trace if isinstance(trace, PreparedTrace) else prepare(trace, mode)
     cap = parse_capacity(capacity)
     if policy in CLASSIC_ONLY_POLICIES and not prepared.classic:

@@ -16,9 +16,10 @@ import torch
 from torch.nn import functional as F
 
 from envs.capture import AccessRecorder, Registry, build_trace
+from envs.capture.train_state import TrainStepState, register_params
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.capture_helpers import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
 from envs.workloads.resnet_model import PRESETS, ResNet, ResNetConfig
+from envs.workloads.spec import Shape, TraceSpec, WorkloadError, base_meta
 
 SHAPES = Shape(batch=(16, 32, 48, 64), seq=(160, 192, 224, 256))
 _BLOCK = re.compile(r"^layers\.(\d+)\.")

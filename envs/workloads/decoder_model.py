@@ -239,7 +239,8 @@ class GeluMLP(nn.Module):
         return self.fc_out(F.gelu(self.fc_in(x), approximate="tanh"))
 
 
-#: A router returns, for the current layer, the expert ids chosen for each token: int tensor (tokens, top_k).
+#: A router returns, for the current layer, the expert ids chosen for each token: a list of ``n_tokens`` lists of
+#: ``top_k`` distinct ids.
 Router = Callable[[int, int], list[list[int]]]
 
 

@@ -88,3 +88,18 @@ class Shape:
 def check_positive(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
         raise WorkloadError(f"{name} must be a positive integer, got {value!r}")
+
+
+def base_meta(spec: TraceSpec, generator: str, config: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Metadata common to every generated trace."""
+    return {
+        "workload": spec.workload,
+        "preset": spec.preset,
+        "spec": spec.to_dict(),
+        "config": config,
+        "seed": spec.seed,
+        "generator": generator,
+        "generator_version": GENERATOR_VERSION,
+        "method": spec.method,
+        **extra,
+    }

@@ -50,41 +50,71 @@ def _param_shapes(cfg: DecoderConfig) -> list[tuple[str, int, int]]:
     return out
 
 
-def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> dict:
-    """Columns of a ``len(shapes)``-step training trace (one (batch, seq) per step)."""
-    el = cfg.torch_dtype.itemsize
-    log = OpLog()
-    params = _param_shapes(cfg)
-    weight = {i: log.new(n * el, Kind.WEIGHT) for i, (_, _, n) in enumerate(params)}
-    by_name: dict[tuple[int, str], int] = {(lay, name): i for i, (name, lay, _) in enumerate(params)}
-    moments = {
-        i: (log.new(n * el, Kind.OPTIMIZER_STATE), log.new(n * el, Kind.OPTIMIZER_STATE)) for i, (_, _, n) in enumerate(params)
-    }
-    steps = {i: log.new(4, Kind.OPTIMIZER_STATE) for i in weight}
-    grads = {i: log.new(n * el, Kind.GRADIENT) for i, (_, _, n) in enumerate(params)}
-    d, kv, ff, L = cfg.d_model, cfg.n_kv_heads * cfg.head_dim, cfg.d_ff, cfg.n_layers
+class _TrainStep:
+    """The tensors of one model under training (weights, gradients, AdamW moments and step counters) and the ops
+    of one step, written module by module into an :class:`OpLog`."""
 
-    def W(layer: int, name: str) -> int:
-        return weight[by_name[(layer, name)]]
+    def __init__(self, cfg: DecoderConfig, log: OpLog) -> None:
+        self.cfg, self.log = cfg, log
+        self.el = el = cfg.torch_dtype.itemsize
+        self.params = params = _param_shapes(cfg)
+        self.weight = {i: log.new(n * el, Kind.WEIGHT) for i, (_, _, n) in enumerate(params)}
+        self.index = {(lay, name): i for i, (name, lay, _) in enumerate(params)}
+        self.moments = {
+            i: (log.new(n * el, Kind.OPTIMIZER_STATE), log.new(n * el, Kind.OPTIMIZER_STATE))
+            for i, (_, _, n) in enumerate(params)
+        }
+        self.steps = {i: log.new(4, Kind.OPTIMIZER_STATE) for i in self.weight}
+        self.grads = {i: log.new(n * el, Kind.GRADIENT) for i, (_, _, n) in enumerate(params)}
+        self.d, self.kv, self.ff = cfg.d_model, cfg.n_kv_heads * cfg.head_dim, cfg.d_ff
 
-    def G(layer: int, name: str) -> int:
-        return grads[by_name[(layer, name)]]
+    # -- lookups
+    def w(self, layer: int, name: str) -> int:
+        """The weight tensor ``name`` of ``layer``."""
+        return self.weight[self.index[(layer, name)]]
 
-    def NG(layer: int, norm: str) -> tuple[int, ...]:
-        names = ("w", "b") if cfg.norm == "layer" else ("w",)
-        return tuple(G(layer, f"{norm}.{n}") for n in names)
+    def g(self, layer: int, name: str) -> int:
+        """The gradient tensor of weight ``name`` of ``layer``."""
+        return self.grads[self.index[(layer, name)]]
 
-    for it, (batch, seq) in enumerate(shapes):
-        log.iteration = it
-        tok = batch * seq
-        act, act32 = tok * d * el, tok * d * 4
+    def norm_grads(self, layer: int, norm: str) -> tuple[int, ...]:
+        names = ("w", "b") if self.cfg.norm == "layer" else ("w",)
+        return tuple(self.g(layer, f"{norm}.{n}") for n in names)
+
+    def head(self) -> int:
+        cfg = self.cfg
+        return self.w(0, "embed_tokens") if cfg.tied_embeddings else self.w(cfg.n_layers + 1, "lm_head")
+
+    # -- one step
+    def step(self, batch: int, seq: int) -> None:
+        log, cfg, el = self.log, self.cfg, self.el
+        self.tok = tok = batch * seq
+        self.act, self.act32 = tok * self.d * el, tok * self.d * 4
         tokens = log.new(tok * 8, Kind.INPUT)
         labels = log.new(tok * 8, Kind.INPUT)
-        # ---------------- forward
-        log.phase, log.layer = Phase.FORWARD, 0
-        x = log.out((tokens, W(0, "embed_tokens")), act, Kind.ACTIVATION)
+        log.phase = Phase.FORWARD
+        x, rope = self.embed_forward(tokens, seq)
+        saved = []
+        for i in range(1, cfg.n_layers + 1):
+            s = self.layer_forward(i, x, rope, batch, seq)
+            x = s["out"]
+            saved.append(s)
+        nf, rf, lsm, loss = self.head_forward(x, labels)
+        log.phase = Phase.BACKWARD
+        dx = self.head_backward(x, nf, rf, lsm, loss, labels)
+        for i in range(cfg.n_layers, 0, -1):
+            dx = self.layer_backward(i, saved[i - 1], dx, rope)
+        self.embed_backward(dx, tokens, saved, rope)
+        log.phase = Phase.OPTIMIZER
+        self.optimizer_step()
+
+    def embed_forward(self, tokens: int, seq: int) -> tuple[int, tuple[int, int] | None]:
+        """Token (and learned position) embeddings; the RoPE tables. Returns (hidden state, RoPE tables or None)."""
+        log, cfg, el, act = self.log, self.cfg, self.el, self.act
+        log.layer = 0
+        x = log.out((tokens, self.w(0, "embed_tokens")), act, Kind.ACTIVATION)
         if cfg.positions == "learned":
-            pe = log.out((W(0, "embed_positions"),), seq * d * el)
+            pe = log.out((self.w(0, "embed_positions"),), seq * self.d * el)
             x = log.out((x, pe), act, Kind.ACTIVATION, frees=(pe,))
         rope = None
         if cfg.positions == "rope":
@@ -92,144 +122,169 @@ def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> d
                 log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION),
                 log.out((), seq * cfg.head_dim * el, Kind.ACTIVATION),
             )
-        saved: list[dict[str, int]] = []
-        for i in range(1, L + 1):
-            log.layer = i
-            s: dict[str, int] = {"x": x}
-            s["n1"], s["r1"] = _norm_fwd(log, W(i, "attn_norm.w"), x, act, act32, tok)
-            if cfg.fused_qkv:
-                qkv = log.out((s["n1"], W(i, "qkv")), tok * (d + 2 * kv) * el, Kind.ACTIVATION)
-                s["q"] = s["k"] = s["v"] = qkv
-            else:
-                s["q"] = log.out((s["n1"], W(i, "q")), act)
-                s["k"] = log.out((s["n1"], W(i, "k")), tok * kv * el)
-                s["v"] = log.out((s["n1"], W(i, "v")), tok * kv * el, Kind.ACTIVATION)
-            if rope is not None:
-                q2 = log.out((s["q"], *rope), act, Kind.ACTIVATION, frees=(s["q"],))
-                k2 = log.out((s["k"], *rope), tok * kv * el, Kind.ACTIVATION, frees=(s["k"],))
-                s["q"], s["k"] = q2, k2
-            rep = cfg.n_heads // cfg.n_kv_heads
-            kr, vr = s["k"], s["v"]
-            if rep > 1:
-                kr = log.out((s["k"],), act, Kind.ACTIVATION)
-                vr = log.out((s["v"],), act, Kind.ACTIVATION)
-            s["kr"], s["vr"] = kr, vr
-            s["attn"] = log.new(act, Kind.ACTIVATION)
-            s["lse"] = log.new(batch * cfg.n_heads * seq * 4, Kind.ACTIVATION)
-            log.op((s["q"], kr, vr), (s["attn"], s["lse"]))
-            s["ao"] = log.out((s["attn"],), act, Kind.ACTIVATION)
-            o = log.out((s["ao"], W(i, "o")), act)
-            h = log.out((x, o), act, Kind.ACTIVATION, frees=(o,))
-            s["h"] = h
-            s["n2"], s["r2"] = _norm_fwd(log, W(i, "mlp_norm.w"), h, act, act32, tok)
-            if cfg.mlp == "swiglu":
-                s["g"] = log.out((s["n2"], W(i, "gate")), tok * ff * el, Kind.ACTIVATION)
-                s["u"] = log.out((s["n2"], W(i, "up")), tok * ff * el, Kind.ACTIVATION)
-                s["sg"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
-                s["m"] = log.out((s["sg"], s["u"]), tok * ff * el, Kind.ACTIVATION)
-                y = log.out((s["m"], W(i, "down")), act)
-            else:
-                s["g"] = log.out((s["n2"], W(i, "fc_in")), tok * ff * el, Kind.ACTIVATION)
-                s["m"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
-                y = log.out((s["m"], W(i, "fc_out")), act)
-            x = log.out((h, y), act, Kind.ACTIVATION, frees=(y,))
-            saved.append(s)
-        log.layer = L + 1
-        nf, rf = _norm_fwd(log, W(L + 1, "norm.w"), x, act, act32, tok)
-        head = W(0, "embed_tokens") if cfg.tied_embeddings else W(L + 1, "lm_head")
-        logits = log.out((nf, head), tok * cfg.vocab_size * el)
+        return x, rope
+
+    def layer_forward(self, i: int, x: int, rope: tuple[int, int] | None, batch: int, seq: int) -> dict[str, int]:
+        """Block ``i`` forward: attention and MLP with their norms and residuals. Returns the tensors autograd
+        keeps for the backward pass (``out`` is the block's output)."""
+        log, cfg, el, act, act32, tok = self.log, self.cfg, self.el, self.act, self.act32, self.tok
+        d, kv, ff, w = self.d, self.kv, self.ff, self.w
+        log.layer = i
+        s: dict[str, int] = {"x": x}
+        s["n1"], s["r1"] = _norm_fwd(log, w(i, "attn_norm.w"), x, act, act32, tok)
+        if cfg.fused_qkv:
+            qkv = log.out((s["n1"], w(i, "qkv")), tok * (d + 2 * kv) * el, Kind.ACTIVATION)
+            s["q"] = s["k"] = s["v"] = qkv
+        else:
+            s["q"] = log.out((s["n1"], w(i, "q")), act)
+            s["k"] = log.out((s["n1"], w(i, "k")), tok * kv * el)
+            s["v"] = log.out((s["n1"], w(i, "v")), tok * kv * el, Kind.ACTIVATION)
+        if rope is not None:
+            q2 = log.out((s["q"], *rope), act, Kind.ACTIVATION, frees=(s["q"],))
+            k2 = log.out((s["k"], *rope), tok * kv * el, Kind.ACTIVATION, frees=(s["k"],))
+            s["q"], s["k"] = q2, k2
+        kr, vr = s["k"], s["v"]
+        if cfg.n_heads // cfg.n_kv_heads > 1:  # grouped-query attention repeats the key/value heads
+            kr = log.out((s["k"],), act, Kind.ACTIVATION)
+            vr = log.out((s["v"],), act, Kind.ACTIVATION)
+        s["kr"], s["vr"] = kr, vr
+        s["attn"] = log.new(act, Kind.ACTIVATION)
+        s["lse"] = log.new(batch * cfg.n_heads * seq * 4, Kind.ACTIVATION)
+        log.op((s["q"], kr, vr), (s["attn"], s["lse"]))
+        s["ao"] = log.out((s["attn"],), act, Kind.ACTIVATION)
+        o = log.out((s["ao"], w(i, "o")), act)
+        h = log.out((x, o), act, Kind.ACTIVATION, frees=(o,))
+        s["h"] = h
+        s["n2"], s["r2"] = _norm_fwd(log, w(i, "mlp_norm.w"), h, act, act32, tok)
+        if cfg.mlp == "swiglu":
+            s["g"] = log.out((s["n2"], w(i, "gate")), tok * ff * el, Kind.ACTIVATION)
+            s["u"] = log.out((s["n2"], w(i, "up")), tok * ff * el, Kind.ACTIVATION)
+            s["sg"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
+            s["m"] = log.out((s["sg"], s["u"]), tok * ff * el, Kind.ACTIVATION)
+            y = log.out((s["m"], w(i, "down")), act)
+        else:
+            s["g"] = log.out((s["n2"], w(i, "fc_in")), tok * ff * el, Kind.ACTIVATION)
+            s["m"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
+            y = log.out((s["m"], w(i, "fc_out")), act)
+        s["out"] = log.out((h, y), act, Kind.ACTIVATION, frees=(y,))
+        return s
+
+    def head_forward(self, x: int, labels: int) -> tuple[int, int, int, int]:
+        """Final norm, LM head, log-softmax and loss. Returns (normed, norm statistics, log-probs, loss)."""
+        log, cfg, el, tok = self.log, self.cfg, self.el, self.tok
+        log.layer = cfg.n_layers + 1
+        nf, rf = _norm_fwd(log, self.w(cfg.n_layers + 1, "norm.w"), x, self.act, self.act32, tok)
+        logits = log.out((nf, self.head()), tok * cfg.vocab_size * el)
         logits32 = log.out((logits,), tok * cfg.vocab_size * 4, Kind.ACTIVATION, frees=(logits,))
         lsm = log.out((logits32,), tok * cfg.vocab_size * 4, Kind.ACTIVATION, frees=(logits32,))
         loss = log.out((lsm, labels), 4, Kind.ACTIVATION)
-        # ---------------- backward
-        log.phase = Phase.BACKWARD
+        return nf, rf, lsm, loss
+
+    def head_backward(self, x: int, nf: int, rf: int, lsm: int, loss: int, labels: int) -> int:
+        """Loss, LM head and final norm backward. Returns the gradient of the last block's output."""
+        log, cfg, el, tok, L = self.log, self.cfg, self.el, self.tok, self.cfg.n_layers
         dl = log.out((loss, lsm, labels), tok * cfg.vocab_size * 4, frees=(loss, lsm, labels))
         dl16 = log.out((dl,), tok * cfg.vocab_size * el, frees=(dl,))
-        hg = G(0, "embed_tokens") if cfg.tied_embeddings else G(L + 1, "lm_head")
+        hg = self.g(0, "embed_tokens") if cfg.tied_embeddings else self.g(L + 1, "lm_head")
         log.op((dl16, nf), (hg,))
-        dx = log.out((dl16, head), act, frees=(dl16, nf))
-        dx = _norm_bwd(log, W(L + 1, "norm.w"), NG(L + 1, "norm"), x, rf, dx, act, act32)
-        for i in range(L, 0, -1):
-            log.layer = i
-            s = saved[i - 1]
-            mlp_w = ("gate", "up", "down") if cfg.mlp == "swiglu" else ("fc_in", "fc_out")
-            log.op((dx, s["m"]), (G(i, mlp_w[-1]),))
-            dm = log.out((dx, W(i, mlp_w[-1])), tok * ff * el, frees=(s["m"],))
-            if cfg.mlp == "swiglu":
-                du = log.out((dm, s["sg"]), tok * ff * el, frees=(s["sg"],))
-                dsg = log.out((dm, s["u"]), tok * ff * el, frees=(dm, s["u"]))
-                dg = log.out((dsg, s["g"]), tok * ff * el, frees=(dsg, s["g"]))
-                log.op((du, s["n2"]), (G(i, "up"),))
-                dn = log.out((du, W(i, "up")), act, frees=(du,))
-                log.op((dg, s["n2"]), (G(i, "gate"),))
-                dn2 = log.out((dg, W(i, "gate")), act, frees=(dg,))
-                dn = log.out((dn, dn2), act, frees=(dn2,))
-            else:
-                dg = log.out((dm, s["g"]), tok * ff * el, frees=(dm, s["g"]))
-                log.op((dg, s["n2"]), (G(i, "fc_in"),))
-                dn = log.out((dg, W(i, "fc_in")), act, frees=(dg,))
-            log.free(s["n2"])
-            dh = _norm_bwd(log, W(i, "mlp_norm.w"), NG(i, "mlp_norm"), s["h"], s["r2"], dn, act, act32)
-            dh = log.out((dh, dx), act, frees=(dx, dh))
-            log.op((dh, s["ao"]), (G(i, "o"),))
-            dao = log.out((dh, W(i, "o")), act, frees=(s["ao"],))
-            dq = log.new(act, Kind.TEMPORARY)
-            dk = log.new(act, Kind.TEMPORARY)
-            dv = log.new(act, Kind.TEMPORARY)
-            log.op(
-                (dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]),
-                (dq, dk, dv),
-                frees=(dao, s["attn"], s["lse"]),
-            )
-            if cfg.n_heads != cfg.n_kv_heads:
-                dk = log.out((dk,), tok * kv * el, frees=(dk, s["kr"]))
-                dv = log.out((dv,), tok * kv * el, frees=(dv, s["vr"]))
-            if rope is not None:
-                dq = log.out((dq, *rope), act, frees=(dq, s["q"]))
-                dk = log.out((dk, *rope), tok * kv * el, frees=(dk, s["k"]))
-            else:
-                log.free(s["q"])
-            if cfg.fused_qkv:
-                dqkv = log.out((dq, dk, dv), tok * (d + 2 * kv) * el, frees=(dq, dk, dv))
-                log.op((dqkv, s["n1"]), (G(i, "qkv"),))
-                dn = log.out((dqkv, W(i, "qkv")), act, frees=(dqkv, s["n1"]))
-            else:
-                dn = None
-                for name, dt in (("q", dq), ("k", dk), ("v", dv)):
-                    log.op((dt, s["n1"]), (G(i, name),))
-                    part = log.out((dt, W(i, name)), act, frees=(dt,))
-                    dn = part if dn is None else log.out((dn, part), act, frees=(dn, part))
-                log.free(s["v"], s["n1"])
-            dxn = _norm_bwd(log, W(i, "attn_norm.w"), NG(i, "attn_norm"), s["x"], s["r1"], dn, act, act32)
-            dx = log.out((dxn, dh), act, frees=(dxn, dh, s["h"]))
+        dx = log.out((dl16, self.head()), self.act, frees=(dl16, nf))
+        return _norm_bwd(log, self.w(L + 1, "norm.w"), self.norm_grads(L + 1, "norm"), x, rf, dx, self.act, self.act32)
+
+    def layer_backward(self, i: int, s: dict[str, int], dx: int, rope: tuple[int, int] | None) -> int:
+        """Block ``i`` backward from the saved tensors ``s``: weight gradients, and the gradient of its input."""
+        log, cfg, el, act, act32, tok = self.log, self.cfg, self.el, self.act, self.act32, self.tok
+        d, kv, ff, w, g = self.d, self.kv, self.ff, self.w, self.g
+        log.layer = i
+        mlp_w = ("gate", "up", "down") if cfg.mlp == "swiglu" else ("fc_in", "fc_out")
+        log.op((dx, s["m"]), (g(i, mlp_w[-1]),))
+        dm = log.out((dx, w(i, mlp_w[-1])), tok * ff * el, frees=(s["m"],))
+        if cfg.mlp == "swiglu":
+            du = log.out((dm, s["sg"]), tok * ff * el, frees=(s["sg"],))
+            dsg = log.out((dm, s["u"]), tok * ff * el, frees=(dm, s["u"]))
+            dg = log.out((dsg, s["g"]), tok * ff * el, frees=(dsg, s["g"]))
+            log.op((du, s["n2"]), (g(i, "up"),))
+            dn = log.out((du, w(i, "up")), act, frees=(du,))
+            log.op((dg, s["n2"]), (g(i, "gate"),))
+            dn2 = log.out((dg, w(i, "gate")), act, frees=(dg,))
+            dn = log.out((dn, dn2), act, frees=(dn2,))
+        else:
+            dg = log.out((dm, s["g"]), tok * ff * el, frees=(dm, s["g"]))
+            log.op((dg, s["n2"]), (g(i, "fc_in"),))
+            dn = log.out((dg, w(i, "fc_in")), act, frees=(dg,))
+        log.free(s["n2"])
+        dh = _norm_bwd(log, w(i, "mlp_norm.w"), self.norm_grads(i, "mlp_norm"), s["h"], s["r2"], dn, act, act32)
+        dh = log.out((dh, dx), act, frees=(dx, dh))
+        log.op((dh, s["ao"]), (g(i, "o"),))
+        dao = log.out((dh, w(i, "o")), act, frees=(s["ao"],))
+        dq = log.new(act, Kind.TEMPORARY)
+        dk = log.new(act, Kind.TEMPORARY)
+        dv = log.new(act, Kind.TEMPORARY)
+        log.op((dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]), (dq, dk, dv), frees=(dao, s["attn"], s["lse"]))
+        if cfg.n_heads != cfg.n_kv_heads:
+            dk = log.out((dk,), tok * kv * el, frees=(dk, s["kr"]))
+            dv = log.out((dv,), tok * kv * el, frees=(dv, s["vr"]))
+        if rope is not None:
+            dq = log.out((dq, *rope), act, frees=(dq, s["q"]))
+            dk = log.out((dk, *rope), tok * kv * el, frees=(dk, s["k"]))
+        else:
+            log.free(s["q"])
+        if cfg.fused_qkv:
+            dqkv = log.out((dq, dk, dv), tok * (d + 2 * kv) * el, frees=(dq, dk, dv))
+            log.op((dqkv, s["n1"]), (g(i, "qkv"),))
+            dn = log.out((dqkv, w(i, "qkv")), act, frees=(dqkv, s["n1"]))
+        else:
+            dn = None
+            for name, dt in (("q", dq), ("k", dk), ("v", dv)):
+                log.op((dt, s["n1"]), (g(i, name),))
+                part = log.out((dt, w(i, name)), act, frees=(dt,))
+                dn = part if dn is None else log.out((dn, part), act, frees=(dn, part))
+            log.free(s["v"], s["n1"])
+        dxn = _norm_bwd(log, w(i, "attn_norm.w"), self.norm_grads(i, "attn_norm"), s["x"], s["r1"], dn, act, act32)
+        return log.out((dxn, dh), act, frees=(dxn, dh, s["h"]))
+
+    def embed_backward(self, dx: int, tokens: int, saved: list[dict[str, int]], rope: tuple[int, int] | None) -> None:
+        """Embedding gradients; frees the first block's input and the RoPE tables."""
+        log = self.log
         log.layer = 0
-        if cfg.positions == "learned":
-            log.op((dx,), (G(0, "embed_positions"),))
-        log.op((dx, tokens), (G(0, "embed_tokens"),), frees=(dx, tokens))
+        if self.cfg.positions == "learned":
+            log.op((dx,), (self.g(0, "embed_positions"),))
+        log.op((dx, tokens), (self.g(0, "embed_tokens"),), frees=(dx, tokens))
         if saved:
             log.free(saved[0]["x"])
         if rope is not None:
             log.free(*rope)
-        # ---------------- optimizer (AdamW, foreach: one op per parameter per foreach call)
-        log.phase = Phase.OPTIMIZER
+
+    def optimizer_step(self) -> None:
+        """AdamW with foreach: each foreach call is one op per parameter (step counters, decay, first and second
+        moments, then the update through a temporary denominator); gradients are freed after."""
+        log, params, weight, moments = self.log, self.params, self.weight, self.moments
         order = list(weight)
-        for p in order:
-            log.layer = params[p][1]
-            log.op((steps[p],), (steps[p],))
-        for p in order:
-            log.layer = params[p][1]
-            log.op((weight[p],), (weight[p],))
-        for p in order:
-            log.layer = params[p][1]
-            log.op((moments[p][0], grads[p]), (moments[p][0],))
-        for p in order:
-            log.layer = params[p][1]
-            log.op((moments[p][1], grads[p]), (moments[p][1],))
-        for p in order:
-            log.layer = params[p][1]
-            denom = log.out((moments[p][1],), params[p][2] * el)
-            log.op((weight[p], moments[p][0], denom), (weight[p],), frees=(denom,))
-        log.free(*grads.values())
+        passes = (
+            lambda p: log.op((self.steps[p],), (self.steps[p],)),
+            lambda p: log.op((weight[p],), (weight[p],)),
+            lambda p: log.op((moments[p][0], self.grads[p]), (moments[p][0],)),
+            lambda p: log.op((moments[p][1], self.grads[p]), (moments[p][1],)),
+            self._update,
+        )
+        for run in passes:
+            for p in order:
+                log.layer = params[p][1]
+                run(p)
+        log.free(*self.grads.values())
+
+    def _update(self, p: int) -> None:
+        log, m = self.log, self.moments[p]
+        denom = log.out((m[1],), self.params[p][2] * self.el)
+        log.op((self.weight[p], m[0], denom), (self.weight[p],), frees=(denom,))
+
+
+def analytic_train_trace(cfg: DecoderConfig, shapes: list[tuple[int, int]]) -> dict:
+    """Columns of a ``len(shapes)``-step training trace (one (batch, seq) per step)."""
+    log = OpLog()
+    step = _TrainStep(cfg, log)
+    for it, (batch, seq) in enumerate(shapes):
+        log.iteration = it
+        step.step(batch, seq)
     return log.arrays()
 
 

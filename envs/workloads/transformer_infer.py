@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from envs.capture import AccessRecorder, Registry, build_trace
+from envs.capture.train_state import register_params
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.capture_helpers import TraceSpec, WorkloadError, base_meta, register_params
 from envs.workloads.decoder_model import PRESETS, DecoderConfig, DecoderLM, PagedKV
+from envs.workloads.spec import TraceSpec, WorkloadError, base_meta
 from envs.workloads.transformer_train import decoder_param_layer, make_router, resolve_config
 
 

@@ -11,9 +11,10 @@ import torch
 from torch.nn import functional as F
 
 from envs.capture import AccessRecorder, Registry, build_trace
+from envs.capture.train_state import TrainStepState, register_params
 from envs.trace import Kind, Phase, Trace
-from envs.workloads.capture_helpers import Shape, TraceSpec, TrainStepState, WorkloadError, base_meta, register_params
 from envs.workloads.decoder_model import PRESETS, DecoderConfig, DecoderLM
+from envs.workloads.spec import Shape, TraceSpec, WorkloadError, base_meta
 
 TRAIN_SHAPES = {
     "mistral-7b": Shape(batch=(1,), seq=(1024, 1536, 2048, 3072, 4096)),

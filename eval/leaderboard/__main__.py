@@ -53,7 +53,7 @@ def _log(message: str) -> None:
 
 def run(cfg: RunConfig) -> int:
     from envs.benchmarks import get_suite
-    from envs.run_lock import DirectoryLock, check_writable_dir
+    from envs.io.run_lock import DirectoryLock, check_writable_dir
     from eval.executor import Executor
     from eval.leaderboard.board import side_by_side_markdown, table_markdown
     from eval.leaderboard.entries import discover, registry

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.sim.policies import OFFLINE_STRATEGIES
 from eval.metrics import aggregate, probability_of_improvement
 
 TOP_FOR_POI = 4
@@ -52,7 +53,7 @@ def ranking(agents: dict[str, dict]) -> list[str]:
 
 
 #: Agents that read the future: ranked, but left out of the probability-of-improvement pairs of legal agents.
-OFFLINE_AGENTS = frozenset({"belady", "cost-belady", "lp-guided", "best-offline"})
+OFFLINE_AGENTS = frozenset(OFFLINE_STRATEGIES)
 
 
 def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str]) -> dict[str, Any]:

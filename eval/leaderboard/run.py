@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents import REFERENCE_AGENTS, Registry
-from envs.atomic_io import write_text_atomic
 from envs.benchmarks import Instance, Suite
+from envs.io.atomic import write_text_atomic
 from eval.evaluate import evaluate
 from eval.executor import Executor, chunked
 from eval.leaderboard.board import make_board, per_task_markdown, side_by_side_markdown, table_markdown

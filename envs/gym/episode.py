@@ -11,7 +11,7 @@ Example::
     print(episode.result().bytes_moved)
 
 :meth:`Episode.step` is the same evict-then-advance in one compiled call that also writes the next decision's
-observation (:mod:`envs.step_kernel`); the Gymnasium env steps through it.
+observation (:mod:`envs.gym.step_kernel`); the Gymnasium env steps through it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs import step_kernel
-from envs.features import DecisionView, FeatureBuilder, observation_size
-from envs.sim import engine as E
+from envs.gym import step_kernel
+from envs.gym.features import DecisionView, FeatureBuilder, observation_size
+from envs.sim.errors import SimError
 from envs.sim.oracle import Oracle
-from envs.sim.simulator import CANDIDATE_RULES, PreparedTrace, SimError, SimResult, Simulation
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import CANDIDATE_RULES, SimResult, Simulation
 
 #: Built-in engine policies that read the future; their choice is never offered to a view.
 ORACLE_ENGINE_POLICIES = ("belady",)
@@ -196,9 +197,7 @@ class Episode:
             obs[:] = 0.0
         n = step_kernel.decide(*self._state, victim, obs)
         self._n = n
-        sim = self.sim
-        sim.pending = pending = n >= 0
-        sim.done = not pending
+        self.sim.set_status(n >= 0)
         self._cands = self._view = None
         return valid
 
@@ -219,16 +218,15 @@ class Episode:
     @property
     def bytes_moved(self) -> int:
         """Bytes transferred in plus dirty bytes written back so far."""
-        S = self.sim.S
-        return int(S.item(E.S_BIN) + S.item(E.S_BOUT))
+        return self.sim.bytes_moved
 
     @property
     def hits(self) -> int:
-        return int(self.sim.S.item(E.S_HITS))
+        return self.sim.hits
 
     @property
     def capacity(self) -> int:
-        return int(self.sim.S.item(E.S_CAP))
+        return self.sim.capacity
 
     def result(self) -> SimResult:
         """Counters so far (final once :attr:`done`)."""

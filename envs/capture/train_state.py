@@ -1,4 +1,6 @@
-"""Helpers the captured workloads share: registering parameters, gradients and optimizer state, and trace metadata."""
+"""Recorder concepts of a training step: registering parameters as weights, and giving gradients and optimizer state
+stable ids and kinds across iterations (used by :func:`envs.capture.capture`, the built-in families and Hugging Face
+capture)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from envs.capture import AccessRecorder, Registry
+from envs.capture.recorder import AccessRecorder, Registry
 from envs.trace import Kind
-from envs.workloads.spec import GENERATOR_VERSION, Shape, TraceSpec, WorkloadError, check_positive
-
-__all__ = ["GENERATOR_VERSION", "Shape", "TraceSpec", "TrainStepState", "WorkloadError", "base_meta", "check_positive",
-           "register_params"]  # fmt: skip
 
 
 def register_params(model: nn.Module, rec: AccessRecorder, registry: Registry, layer_of_name: Any) -> dict[int, int]:
@@ -48,18 +46,3 @@ class TrainStepState:
             for value in opt.state.get(p, {}).values():
                 if isinstance(value, torch.Tensor):
                     registry.add(rec.uid(value), Kind.OPTIMIZER_STATE, layers[i])
-
-
-def base_meta(spec: TraceSpec, generator: str, config: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Metadata common to every generated trace."""
-    return {
-        "workload": spec.workload,
-        "preset": spec.preset,
-        "spec": spec.to_dict(),
-        "config": config,
-        "seed": spec.seed,
-        "generator": generator,
-        "generator_version": GENERATOR_VERSION,
-        "method": spec.method,
-        **extra,
-    }

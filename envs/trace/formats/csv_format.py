@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.trace import COLUMNS, Kind, Op, Phase, Trace, TraceError
+from envs.trace.record import COLUMNS, Kind, Op, Phase, Trace, TraceError
 
 _ENUMS = {"op": Op, "kind": Kind, "phase": Phase}
 _META_PREFIX = "# meta: "

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from envs.sim import engine as E
-from envs.sim.simulator import PreparedTrace
+from envs.sim.prepared import PreparedTrace
 from envs.trace import Kind
 
 N_KINDS = len(Kind)
@@ -48,6 +48,44 @@ GLOBAL_FEATURES = (
 )
 N_CAND_FEATURES = len(CANDIDATE_FEATURES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
+_CAND = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
+_GLOBAL = {name: i for i, name in enumerate(GLOBAL_FEATURES)}
+# Named offsets into a candidate row and into the global block, looked up in the tables above (plain ints, so the
+# compiled fillers read them as constants). Adding a feature: one name in a table, its offset here, its value in
+# _fill_candidate / _fill_globals.
+C_VALID, C_LOG2_SIZE, C_LOG2_AGE = _CAND["valid"], _CAND["log2_size"], _CAND["log2_age"]
+C_LOG2_FREQUENCY, C_LOG2_REUSE_INTERVAL = _CAND["log2_frequency"], _CAND["log2_reuse_interval"]
+C_HAS_REUSE_INTERVAL, C_PREDICTED_NEXT_USE = _CAND["has_reuse_interval"], _CAND["predicted_next_use"]
+C_DIRTY, C_LAYER_DELTA, C_SAME_ITERATION = _CAND["dirty"], _CAND["layer_delta"], _CAND["same_iteration"]
+C_KIND = _CAND[f"kind_{Kind(0).name.lower()}"]  # the one-hot kind block, in Kind order
+G_LOG2_INCOMING_SIZE, G_FREE_FRACTION = _GLOBAL["log2_incoming_size"], _GLOBAL["free_fraction"]
+G_INCOMING_FRACTION, G_LOG2_POSITION = _GLOBAL["incoming_fraction_of_capacity"], _GLOBAL["log2_position"]
+G_LOG2_POSITION_IN_ITERATION = _GLOBAL["log2_position_in_iteration"]
+G_INCOMING_KIND = _GLOBAL[f"incoming_kind_{Kind(0).name.lower()}"]  # the incoming tensor's one-hot kind block
+
+
+def candidate_feature(name: str) -> int:
+    """Column of the per-candidate feature ``name`` in a candidate row (ValueError naming the valid ones)."""
+    if name not in _CAND:
+        raise ValueError(f"unknown candidate feature {name!r}; valid: {', '.join(CANDIDATE_FEATURES)}")
+    return _CAND[name]
+
+
+def global_feature(name: str) -> int:
+    """Offset of the global feature ``name`` after the candidate slots (ValueError naming the valid ones)."""
+    if name not in _GLOBAL:
+        raise ValueError(f"unknown global feature {name!r}; valid: {', '.join(GLOBAL_FEATURES)}")
+    return _GLOBAL[name]
+
+
+def split_observation(obs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate table (``k`` x :data:`N_CAND_FEATURES`) and the global features of a flat observation (or
+    of a batch of them, leading axes kept); views, no copy."""
+    obs = np.asarray(obs)
+    cut = k * N_CAND_FEATURES
+    if obs.shape[-1] != observation_size(k):
+        raise ValueError(f"an observation for k={k} has {observation_size(k)} values, got {obs.shape[-1]}")
+    return obs[..., :cut].reshape(*obs.shape[:-1], k, N_CAND_FEATURES), obs[..., cut:]
 
 
 def observation_size(k: int) -> int:
@@ -149,7 +187,7 @@ class FeatureBuilder:
 
     Everything precomputed here is indexed by access position and read only at or before the current access.
     The engine's arrays of the prepared trace and the feature columns live in one int64 block, so the fused step
-    (:mod:`envs.step_kernel`) takes one array instead of nine; :attr:`prepared` is the prepared trace with its
+    (:mod:`envs.gym.step_kernel`) takes one array instead of nine; :attr:`prepared` is the prepared trace with its
     arrays as rows of that block (same values; the op codes widened to int64), and episodes run on it.
 
     Args:
@@ -183,30 +221,29 @@ class FeatureBuilder:
 
     def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None) -> DecisionView:
         """The sealed view of ``sim``'s pending decision with these ``candidates``."""
-        T, S = sim.T, sim.S
-        rows = T[candidates].T  # one gather; each field below is a row of it
-        last = rows[E.F_LAST]
-        now = S.item(E.S_POS)
-        inc = S.item(E.S_INCOMING)
+        state = sim.tensor_state(candidates)  # one gather; each field below is a row of it
+        last = state.last_access
+        now = sim.now
+        inc = sim.incoming
         pos = min(now, self.access_layer.shape[0] - 1)
         view = object.__new__(DecisionView)  # the frozen dataclass's fields, set without its per-field __setattr__
         view.__dict__.update(
             candidates=candidates,
-            size=rows[E.F_SIZE],
+            size=state.size,
             last_access=last,
-            insert_time=rows[E.F_INSERT],
-            frequency=rows[E.F_FREQ],
-            reuse_interval=rows[E.F_INTERVAL],
-            dirty=rows[E.F_DIRTY],
+            insert_time=state.insert_time,
+            frequency=state.frequency,
+            reuse_interval=state.reuse_interval,
+            dirty=state.dirty,
             kind=self.access_kind[last],
             layer=self.access_layer[last],
             now=now,
             incoming=inc,
-            incoming_size=T.item(inc, E.F_SIZE) if inc >= 0 else 1,
+            incoming_size=sim.tensor_size(inc) if inc >= 0 else 1,
             incoming_kind=self.access_kind.item(pos),
             incoming_layer=self.access_layer.item(pos),
-            capacity=S.item(E.S_CAP),
-            used_bytes=S.item(E.S_USED),
+            capacity=sim.capacity,
+            used_bytes=sim.used_bytes,
             iteration_start=self.iteration_start.item(pos),
             layers_seen=self.layers_seen.item(pos),
             k=k,
@@ -225,22 +262,22 @@ def _fill_candidate(out, j, size, last, freq, iv, dirty, kind, layer, now, inc_l
                     layers_seen):  # pragma: no cover - compiled  # fmt: skip
     """Writes candidate slot ``j``'s row of the observation table (float64 arithmetic, float32 storage)."""
     b = j * N_CAND_FEATURES
-    out[b + 0] = 1.0
-    out[b + 1] = _clip(np.log2(float(size)) / 40.0, 0.0, 1.0)
-    out[b + 2] = _clip(np.log2(1.0 + float(now - last)) / 24.0, 0.0, 1.0)
-    out[b + 3] = _clip(np.log2(1.0 + float(freq)) / 16.0, 0.0, 1.0)
-    out[b + 4] = _clip(np.log2(1.0 + float(iv)) / 24.0, 0.0, 1.0)
-    out[b + 5] = 1.0 if iv > 0 else 0.0
+    out[b + C_VALID] = 1.0
+    out[b + C_LOG2_SIZE] = _clip(np.log2(float(size)) / 40.0, 0.0, 1.0)
+    out[b + C_LOG2_AGE] = _clip(np.log2(1.0 + float(now - last)) / 24.0, 0.0, 1.0)
+    out[b + C_LOG2_FREQUENCY] = _clip(np.log2(1.0 + float(freq)) / 16.0, 0.0, 1.0)
+    out[b + C_LOG2_REUSE_INTERVAL] = _clip(np.log2(1.0 + float(iv)) / 24.0, 0.0, 1.0)
+    out[b + C_HAS_REUSE_INTERVAL] = 1.0 if iv > 0 else 0.0
     if iv > 0:
         ahead = float(last + iv - now)
         mag = np.log2(1.0 + abs(ahead)) / 24.0
-        out[b + 6] = _clip(mag if ahead >= 0 else -mag, -1.0, 1.0)
+        out[b + C_PREDICTED_NEXT_USE] = _clip(mag if ahead >= 0 else -mag, -1.0, 1.0)
     else:
-        out[b + 6] = 1.0
-    out[b + 7] = float(dirty)
-    out[b + 8] = _clip(float(layer - inc_layer) / layers_seen, -1.0, 1.0)
-    out[b + 9] = 1.0 if last >= it_start else 0.0
-    out[b + 10 + kind] = 1.0
+        out[b + C_PREDICTED_NEXT_USE] = 1.0
+    out[b + C_DIRTY] = float(dirty)
+    out[b + C_LAYER_DELTA] = _clip(float(layer - inc_layer) / layers_seen, -1.0, 1.0)
+    out[b + C_SAME_ITERATION] = 1.0 if last >= it_start else 0.0
+    out[b + C_KIND + kind] = 1.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -248,12 +285,12 @@ def _fill_globals(out, k, now, inc_size, inc_kind, cap, used, it_start):  # prag
     """Writes the global features after the ``k`` candidate slots."""
     g = k * N_CAND_FEATURES
     c = float(cap)
-    out[g + 0] = _clip(np.log2(float(inc_size)) / 40.0, 0.0, 1.0)
-    out[g + 1] = _clip((c - float(used)) / c, 0.0, 1.0)
-    out[g + 2] = _clip(float(inc_size) / c, 0.0, 1.0)
-    out[g + 3] = _clip(np.log2(1.0 + float(now)) / 32.0, 0.0, 1.0)
-    out[g + 4] = _clip(np.log2(1.0 + float(now - it_start)) / 24.0, 0.0, 1.0)
-    out[g + 5 + inc_kind] = 1.0
+    out[g + G_LOG2_INCOMING_SIZE] = _clip(np.log2(float(inc_size)) / 40.0, 0.0, 1.0)
+    out[g + G_FREE_FRACTION] = _clip((c - float(used)) / c, 0.0, 1.0)
+    out[g + G_INCOMING_FRACTION] = _clip(float(inc_size) / c, 0.0, 1.0)
+    out[g + G_LOG2_POSITION] = _clip(np.log2(1.0 + float(now)) / 32.0, 0.0, 1.0)
+    out[g + G_LOG2_POSITION_IN_ITERATION] = _clip(np.log2(1.0 + float(now - it_start)) / 24.0, 0.0, 1.0)
+    out[g + G_INCOMING_KIND + inc_kind] = 1.0
 
 
 @numba.njit(cache=True)
@@ -279,16 +316,17 @@ def fill_observation_from_state(T, S, block, cands, n, k, out):  # pragma: no co
         n: Number of candidates; k: candidate slots.
         out: The float32 observation to fill.
     """
-    now = S[E.S_POS]
-    inc = S[E.S_INCOMING]
+    now = E.now(S)
+    inc = E.incoming(S)
     pos = min(now, block.shape[1] - 1)
     inc_layer = block[ROW_LAYER, pos]
     it_start = block[ROW_ITERATION_START, pos]
     layers_seen = block[ROW_LAYERS_SEEN, pos]
     for j in range(n):
         t = cands[j]
-        last = T[t, E.F_LAST]
-        _fill_candidate(out, j, T[t, E.F_SIZE], last, T[t, E.F_FREQ], T[t, E.F_INTERVAL], T[t, E.F_DIRTY],
+        last = E.tensor_last_access(T, t)
+        _fill_candidate(out, j, E.tensor_size(T, t), last, E.tensor_frequency(T, t), E.tensor_reuse_interval(T, t),
+                        E.tensor_dirty(T, t),
                         block[ROW_KIND, last], block[ROW_LAYER, last], now, inc_layer, it_start, layers_seen)  # fmt: skip
-    inc_size = T[inc, E.F_SIZE] if inc >= 0 else 1
-    _fill_globals(out, k, now, inc_size, block[ROW_KIND, pos], S[E.S_CAP], S[E.S_USED], it_start)
+    inc_size = E.tensor_size(T, inc) if inc >= 0 else 1
+    _fill_globals(out, k, now, inc_size, block[ROW_KIND, pos], E.capacity(S), E.used_bytes(S), it_start)

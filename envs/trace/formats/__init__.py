@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs.formats.csv_format import read_csv, write_csv
-from envs.formats.oracle_general import read_oracle_general, write_oracle_general
-from envs.trace import Trace, TraceError
+from envs.trace.formats.csv_format import read_csv, write_csv
+from envs.trace.formats.oracle_general import read_oracle_general, write_oracle_general
+from envs.trace.record import Trace, TraceError
 
 FORMATS = ("npz", "oracleGeneral", "csv")
 
@@ -42,7 +42,7 @@ def write_trace(trace: Trace, path: str | Path, fmt: str | None = None) -> Path:
         raise TraceError(f"unknown trace format {fmt!r}; valid: {', '.join(FORMATS)}")
     if fmt == "npz":
         return trace.save(path)
-    from envs.atomic_io import atomic_path
+    from envs.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         (write_csv if fmt == "csv" else write_oracle_general)(trace, tmp)

@@ -236,7 +236,7 @@ class Trace:
     # -- I/O ------------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Writes the trace as a compressed ``.npz`` file (atomically) and returns its path."""
-        from envs.atomic_io import atomic_path
+        from envs.io.atomic import atomic_path
 
         path = Path(path)
         payload = {name: canonical_column(name, getattr(self, name)) for name in COLUMNS}
@@ -355,7 +355,7 @@ def _validate_columns(cols: dict[str, np.ndarray]) -> None:
     op_index = _values(cols["op_index"])
     if op_index.shape[0] > 1 and np.any(op_index[1:] < op_index[:-1]):
         raise TraceError("op_index must be non-decreasing")
-    from envs.sim.scan_kernels import first_size_conflict
+    from envs.trace.scan_kernels import first_size_conflict
 
     tid = cols["tensor_id"]
     if first_size_conflict(tid, cols["size"], int(tid.max()) + 1) >= 0:  # sizes are positive (checked above)
@@ -394,7 +394,7 @@ def classic_trace(ids: np.ndarray, sizes: np.ndarray, meta: Mapping[str, Any]) -
 
 def renumber(tensor_keys: np.ndarray) -> np.ndarray:
     """Maps arbitrary integer keys to compact ids numbered by first appearance (one O(n) hash-table pass)."""
-    from envs.sim.scan_kernels import renumber_first_seen
+    from envs.trace.scan_kernels import renumber_first_seen
 
     keys = np.asarray(tensor_keys)
     if keys.dtype == np.uint64:

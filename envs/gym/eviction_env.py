@@ -10,11 +10,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.episode import Episode
-from envs.features import FeatureBuilder, observation_size
-from envs.sim import engine as E
+from envs.gym.episode import Episode
+from envs.gym.features import FeatureBuilder, observation_size
+from envs.gym.sources import trace_sources
 from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
-from envs.sim.simulator import CANDIDATE_RULES, MODES, PreparedTrace, prepare
+from envs.sim.prepared import MODES, PreparedTrace, prepare
+from envs.sim.simulator import CANDIDATE_RULES
 from envs.trace import Kind, Trace
 
 REWARD_MODES = ("bytes", "hits")
@@ -41,29 +42,33 @@ class EvictionEnv(gym.Env):
     ``mixed``) and sets ``info["invalid_action"] = True``.
 
     ## Observation Space
-    ``Box(-1, 1, (K * 17 + 12,), float32)``: K rows of per-candidate features, then global features; empty slots
-    are zero. Every value is clipped into its bounds. Nothing depends on anything after the current access: no
-    trace length, no iteration length, no future access of any tensor (``tests/test_past_only.py``).
+    ``Box(-1, 1, (observation_size(K),), float32)``: K rows of the per-candidate features
+    (:data:`~envs.gym.features.CANDIDATE_FEATURES`), then the global features
+    (:data:`~envs.gym.features.GLOBAL_FEATURES`); empty slots are zero. The feature of candidate ``c`` called
+    ``name`` is at ``c * N_CAND_FEATURES + candidate_feature(name)``, a global one at
+    ``K * N_CAND_FEATURES + global_feature(name)`` (:func:`~envs.gym.features.split_observation` cuts a flat
+    observation into the two). Every value is clipped into its bounds. Nothing depends on anything after the current
+    access: no trace length, no iteration length, no future access of any tensor (``tests/test_past_only.py``).
 
-    | index | observation | min | max |
+    | feature | observation | min | max |
     |---|---|---|---|
-    | c*17+0 | candidate slot is valid | 0 | 1 |
-    | c*17+1 | log2(size in bytes) / 40 | 0 | 1 |
-    | c*17+2 | log2(1 + accesses since its last access) / 24 | 0 | 1 |
-    | c*17+3 | log2(1 + accesses since admission) / 16 | 0 | 1 |
-    | c*17+4 | log2(1 + previous reuse interval) / 24 | 0 | 1 |
-    | c*17+5 | has a previous reuse interval | 0 | 1 |
-    | c*17+6 | ±log2(1 + abs(last access + previous interval − now)) / 24 (predicted use ahead), 1 if unknown | -1 | 1 |
-    | c*17+7 | dirty (eviction costs a write-back) | 0 | 1 |
-    | c*17+8 | (its layer at its last access − incoming access's layer) / (deepest layer so far + 1) | -1 | 1 |
-    | c*17+9 | last accessed in the current iteration | 0 | 1 |
-    | c*17+10..16 | kind one-hot at its last access (weight, activation, gradient, optimizer, kv, temp, input) | 0 | 1 |
-    | K*17+0 | log2(incoming size) / 40 | 0 | 1 |
-    | K*17+1 | free bytes / capacity | 0 | 1 |
-    | K*17+2 | incoming size / capacity | 0 | 1 |
-    | K*17+3 | log2(1 + accesses so far) / 32 | 0 | 1 |
-    | K*17+4 | log2(1 + accesses since the current iteration began) / 24 | 0 | 1 |
-    | K*17+5..11 | incoming tensor kind one-hot | 0 | 1 |
+    | ``valid`` | candidate slot is valid | 0 | 1 |
+    | ``log2_size`` | log2(size in bytes) / 40 | 0 | 1 |
+    | ``log2_age`` | log2(1 + accesses since its last access) / 24 | 0 | 1 |
+    | ``log2_frequency`` | log2(1 + accesses since admission) / 16 | 0 | 1 |
+    | ``log2_reuse_interval`` | log2(1 + previous reuse interval) / 24 | 0 | 1 |
+    | ``has_reuse_interval`` | has a previous reuse interval | 0 | 1 |
+    | ``predicted_next_use`` | ±log2(1 + abs(last access + previous interval − now)) / 24 (ahead), 1 if unknown | -1 | 1 |
+    | ``dirty`` | dirty (eviction costs a write-back) | 0 | 1 |
+    | ``layer_delta`` | (its layer at its last access − incoming access's layer) / (deepest layer so far + 1) | -1 | 1 |
+    | ``same_iteration`` | last accessed in the current iteration | 0 | 1 |
+    | ``kind_*`` | kind one-hot at its last access (weight, activation, gradient, optimizer, kv, temp, input) | 0 | 1 |
+    | ``log2_incoming_size`` | log2(incoming size) / 40 | 0 | 1 |
+    | ``free_fraction`` | free bytes / capacity | 0 | 1 |
+    | ``incoming_fraction_of_capacity`` | incoming size / capacity | 0 | 1 |
+    | ``log2_position`` | log2(1 + accesses so far) / 32 | 0 | 1 |
+    | ``log2_position_in_iteration`` | log2(1 + accesses since the current iteration began) / 24 | 0 | 1 |
+    | ``incoming_kind_*`` | incoming tensor kind one-hot | 0 | 1 |
 
     ## Rewards
     ``reward="bytes"`` (default): −(bytes moved since the previous decision) / capacity, where bytes moved =
@@ -82,7 +87,7 @@ class EvictionEnv(gym.Env):
 
     ## Arguments
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).
-    - ``hf_config``, ``hf_task``: a Hugging Face ``config.json`` traced without weights (:mod:`envs.hf_capture`),
+    - ``hf_config``, ``hf_task``: a Hugging Face ``config.json`` traced without weights (:mod:`envs.capture.hf`),
       ``"train"`` or ``"infer"``.
     - ``workload``, ``preset``, ``seeds``, ``layers``, ``iterations``, ``method``: generate traces from a workload;
       each reset draws one of ``seeds``.
@@ -102,13 +107,14 @@ class EvictionEnv(gym.Env):
     :meth:`counters` returns the full set at any time.
 
     ## Version History
-    - v1 (later, same observations, rewards and results): each step is one compiled call (evict, advance,
-      candidates, observation; :mod:`envs.step_kernel`); the per-step info carries the five cheap keys above and the
-      full counters come at reset, at the end and from :meth:`counters`.
     - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
       length, the current iteration's length or a tensor's layer at its last access in the whole trace; see the
       table), values clipped into the declared bounds, no-argument construction (the ``tcb-v2`` train split),
-      ``task=``, ``rgb_array`` rendering. v0 is retired: its observations depended on the future.
+      ``task=``, ``rgb_array`` rendering. v0 is retired: its observations depended on the future. Later changes kept
+      the observations, rewards and results: each step became one compiled call (evict, advance, candidates,
+      observation; :mod:`envs.gym.step_kernel`), the per-step info carries the five cheap keys above (the full
+      counters come at reset, at the end and from :meth:`counters`), and the env moved to
+      ``envs.gym.eviction_env`` (the registered id is unchanged).
     - v0: initial version (LRU-ordered candidates, bytes-moved reward); the optional ``candidates="mixed"`` rule
       was added later without changing the default.
     """
@@ -153,12 +159,12 @@ class EvictionEnv(gym.Env):
         if hf_config is not None:
             if any(x is not None for x in (trace, trace_path, workload, suite)):
                 raise ValueError("give at most one of trace, trace_path, hf_config, workload (with preset) or suite")
-            from envs.hf_capture import capture_hf
+            from envs.capture.hf import capture_hf
 
             trace = capture_hf(hf_config, task=hf_task)
         if all(x is None for x in (trace, trace_path, workload, suite)):
             suite = DEFAULT_SUITE
-        self._sources = _trace_sources(
+        self._sources = trace_sources(
             trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity
         )
         self._loaded: dict[int, tuple[PreparedTrace, int, FeatureBuilder]] = {}
@@ -205,10 +211,9 @@ class EvictionEnv(gym.Env):
             a = action if type(action) is int else _as_index(action)
             invalid = not episode.step(a, obs)  # evict, advance, candidates and observation in one compiled call
             self._last_action = 0 if invalid else a
-        S = sim.S
-        moved, hits = S.item(E.S_BIN) + S.item(E.S_BOUT), S.item(E.S_HITS)
+        moved, hits = sim.bytes_moved, sim.hits
         if self.reward_mode == "bytes":
-            reward = -(moved - self._moved) / S.item(E.S_CAP)
+            reward = -(moved - self._moved) / sim.capacity
         else:
             reward = float(hits - self._hits)
         self._moved, self._hits = moved, hits
@@ -224,7 +229,7 @@ class EvictionEnv(gym.Env):
 
     @property
     def view(self):
-        """The current sealed :class:`~envs.features.DecisionView` (None at the end of the trace)."""
+        """The current sealed :class:`~envs.gym.features.DecisionView` (None at the end of the trace)."""
         if self.episode is None or self.episode.done:
             return None
         return self.episode.view
@@ -253,15 +258,15 @@ class EvictionEnv(gym.Env):
         episode = self.episode
         if episode is None:
             raise RuntimeError("call reset() first")
-        S = episode.sim.S
-        hits, b_in, b_out = S.item(E.S_HITS), S.item(E.S_BIN), S.item(E.S_BOUT)
+        sim = episode.sim
+        hits, b_in, b_out = sim.hits, sim.bytes_in, sim.bytes_out
         info = self._step_info(b_in + b_out, hits, invalid)
         info |= {
-            "misses": S.item(E.S_NREQ) - hits,
+            "misses": sim.n_requests - hits,
             "bytes_in": b_in,
             "bytes_out": b_out,
             "trace_hash": episode.prepared.trace.content_hash,
-            "capacity_bytes": S.item(E.S_CAP),
+            "capacity_bytes": sim.capacity,
         }
         if episode.done:
             result = episode.result()
@@ -280,11 +285,11 @@ class EvictionEnv(gym.Env):
     def _resident_by_kind(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-tensor resident flags and kinds (kinds at each tensor's latest access)."""
         episode = self.episode
-        T = episode.sim.T
-        kinds = np.zeros(T.shape[0], dtype=np.int64)
-        seen = T[:, E.F_LAST] >= 0
-        kinds[seen] = episode.features.access_kind[T[seen, E.F_LAST]]
-        return T[:, E.F_RES] == 1, kinds
+        state = episode.sim.tensor_state()
+        kinds = np.zeros(state.last_access.shape[0], dtype=np.int64)
+        seen = state.last_access >= 0
+        kinds[seen] = episode.features.access_kind[state.last_access[seen]]
+        return state.resident == 1, kinds
 
     def _render_ansi(self) -> str:
         episode = self.episode
@@ -349,42 +354,3 @@ def _as_index(action: Any) -> int:
     if isinstance(action, np.ndarray) and action.size == 1 and np.issubdtype(action.dtype, np.integer):
         return int(action.reshape(()))
     return -1
-
-
-def _trace_sources(trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity):
-    """A list of zero-argument loaders, each returning (trace, capacity spec)."""
-    given = [x is not None for x in (trace, trace_path, workload, suite)]
-    if sum(given) != 1:
-        raise ValueError("give at most one of trace, trace_path, workload (with preset) or suite")
-    if task is not None and suite is None:
-        raise ValueError("task= picks a task of a suite; give suite= too (or no trace argument)")
-    if trace is not None:
-        if not isinstance(trace, Trace):
-            raise ValueError(f"trace must be an envs.Trace, got {type(trace).__name__}")
-        return [lambda: (trace, capacity)]
-    if trace_path is not None:
-        from envs.formats import read_trace
-
-        loaded = read_trace(trace_path)
-        return [lambda: (loaded, capacity)]
-    if workload is not None:
-        from envs.workloads import generate_trace, get_workload
-
-        w = get_workload(workload)
-        if preset is None or preset not in w.presets():
-            raise ValueError(f"workload {workload!r} needs a preset; valid: {', '.join(w.presets())}")
-        if not seeds:
-            raise ValueError("seeds must not be empty")
-        return [
-            (
-                lambda s=s: (
-                    generate_trace(workload, preset, layers=layers, iterations=iterations, seed=s, method=method),
-                    capacity,
-                )
-            )
-            for s in seeds
-        ]
-    from envs.benchmarks import get_suite
-
-    instances = get_suite(suite).instances(split, tasks=None if task is None else (task,))
-    return [(lambda inst=inst: (inst.trace(), inst.capacity)) for inst in instances]

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from scipy import stats
 
-from envs.trace import Kind, Trace
+from envs.trace.record import Kind, Trace
 
 LOCALITY_WINDOW = 64
 KS_SUBSAMPLE = 500

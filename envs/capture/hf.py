@@ -124,7 +124,7 @@ def capture_hf(
     """
     import torch
 
-    from envs.capture import capture
+    from envs.capture.module import capture
 
     if task not in TASKS:
         raise HFConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -160,8 +160,9 @@ def _capture_serving(model, seq: int, batch: int, decode_steps: int) -> Trace:
     """Prefill then ``decode_steps`` one-token steps with transformers' KV cache (inside the caller's fake mode)."""
     import torch
 
-    from envs.capture import AccessRecorder, Registry, block_layers, build_trace
-    from envs.workloads.capture_helpers import register_params
+    from envs.capture.module import block_layers
+    from envs.capture.recorder import AccessRecorder, Registry, build_trace
+    from envs.capture.train_state import register_params
 
     model.eval()
     n_blocks, layer_of_param, layer_of_paths = block_layers(model)

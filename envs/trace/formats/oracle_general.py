@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.trace import Trace, TraceError, classic_trace
+from envs.trace.record import Trace, TraceError, classic_trace
 
 RECORD = np.dtype([("t", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
 MAX_SIZE = np.iinfo(np.uint32).max
@@ -71,7 +71,7 @@ def read_oracle_general(path: str | Path) -> Trace:
         )
     if nbytes == 0:
         raise TraceError(f"{path}: no requests with a positive size")
-    from envs.sim.scan_kernels import RequestRenumbering
+    from envs.trace.scan_kernels import RequestRenumbering
 
     n = nbytes // RECORD.itemsize
     ids = np.empty(n, dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.episode import Episode
-from envs.features import DecisionView
-from envs.sim import engine as E
-from envs.sim.simulator import POLICY_CODES, PreparedTrace, SimResult, Simulation
+from envs.gym.episode import Episode
+from envs.gym.features import DecisionView
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import POLICY_CODES, SimResult, Simulation
 from envs.trace import Kind
 
 
@@ -81,20 +81,20 @@ def record(
     prev_pos = prev_hits = prev_req = 0
     for j, stop in enumerate(stops):
         step(int(stop))
-        T, S = sim.T, sim.S
+        state = sim.tensor_state()
         window = slice(prev_pos, int(stop))
         ids = prepared.tid[window]
         kinds[ids] = prepared.trace.kind[window]
         layers[ids] = np.maximum(layer_of_access[window], -1) + 1
         seen[ids] = True
-        res = T[:, E.F_RES] == 1
-        sizes = T[:, E.F_SIZE].astype(np.float64)
+        res = state.resident == 1
+        sizes = state.size.astype(np.float64)
         by_kind[j] = np.bincount(kinds[res], weights=sizes[res], minlength=len(Kind))[: len(Kind)]
         total = np.bincount(layers[seen], weights=sizes[seen], minlength=n_layers)
         resident = np.bincount(layers[res], weights=sizes[res], minlength=n_layers)
         by_layer[:, j] = np.divide(resident, total, out=np.zeros(n_layers), where=total > 0)
-        h, r = int(S[E.S_HITS]), int(S[E.S_NREQ])
+        h, r = sim.hits, sim.n_requests
         hits[j], misses[j] = h - prev_hits, (r - h) - (prev_req - prev_hits)
-        moved[j] = int(S[E.S_BIN] + S[E.S_BOUT])
+        moved[j] = sim.bytes_moved
         prev_pos, prev_hits, prev_req = int(stop), h, r
     return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
