@@ -31,6 +31,8 @@ class Policy(ABC):
     uses_oracle: bool = False
     #: Whether the policy plays the engine's own choice (its state lives in the engine: SIEVE, Random).
     uses_engine_choice: bool = False
+    #: Whether the policy reads the schedule-aware predictions of its views (``DecisionView.schedule_distance``).
+    uses_schedule: bool = False
     #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.
     candidate_k: int | None = None
     candidate_rule: str = "lru"

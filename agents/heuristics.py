@@ -64,6 +64,25 @@ class NextUsePredictor(ScorerPolicy):
         return -predicted
 
 
+class ScheduleAware(Policy):
+    """Schedule-aware and cost-aware (legal): every evictable tensor is a candidate; each one's next use is
+    predicted from the previous iteration lined up phase by phase (:mod:`envs.gym.schedule`), and the candidate
+    whose eviction costs the fewest bytes per byte of room and access it frees goes first: cost = its bytes if it
+    is dirty (a write-back) plus its bytes if its next use is a READ (a read-back); room = bytes x predicted
+    accesses until that use. Ties: the farthest predicted use, then the least recently used."""
+
+    name = "schedule"
+    uses_schedule = True
+
+    def choose(self, view: DecisionView) -> int:
+        dist = view.schedule_distance
+        if dist is None:
+            raise RuntimeError("schedule runs in an episode that offers schedule predictions (schedule=True)")
+        cost = (view.dirty > 0) + view.schedule_next_read  # per byte
+        score = cost / np.maximum(dist, 1.0)
+        return int(np.lexsort((view.candidates, view.last_access, -dist, score))[0])
+
+
 class EngineDelegate(Policy):
     """A policy whose state (SIEVE's hand and visited bits, Random's generator) lives in the engine; in step
     mode it takes the engine's choice from the view, so both paths share one implementation."""

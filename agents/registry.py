@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from agents.base import Policy
-from agents.heuristics import FIFO, LFU, LRU, MRU, SIEVE, Belady, NextUsePredictor, Random
+from agents.heuristics import FIFO, LFU, LRU, MRU, SIEVE, Belady, NextUsePredictor, Random, ScheduleAware
 from envs.sim.policies import AGENT_POLICIES, policy_spec
 
 #: Agents that anchor the normalized scores: no entry may take these names.
@@ -87,7 +87,7 @@ class Registry:
 
 #: The policy class of each built-in agent of the catalogue (:data:`envs.sim.policies.AGENT_POLICIES`).
 BUILTIN_CLASSES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (LRU, FIFO, MRU, LFU, Random, SIEVE, NextUsePredictor, Belady)
+    cls.name: cls for cls in (LRU, FIFO, MRU, LFU, Random, SIEVE, NextUsePredictor, ScheduleAware, Belady)
 }
 
 

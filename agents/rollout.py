@@ -35,6 +35,7 @@ def start_episode(prepared: PreparedTrace, policy: Policy, capacity: int, *, k: 
         engine_policy=policy.engine_policy or "lru",
         engine_choice=policy.uses_engine_choice,
         seed=seed,
+        schedule=policy.uses_schedule,
     )
     if policy.uses_oracle:
         policy.attach_oracle(episode.oracle)

@@ -296,7 +296,7 @@ class Copilot:
         elif name in self.registry():
             policy = self.registry().make(name)
             result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,
-                                      rule=policy.candidate_rule, points=points)  # fmt: skip
+                                      rule=policy.candidate_rule, points=points, schedule=policy.uses_schedule)  # fmt: skip
         else:
             raise CopilotError(f"unknown strategy {name!r}; valid: {', '.join(s['name'] for s in self.strategies())}")
         out = {"result": result, "timeline": timeline}

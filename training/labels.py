@@ -88,7 +88,7 @@ def iter_decisions(
     """
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
-    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed)
+    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=rollout is not None and rollout.uses_schedule)
     if teacher == "belady":
         label_of = Belady(episode.oracle).choose
     else:

@@ -45,6 +45,7 @@ class Episode:
             it is off unless the playing policy is that engine policy; refused for policies that read the future.
         seed: Seed of the engine's random policy.
         features: Per-trace feature arrays to reuse across episodes of the same trace.
+        schedule: Put the schedule-aware predicted distances into every view (``DecisionView.schedule_distance``).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Episode:
         engine_choice: bool = False,
         seed: int = 0,
         features: FeatureBuilder | None = None,
+        schedule: bool = False,
     ) -> None:
         if rule not in CANDIDATE_RULES:
             raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
@@ -77,6 +79,7 @@ class Episode:
         if engine_choice and engine_policy in ORACLE_ENGINE_POLICIES:
             raise SimError(f"{engine_policy} reads the future; its choice is never put into a view")
         self._offer_engine_choice = engine_choice
+        self._schedule = schedule
         # the pending decision: its candidates are the first _n of _buf (_n = -1: none pending); _cands is a
         # read-only copy made when someone asks for them
         self._buf = np.empty(self.k, dtype=np.int64)
@@ -136,7 +139,7 @@ class Episode:
         """The sealed view of the pending decision (built once per decision)."""
         if self._view is None:
             choice = self._engine_choice() if self._offer_engine_choice else None
-            self._view = self.features.view(self.sim, self.candidates, self.k, choice)
+            self._view = self.features.view(self.sim, self.candidates, self.k, choice, self._schedule)
         return self._view
 
     def evict(self, index: int, *, strict: bool = True) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from envs.gym.schedule import SchedulePredictor
 from envs.sim import engine as E
 from envs.sim.prepared import PreparedTrace
 from envs.trace import Kind
@@ -115,6 +116,9 @@ class DecisionView:
         k: Candidate slots of the observation (``n <= k``).
         engine_choice: Candidate index the episode's built-in (legal) engine policy evicts here, for policies
             whose state lives in the engine (SIEVE, Random); None unless the episode was asked for it.
+        schedule_distance: Accesses until each candidate's predicted next use from the schedule of the previous
+            iteration (:mod:`envs.gym.schedule`; past-only); None unless the episode was asked for it.
+        schedule_next_read: 1.0 where that predicted use is a READ (evicting costs a read-back), else 0.0.
     """
 
     candidates: np.ndarray
@@ -137,6 +141,8 @@ class DecisionView:
     layers_seen: int
     k: int
     engine_choice: int | None = None
+    schedule_distance: np.ndarray | None = None
+    schedule_next_read: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -215,12 +221,21 @@ class FeatureBuilder:
         np.minimum.at(start, its, np.arange(n))
         self.iteration_start[:] = start[its]
 
+    @property
+    def schedule(self) -> SchedulePredictor:
+        """The schedule-aware next-use predictor of this trace (built on first use)."""
+        predictor = self.__dict__.get("_schedule")
+        if predictor is None:
+            predictor = self.__dict__["_schedule"] = SchedulePredictor(self.source)
+        return predictor
+
     def owns(self, prepared: PreparedTrace) -> bool:
         """Whether this builder was made from ``prepared`` (or is its :attr:`prepared`)."""
         return prepared is self.prepared or prepared is self.source
 
-    def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None) -> DecisionView:
-        """The sealed view of ``sim``'s pending decision with these ``candidates``."""
+    def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None, schedule: bool = False) -> DecisionView:
+        """The sealed view of ``sim``'s pending decision with these ``candidates`` (with ``schedule``, also their
+        schedule-aware predicted distances)."""
         state = sim.tensor_state(candidates)  # one gather; each field below is a row of it
         last = state.last_access
         now = sim.now
@@ -248,8 +263,13 @@ class FeatureBuilder:
             layers_seen=self.layers_seen.item(pos),
             k=k,
             engine_choice=engine_choice,
+            **(_schedule_fields(self.schedule.predict(now, candidates, last, state.reuse_interval)) if schedule else {}),
         )
         return view
+
+
+def _schedule_fields(prediction: np.ndarray) -> dict[str, np.ndarray]:
+    return {"schedule_distance": prediction[0], "schedule_next_read": prediction[1]}
 
 
 @numba.njit(cache=True)

@@ -48,6 +48,7 @@ def record(
     rule: str = "lru",
     points: int = 100,
     seed: int = 0,
+    schedule: bool = False,
 ) -> tuple[SimResult, Timeline]:
     """Runs a built-in ``policy`` (compiled) or a ``choose`` function (episode driver) and snapshots it."""
     if (policy is None) == (choose is None):
@@ -65,7 +66,7 @@ def record(
             sim.advance(until=stop)
 
     else:
-        episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed)
+        episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
         sim = episode.sim
 
         def step(stop: int) -> None:

@@ -94,6 +94,12 @@ CATALOGUE: tuple[PolicySpec, ...] = (
         agent=True,
     ),
     PolicySpec(
+        "schedule",
+        "heuristic",
+        "Farthest next use predicted from the previous iteration, lined up phase by phase (past only).",
+        agent=True,
+    ),
+    PolicySpec(
         "s3fifo",
         "heuristic",
         "S3-FIFO (SOSP'23); classic mode only (it refuses large objects).",

@@ -1,0 +1,106 @@
+"""The schedule-aware predictor and the ``schedule`` heuristic: exact on a schedule that repeats, phase rules before
+the first iteration ends, dead tensors detected, and the heuristic wired into every runner (its legality: the
+cut-trace test in tests/test_past_only.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.registry import builtin_registry
+from agents.rollout import run_policy
+from envs.gym.episode import Episode
+from envs.gym.schedule import DEAD
+from envs.sim import headroom_capacity, prepare, simulate
+from envs.trace import COLUMNS, Kind, Op, Phase, Trace
+
+
+def _training_like(n_weights: int = 8, iterations: int = 4, size: int = 1 << 20) -> Trace:
+    """Each iteration: forward reads weights 0..n-1 and writes one activation per layer; backward reads the
+    weights n-1..0 and each layer's activation (then frees it); the optimizer reads and writes weights 0..n-1."""
+    rows = []  # (tensor, op, kind, layer, phase, iteration)
+    op = 0
+    next_id = n_weights
+    for it in range(iterations):
+        acts = []
+        for w in range(n_weights):
+            a = next_id
+            next_id += 1
+            acts.append(a)
+            rows += [
+                (w, Op.READ, Kind.WEIGHT, w, Phase.FORWARD, it, op),
+                (a, Op.WRITE, Kind.ACTIVATION, w, Phase.FORWARD, it, op),
+            ]
+            op += 1
+        for w in reversed(range(n_weights)):
+            rows += [(w, Op.READ, Kind.WEIGHT, w, Phase.BACKWARD, it, op), (acts[w], Op.READ, Kind.ACTIVATION, w,
+                     Phase.BACKWARD, it, op), (acts[w], Op.FREE, Kind.ACTIVATION, w, Phase.BACKWARD, it, op)]  # fmt: skip
+            op += 1
+        for w in range(n_weights):
+            rows += [
+                (w, Op.READ, Kind.WEIGHT, w, Phase.OPTIMIZER, it, op),
+                (w, Op.WRITE, Kind.WEIGHT, w, Phase.OPTIMIZER, it, op),
+            ]
+            op += 1
+    a = np.array([(t, int(o), int(k), lay, int(ph), it, opi) for t, o, k, lay, ph, it, opi in rows], dtype=np.int64)
+    cols = {"tensor_id": a[:, 0], "size": np.full(len(a), size), "op": a[:, 1], "kind": a[:, 2], "layer": a[:, 3],
+            "phase": a[:, 4], "iteration": a[:, 5], "op_index": a[:, 6]}  # fmt: skip
+    assert set(cols) == set(COLUMNS)
+    return Trace.from_arrays(cols, {"workload": "training-like"})
+
+
+def test_predictions_equal_the_true_next_use_once_an_iteration_has_finished() -> None:
+    trace = _training_like()
+    prepared = prepare(trace)
+    episode = Episode(prepared, 5 << 20, schedule=True)  # every evictable tensor is a candidate
+    checked = 0
+    while not episode.advance():
+        v = episode.view
+        it = int(trace.iteration[v.now])
+        if 1 <= it < 3:  # a finished iteration behind, and one ahead (the last predicts a next that never comes)
+            true = episode.oracle.next_use(v.candidates).astype(np.float64) - v.now
+            true[true > DEAD] = DEAD
+            assert np.array_equal(v.schedule_distance, true), (v.now, v.candidates, v.schedule_distance, true)
+            checked += 1
+        episode.evict(0)
+    assert checked > 20
+
+
+def test_phase_rules_before_the_first_iteration_ends() -> None:
+    trace = _training_like()
+    episode = Episode(prepare(trace), 5 << 20, schedule=True)
+    seen = set()
+    while not episode.advance():
+        v = episode.view
+        if trace.iteration[v.now] == 0:
+            ph = int(trace.phase[v.now])
+            age = v.now - v.last_access
+            d = v.schedule_distance
+            touched_here = trace.phase[v.last_access] == ph
+            if ph == Phase.FORWARD:
+                assert np.array_equal(d, age)  # least recent needed last
+            elif ph == Phase.BACKWARD:  # touched in backward: needed only after it, so they go first
+                assert (d[touched_here] > d[~touched_here].max(initial=-1)).all()
+            else:  # the optimizer's sweeps: the most recent of those it touched goes first
+                mine = d[touched_here]
+                assert np.array_equal(np.argsort(-mine, kind="stable"), np.argsort(age[touched_here], kind="stable"))
+            seen.add(ph)
+        episode.evict(0)
+    assert seen == {Phase.FORWARD, Phase.BACKWARD, Phase.OPTIMIZER}
+
+
+def test_the_heuristic_beats_lru_here_and_runs_through_every_runner() -> None:
+    trace = _training_like(n_weights=12, iterations=5)
+    prepared = prepare(trace)
+    cap = headroom_capacity(prepared, 0.3)
+    reg = builtin_registry()
+    policy = reg.make("schedule")
+    assert policy.engine_policy is None and policy.uses_schedule and reg.spec("schedule").legal
+    run = run_policy(prepared, policy, cap)
+    from envs.sim.lower_bound import lower_bound
+
+    bound = lower_bound(prepared, cap)[0].bytes
+    assert bound <= run.result.bytes_moved < simulate(prepared, "lru", cap).bytes_moved
+    from envs.gym.timeline import record
+
+    result, timeline = record(prepared, cap, choose=policy.choose, points=4, schedule=True)
+    assert result.bytes_moved == run.result.bytes_moved and timeline.position.shape == (4,)
