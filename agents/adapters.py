@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Policy
+from envs.gym.features import observation_size
 
 if TYPE_CHECKING:
     from envs.gym.features import DecisionView
@@ -25,9 +26,11 @@ class ObservationPolicy(Policy):
 
     observation_batched = True
 
-    def __init__(self, act: Callable[..., Any], k: int, rule: str = "lru", name: str = "custom") -> None:
+    def __init__(self, act: Callable[..., Any], k: int, rule: str = "lru", name: str = "custom",
+                 observation_version: int = 1) -> None:  # fmt: skip
         self.act = act
         self.name = name
+        self.observation_version = observation_version
         self.candidate_k = int(k)
         self.candidate_rule = rule
         try:
@@ -37,14 +40,12 @@ class ObservationPolicy(Policy):
             self._takes_mask = False
 
     def choose(self, view: DecisionView) -> int:
-        return self.choose_observations(view.observation()[None], np.array([view.n]))[0]
+        return self.choose_observations(view.observation(self.observation_version)[None], np.array([view.n]))[0]
 
     def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
         """One call of the agent per row; each gets its own copy of the row (an agent may keep what it is given)
         and, if it takes one, the mask of the row's valid candidate slots."""
-        from envs.gym.features import N_CAND_FEATURES, N_GLOBAL_FEATURES
-
-        slots = np.arange((obs.shape[-1] - N_GLOBAL_FEATURES) // N_CAND_FEATURES)
+        slots = np.arange(self.candidate_k)
         out = []
         for row, n in zip(obs, n_candidates, strict=True):
             action = self.act(row.copy(), slots < n) if self._takes_mask else self.act(row.copy())
@@ -52,13 +53,14 @@ class ObservationPolicy(Policy):
         return out
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule}
+        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule,
+                "observation_version": self.observation_version}  # fmt: skip
 
 
 class SB3Policy(ObservationPolicy):
     """A Stable-Baselines3 model (PPO, MaskablePPO, DQN, ...) acting greedily on the env's observation."""
 
-    def __init__(self, model: Any, k: int, rule: str = "lru", name: str = "sb3") -> None:
+    def __init__(self, model: Any, k: int, rule: str = "lru", name: str = "sb3", observation_version: int = 1) -> None:
         params = inspect.signature(model.predict).parameters
         masked = "action_masks" in params
 
@@ -67,7 +69,7 @@ class SB3Policy(ObservationPolicy):
             action, _ = model.predict(obs, deterministic=True, **kwargs)
             return action
 
-        super().__init__(act, k, rule, name)
+        super().__init__(act, k, rule, name, observation_version)
         self.model_class = type(model).__name__
 
     def config(self) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def _scalar(action: Any, name: str) -> int:
     return int(arr.reshape(()))
 
 
-def as_policy(agent: Any, *, k: int = 16, rule: str = "lru", name: str | None = None) -> Policy:
+def as_policy(agent: Any, *, k: int = 16, rule: str = "lru", name: str | None = None, observation_version: int = 1) -> Policy:
     """``agent`` as a :class:`~agents.base.Policy`.
 
     Args:
@@ -89,6 +91,7 @@ def as_policy(agent: Any, *, k: int = 16, rule: str = "lru", name: str | None = 
         k: Candidate slots the observation-based agent expects (its env's ``k``).
         rule: Candidate rule of its env.
         name: Name recorded with the results.
+        observation_version: Observation version of its env (an SB3 model's is read from its observation space).
 
     Raises:
         TypeError: If ``agent`` is none of these.
@@ -96,7 +99,11 @@ def as_policy(agent: Any, *, k: int = 16, rule: str = "lru", name: str | None = 
     if isinstance(agent, Policy):
         return agent
     if hasattr(agent, "predict") and callable(agent.predict):
-        return SB3Policy(agent, k, rule, name or "sb3")
+        space = getattr(agent, "observation_space", None)
+        shape = getattr(space, "shape", None)
+        if shape is not None and shape[-1:] == (observation_size(k, 2),):
+            observation_version = 2
+        return SB3Policy(agent, k, rule, name or "sb3", observation_version)
     if callable(agent):
-        return ObservationPolicy(agent, k, rule, name or getattr(agent, "__name__", "custom"))
+        return ObservationPolicy(agent, k, rule, name or getattr(agent, "__name__", "custom"), observation_version)
     raise TypeError(f"cannot evaluate a {type(agent).__name__}: pass a Policy, an SB3 model or a callable(obs) -> int")

@@ -33,6 +33,8 @@ class Policy(ABC):
     uses_engine_choice: bool = False
     #: Whether the policy reads the schedule-aware predictions of its views (``DecisionView.schedule_distance``).
     uses_schedule: bool = False
+    #: The observation version the policy reads (:data:`envs.gym.features.OBSERVATION_VERSIONS`).
+    observation_version: int = 1
     #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.
     candidate_k: int | None = None
     candidate_rule: str = "lru"

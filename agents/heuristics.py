@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Policy, ScorerPolicy
+from envs.gym.schedule import preference
 from envs.sim import engine as E
 
 if TYPE_CHECKING:
@@ -78,9 +79,7 @@ class ScheduleAware(Policy):
         dist = view.schedule_distance
         if dist is None:
             raise RuntimeError("schedule runs in an episode that offers schedule predictions (schedule=True)")
-        cost = (view.dirty > 0) + view.schedule_next_read  # per byte
-        score = cost / np.maximum(dist, 1.0)
-        return int(np.lexsort((view.candidates, view.last_access, -dist, score))[0])
+        return int(preference(dist, view.schedule_next_read, view.dirty, view.last_access, view.candidates)[0])
 
 
 class EngineDelegate(Policy):

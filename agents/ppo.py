@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Policy
-from envs.sim.simulator import CANDIDATE_RULES
+from envs.gym.episode import EPISODE_RULES
+from envs.gym.features import feature_tables
 
 if TYPE_CHECKING:
     from agents.candidate_net import CandidateNet
@@ -27,9 +28,15 @@ EXPORT_FORMAT = "tensorcache-candidate-net"
 class PPOPolicy(Policy):
     """Greedy (deterministic) policy of a trained candidate-scoring network."""
 
-    def __init__(self, net: CandidateNet, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None) -> None:
-        if rule not in CANDIDATE_RULES:
-            raise ValueError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
+    def __init__(self, net: CandidateNet, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None,
+                 observation_version: int = 1) -> None:  # fmt: skip
+        if rule not in EPISODE_RULES:
+            raise ValueError(f"unknown candidate rule {rule!r}; valid: {', '.join(EPISODE_RULES)}")
+        cand, glob = feature_tables(observation_version)
+        if (net.cfg.n_cand_features, net.cfg.n_global_features) != (len(cand), len(glob)):
+            raise ValueError(f"the network reads {net.cfg.n_cand_features} + {net.cfg.n_global_features} features, "
+                             f"observation version {observation_version} has {len(cand)} + {len(glob)}")  # fmt: skip
+        self.observation_version = observation_version
         self.net = net
         self.name = name
         self.candidate_k = net.cfg.k
@@ -37,14 +44,15 @@ class PPOPolicy(Policy):
         self.meta = meta or {}
 
     def choose(self, view: DecisionView) -> int:
-        return self.choose_observations(view.observation()[None, :], np.array([view.n]))[0]
+        return self.choose_observations(view.observation(self.observation_version)[None, :], np.array([view.n]))[0]
 
     batched = True
     observation_batched = True
 
     def choose_batch(self, views: list[DecisionView]) -> list[int]:
         """One forward pass for the decisions of several traces."""
-        return self.choose_observations(np.stack([v.observation() for v in views]), np.array([v.n for v in views]))
+        obs = np.stack([v.observation(self.observation_version) for v in views])
+        return self.choose_observations(obs, np.array([v.n for v in views]))
 
     def choose_observations(self, obs: np.ndarray, n_candidates: np.ndarray) -> list[int]:
         """Greedy choices of a batch of observations (one forward pass); candidates past each row's count are
@@ -65,7 +73,8 @@ class PPOPolicy(Policy):
         return (obs.shape[-1] - cfg.n_global_features) // cfg.n_cand_features
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule, **self.meta}
+        return {"name": self.name, "k": self.candidate_k, "candidates": self.candidate_rule,
+                "observation_version": self.observation_version, **self.meta}  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | Path, name: str | None = None) -> PPOPolicy:
@@ -102,10 +111,12 @@ class PPOPolicy(Policy):
         if bad:
             raise ValueError(f"{d / WEIGHTS}: tensor {bad[0]} holds NaN or infinite values")
         net.eval()
-        return cls(net, spec["candidates"], name or spec.get("name", "ppo"), spec.get("meta"))
+        version = spec.get("observation_version", 1)  # exports before observation version 2 read version 1
+        return cls(net, spec["candidates"], name or spec.get("name", "ppo"), spec.get("meta"), version)
 
 
-def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str = "ppo", meta: dict | None = None) -> Path:
+def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str = "ppo", meta: dict | None = None,
+                  observation_version: int = 1) -> Path:  # fmt: skip
     """Writes ``net`` as ``policy.safetensors`` + ``policy.json`` into ``directory`` (created)."""
     from safetensors.torch import save_file
 
@@ -116,5 +127,7 @@ def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str
     with atomic_path(d / WEIGHTS) as tmp:
         save_file(state, str(tmp))
     spec = {"format": EXPORT_FORMAT, "name": name, "net": net.cfg.to_dict(), "candidates": rule, "meta": meta or {}}
+    if observation_version != 1:  # version 1 exports stay byte for byte as they were
+        spec["observation_version"] = observation_version
     write_text_atomic(d / CONFIG, json.dumps(spec, indent=2, sort_keys=True))
     return d

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agents.base import Policy
 from agents.heuristics import FIFO, LFU, LRU, MRU, SIEVE, Belady, NextUsePredictor, Random, ScheduleAware
-from envs.sim.policies import AGENT_POLICIES, policy_spec
+from envs.sim.policies import AGENT_POLICIES, kind_of, policy_spec
 
 #: Agents that anchor the normalized scores: no entry may take these names.
 REFERENCE_AGENTS = ("lru", "belady")
@@ -83,6 +83,19 @@ class Registry:
     def make(self, name: str) -> Policy:
         """A fresh policy of agent ``name``."""
         return self.spec(name).factory()
+
+    def kind(self, name: str) -> str:
+        """What agent or strategy ``name`` is: its catalogue kind (``heuristic``, ``offline``, ``bound``) for
+        built-in policies and strategies, else ``learned`` for a registered agent that reads only the past and
+        ``offline`` for one that does not. The leaderboard and the Copilot both ask here.
+
+        Raises:
+            ValueError: For a name neither in the catalogue nor registered.
+        """
+        catalogued = kind_of(name)
+        if catalogued is not None:
+            return catalogued
+        return "learned" if self.spec(name).legal else "offline"
 
 
 #: The policy class of each built-in agent of the catalogue (:data:`envs.sim.policies.AGENT_POLICIES`).

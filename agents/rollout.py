@@ -36,6 +36,7 @@ def start_episode(prepared: PreparedTrace, policy: Policy, capacity: int, *, k: 
         engine_choice=policy.uses_engine_choice,
         seed=seed,
         schedule=policy.uses_schedule,
+        observation_version=policy.observation_version,
     )
     if policy.uses_oracle:
         policy.attach_oracle(episode.oracle)
@@ -100,7 +101,8 @@ def _decides_from_observations(policy: Policy) -> bool:
 def _play_observations(episodes: list[Episode], policy: Policy) -> None:
     """The lockstep loop of an observation-only policy: each episode's fused step answers its decision and writes
     the next decision's observation into its row of one batch array."""
-    obs = np.zeros((len(episodes), observation_size(episodes[0].k) if episodes else 0), dtype=np.float32)
+    size = observation_size(episodes[0].k, episodes[0].observation_version) if episodes else 0
+    obs = np.zeros((len(episodes), size), dtype=np.float32)
     for i, episode in enumerate(episodes):
         episode.step(None, obs[i])
     active = [i for i, e in enumerate(episodes) if not e.done]

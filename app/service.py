@@ -168,13 +168,9 @@ class Copilot:
         return self._registry
 
     def strategies(self) -> list[dict]:
-        out = []
-        for name in self.registry().names():
-            spec = self.registry().spec(name)
-            kind = kind_of(name) or ("offline" if not spec.legal else "learned")
-            out.append({"name": name, "kind": kind, "slow": name in SLOW_STRATEGIES})
-        out += [{"name": n, "kind": kind_of(n), "slow": False} for n in CATALOGUE_ONLY]
-        return out
+        reg = self.registry()
+        names = [*reg.names(), *CATALOGUE_ONLY]
+        return [{"name": n, "kind": reg.kind(n), "slow": n in SLOW_STRATEGIES} for n in names]
 
     def links(self) -> list[dict]:
         return [{"name": k, "gb_per_s": v.gb_per_s} for k, v in LINKS.items()]

@@ -12,3 +12,5 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
 #: Version of the environment's observation, candidate and reward semantics (see the env's Version History).
 ENV_VERSION = "Eviction-v1"
 ENV_ID = "tensorcache/Eviction-v1"
+#: The env with observation version 2 and the schedule candidate rule (kept beside v1 for old results).
+ENV_ID_V2 = "tensorcache/Eviction-v2"

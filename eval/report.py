@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from eval.leaderboard.board import KIND_LABELS
+
 
 def bar_chart(board: dict, path: Path) -> Path:
     agents = list(reversed(board["ranking"]))
@@ -103,19 +105,26 @@ def _fmt(d: dict, key: str) -> str:
     return f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
 
 
+def _group(kind: str | None, groups: list[str]) -> int:
+    return groups.index(kind) if kind in groups else len(groups)
+
+
 def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) -> tuple[str, int]:
     """The HTML of one split: overall table, per-task table, probabilities of improvement, captioned figures."""
     split = board["split"]
     anchor = anchor_name(board)
+    rank = {a: i for i, a in enumerate(board["ranking"], 1)}
+    groups = list(KIND_LABELS)  # the report groups agents by kind, each group in rank order
+    grouped = sorted(board["ranking"], key=lambda a: (_group(board["agents"][a].get("kind"), groups), rank[a]))
     overall = [
-        [str(i), a, _fmt(d["byte_score"], "iqm"), _fmt(d["byte_score_mean"], "mean"),
-         f"{d['worst_task']['task']} ({d['worst_task']['score']:.2f})", f"{d['hit_score']['iqm']:.3f}",
-         f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_speedup_vs_lru']:.3f}"]
-        for i, a in enumerate(board["ranking"], 1)
+        [str(rank[a]), a, KIND_LABELS.get(d.get("kind", ""), "unknown"), _fmt(d["byte_score"], "iqm"),
+         _fmt(d["byte_score_mean"], "mean"), f"{d['worst_task']['task']} ({d['worst_task']['score']:.2f})",
+         f"{d['hit_score']['iqm']:.3f}", f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_speedup_vs_lru']:.3f}"]
+        for a in grouped
         for d in [board["agents"][a]]
     ]  # fmt: skip
     if board.get("anchor") == "lower-bound":
-        overall.append(["–", "lower bound", "1 (by construction)", "1", "–", "–", "–", "–"])
+        overall.append(["–", "lower bound", "bound", "1 (by construction)", "1", "–", "–", "–", "–"])
     per_task = [[a, *(f"{board['agents'][a]['per_task'][t]:.2f}" for t in board["tasks"])] for a in board["ranking"]]
     poi = [[pair, f"{p:.2f}"] for pair, p in board.get("probability_of_improvement", {}).items()]
     split_rows = [r for r in rows if r["split"] == split and int(r.get("admitted", 1))]
@@ -137,8 +146,10 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) 
         left_out = f"<p>Left out (LRU within the admission gap of the anchor): {html.escape(', '.join(excluded))}</p>"
     section = f"""<h2>{html.escape(split)} split</h2>
 <p>{board["n_rows"]} runs over {len(board["tasks"])} tasks; 1 = {html.escape(anchor)}. Higher is better.</p>{left_out}
-{_table(["rank", "agent", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM", "byte hit ratio",
-         "speed-up vs LRU"], overall)}
+<p>Grouped by kind: learned agents, legal heuristics (past accesses only), offline references (they read the
+future: a ceiling, not something to deploy), and the bound; the rank is over all of them.</p>
+{_table(["rank", "agent", "kind", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
+         "byte hit ratio", "speed-up vs LRU"], overall)}
 <h3>Per task</h3>{_table(["agent", *board["tasks"]], per_task)}
 <h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable, between
 the top legal agents (offline references read the future and are left out).</p>

@@ -69,7 +69,18 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
         assert (out / name).is_file()
     assert all(r["norm_byte_score"] == 0.0 for r in rows if r["agent"] == "lru")
     assert board["splits"]["test"]["agents"]["lru"]["byte_score"]["iqm"] == 0.0
-    assert json.loads((out / "leaderboard.json").read_text())["suite"] == "mini"
+    saved = json.loads((out / "leaderboard.json").read_text())
+    assert saved["suite"] == "mini"
+    # every agent's kind is recorded, as the registry (and so the Copilot) says, and the report groups by it
+    from eval.leaderboard.entries import registry
+
+    reg = registry()
+    kinds = saved["splits"]["test"]["kinds"]
+    assert kinds == {a: reg.kind(a) for a in kinds} and set(kinds) == set(board["splits"]["test"]["ranking"])
+    assert kinds["lru"] == "heuristic" and kinds["belady"] == "offline"
+    report = (out / "report.html").read_text()
+    assert "<td>legal heuristic</td>" in report and "<td>offline reference</td>" in report
+    assert "| kind |" in (out / "leaderboard.md").read_text()
     # identical across two runs
     again = LeaderboardRun(mini_suite, "test", agents).run()
     strip = ("walltime_s", "decisions_per_s")

@@ -82,7 +82,9 @@ def test_leaderboard_and_copilot_kinds_follow_the_catalogue() -> None:
     from eval.leaderboard.board import OFFLINE_AGENTS
 
     assert {p.name for p in CATALOGUE if p.kind == "offline"} == set(OFFLINE_AGENTS)
-    listed = {s["name"]: s["kind"] for s in Copilot().strategies()}
+    copilot = Copilot()
+    listed = {s["name"]: s["kind"] for s in copilot.strategies()}
+    assert listed == {n: copilot.registry().kind(n) for n in listed}  # one answer to "who is legal", as the board's
     for p in CATALOGUE:
         if "tensor" in p.modes:
             assert listed.get(p.name) == p.kind, p.name

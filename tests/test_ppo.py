@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agents.ppo import PPOPolicy, export_policy
-from envs.gym.features import observation_size, split_observation
+from envs.gym.features import feature_tables, observation_size, split_observation
 from eval.leaderboard.entries import discover, load_entry
 from training.train_ppo import PPOConfig, train
 
@@ -259,3 +259,21 @@ def test_policy_net_is_permutation_equivariant() -> None:
     table, globals_ = split_observation(obs.numpy(), 5)
     permuted = torch.from_numpy(np.concatenate([table[:, perm].reshape(1, -1), globals_], axis=1))
     assert torch.allclose(net.forward_actor(permuted), net.forward_actor(obs)[:, perm], atol=1e-6)
+
+
+def test_observation_version_2_trains_exports_and_plays(tmp_path: Path) -> None:
+    """BC and PPO on the v2 env (schedule candidates, schedule features): the export records its version, reloads,
+    and plays through the runners; a cloned net whose first candidate is the schedule's choice matches the rule."""
+    from agents.ppo import PPOPolicy
+    from eval.evaluate import evaluate
+
+    run = train(_tiny(tmp_path, candidates="schedule", observation_version=2, bc_stride=4, exp_name="v2"))
+    assert run.name.startswith("tensorcache-Eviction-v2__v2__0__")
+    spec = json.loads((run / "bc" / "policy.json").read_text())
+    assert spec["observation_version"] == 2 and spec["candidates"] == "schedule"
+    bc = PPOPolicy.load(run / "bc")
+    assert bc.observation_version == 2 and bc.net.cfg.n_cand_features == len(feature_tables(2)[0])
+    rows = evaluate(bc, "tcb-v2", "validation", max_instances=1).rows
+    assert rows[0]["agent"] == "bc" and rows[0]["n_req"] > 0
+    with pytest.raises(ValueError, match="observation version 1 has"):
+        PPOPolicy(bc.net, "schedule", observation_version=1)

@@ -22,6 +22,7 @@ from envs.gym.features import (
     N_CAND_FEATURES,
     N_GLOBAL_FEATURES,
     candidate_feature,
+    feature_tables,
     global_feature,
     observation_size,
     split_observation,
@@ -120,9 +121,13 @@ def test_recipe_the_feature_table_is_the_one_source_of_the_layout() -> None:
         table, globals_ = split_observation(np.zeros((2, observation_size(k))), k)
         assert table.shape == (2, k, N_CAND_FEATURES) and globals_.shape == (2, N_GLOBAL_FEATURES)
     # the env's documented table names every feature of the tables, in their order (one-hot blocks as ``kind_*``)
+    # (version 1's table, then version 2's additions; one-hot blocks as ``kind_*``, ``phase_*``)
     documented = re.findall(r"^\s*\| ``([a-z0-9_*]+)`` \|", EvictionEnv.__doc__, re.M)
-    collapse = [re.sub(r"kind_[a-z_]+$", "kind_*", n) for n in (*CANDIDATE_FEATURES, *GLOBAL_FEATURES)]
+    (cand2, glob2), n1, g1 = feature_tables(2), len(CANDIDATE_FEATURES), len(GLOBAL_FEATURES)
+    names = (*CANDIDATE_FEATURES, *GLOBAL_FEATURES, *cand2[n1:], *glob2[g1:])
+    collapse = [re.sub(r"(kind|phase)_[a-z_]+$", r"\1_*", n) for n in names]
     assert documented == list(dict.fromkeys(collapse))
+    assert cand2[:n1] == CANDIDATE_FEATURES and glob2[:g1] == GLOBAL_FEATURES  # version 2 keeps version 1's offsets
     # the README uses names and observation_size(), never literal widths
     readme = (ROOT / "README.md").read_text()
     assert not re.search(r"\b\d+ \* 17\b|\bK×17\b|reshape\(\d+, 17\)", readme)

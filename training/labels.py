@@ -77,6 +77,7 @@ def iter_decisions(
     seed: int = 0,
     teacher: str = "belady",
     residency: np.ndarray | None = None,
+    version: int = 1,
 ) -> Iterable[DecisionRecord]:
     """Replays one trace through the episode driver; yields a :class:`DecisionRecord` per eviction (before the
     victim is applied), then evicts the teacher's choice or, with ``rollout``, that policy's.
@@ -88,7 +89,8 @@ def iter_decisions(
     """
     if teacher not in TEACHERS:
         raise ValueError(f"unknown teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
-    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=rollout is not None and rollout.uses_schedule)
+    schedule = version != 1 or (rollout is not None and rollout.uses_schedule)
+    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule, observation_version=version)
     if teacher == "belady":
         label_of = Belady(episode.oracle).choose
     else:
@@ -117,32 +119,34 @@ def _label_job(job: tuple) -> LabelSet:
     return _label(*job)
 
 
-def instance_decisions(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> Iterable[DecisionRecord]:
+def instance_decisions(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str,
+                       version: int = 1) -> Iterable[DecisionRecord]:  # fmt: skip
     """Every ``stride``-th labelled decision of a suite instance (:class:`envs.benchmarks.Instance`); the
     ``lp-guided`` teacher reads the instance's cached LP solution."""
     residency = inst.lp_residency() if teacher == "lp-guided" else None
-    for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed, teacher, residency):
+    for rec in iter_decisions(inst.prepared, inst.capacity, k, rule, rollout, inst.task, inst.seed, teacher, residency,
+                              version):  # fmt: skip
         if rec.step % stride == 0:
             yield rec
 
 
-def _label(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str) -> LabelSet:
+def _label(inst, k: int, rule: str, rollout: Policy | None, stride: int, teacher: str, version: int = 1) -> LabelSet:
     obs, mask, label, nus, src = [], [], [], [], []
-    for rec in instance_decisions(inst, k, rule, rollout, stride, teacher):
+    for rec in instance_decisions(inst, k, rule, rollout, stride, teacher, version):
         nu = np.full(k, -1, dtype=np.int64)
         nu[: rec.view.n] = rec.next_use
-        obs.append(rec.view.observation())
+        obs.append(rec.view.observation(version))
         mask.append(rec.view.mask())
         label.append(rec.label)
         nus.append(nu)
         src.append((inst.task, inst.seed))
     if not obs:
-        return _empty(k)
+        return _empty(k, version)
     return LabelSet(np.stack(obs), np.stack(mask), np.asarray(label, dtype=np.int64), np.stack(nus), src)
 
 
-def _empty(k: int) -> LabelSet:
-    d = observation_size(k)
+def _empty(k: int, version: int = 1) -> LabelSet:
+    d = observation_size(k, version)
     return LabelSet(np.zeros((0, d), np.float32), np.zeros((0, k), bool), np.zeros(0, np.int64), np.zeros((0, k), np.int64))
 
 
@@ -154,6 +158,7 @@ def collect(
     stride: int = 1,
     teacher: str = "belady",
     executor=None,
+    version: int = 1,
 ) -> LabelSet:
     """Labels every ``stride``-th decision of every suite instance (:class:`envs.benchmarks.Instance`).
 
@@ -165,7 +170,7 @@ def collect(
         raise ValueError(f"unknown teacher {teacher!r}; valid: {', '.join(TEACHERS)}")
     instances = list(instances)
     if executor is None or executor.kind == "serial" or len(instances) < 2:
-        parts = [_label(inst, k, rule, rollout, stride, teacher) for inst in instances]
+        parts = [_label(inst, k, rule, rollout, stride, teacher, version) for inst in instances]
     else:
-        parts = executor.map(_label_job, [(inst, k, rule, rollout, stride, teacher) for inst in instances])
-    return LabelSet.concat([_empty(k), *parts])  # one copy, not one per instance
+        parts = executor.map(_label_job, [(inst, k, rule, rollout, stride, teacher, version) for inst in instances])
+    return LabelSet.concat([_empty(k, version), *parts])  # one copy, not one per instance

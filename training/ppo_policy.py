@@ -9,6 +9,7 @@ from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from torch import nn
 
 from agents.candidate_net import CandidateNet, NetConfig
+from envs.gym.features import OBSERVATION_VERSIONS, feature_tables, observation_size
 
 
 class CandidateActorCriticPolicy(MaskableActorCriticPolicy):
@@ -21,7 +22,14 @@ class CandidateActorCriticPolicy(MaskableActorCriticPolicy):
 
     def _build_mlp_extractor(self) -> None:
         k = int(self.action_space.n)
-        self.mlp_extractor = CandidateNet(NetConfig(k=k, hidden=self.hidden))
+        size = int(self.observation_space.shape[0])
+        versions = [v for v in OBSERVATION_VERSIONS if observation_size(k, v) == size]
+        if not versions:
+            raise ValueError(f"an observation of {size} values matches no observation version for k={k}")
+        cand, glob = feature_tables(versions[0])
+        self.mlp_extractor = CandidateNet(
+            NetConfig(k=k, hidden=self.hidden, n_cand_features=len(cand), n_global_features=len(glob))
+        )
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)

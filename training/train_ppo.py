@@ -20,10 +20,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from envs.version import ENV_ID
+from envs.version import ENV_ID, ENV_ID_V2
 from training.seeding import seed_everything
 
 
@@ -48,8 +49,11 @@ class PPOConfig:
     """Vector env: ``dummy`` (in-process; fastest on 2 cores) or ``async`` (gymnasium AsyncVectorEnv workers)."""
     k: int = 32
     """Eviction candidates offered per decision."""
-    candidates: str = "mixed"
-    """Candidate rule of the env (``lru`` or ``mixed``)."""
+    candidates: Literal["lru", "mixed", "schedule"] = "mixed"
+    """Candidate rule of the env (``lru``, ``mixed`` or ``schedule``: the K the schedule heuristic would evict first)."""
+    observation_version: Literal[1, 2] = 1
+    """Observation version of the env (1: ``tensorcache/Eviction-v1``; 2: with the schedule's predictions and the
+    phases, as ``tensorcache/Eviction-v2``)."""
     reward: str = "bytes"
     """Reward mode of the env (``bytes`` or ``hits``)."""
     hidden: int = 64
@@ -112,7 +116,8 @@ def make_env_fn(cfg: PPOConfig, rank: int):
         import envs  # noqa: F401 - registers the env in worker processes
         from envs.gym.eviction_env import EvictionEnv
 
-        env = EvictionEnv(suite=cfg.suite, split="train", k=cfg.k, candidates=cfg.candidates, reward=cfg.reward)
+        env = EvictionEnv(suite=cfg.suite, split="train", k=cfg.k, candidates=cfg.candidates, reward=cfg.reward,
+                          observation_version=cfg.observation_version)  # fmt: skip
         if cfg.max_episode_steps:
             from gymnasium.wrappers import TimeLimit
 
@@ -164,15 +169,17 @@ def behaviour_clone(model, cfg: PPOConfig, log) -> None:
     instances = get_suite(cfg.suite).instances("train")[: cfg.max_instances or None]
     executor = Executor(cfg.executor, cfg.jobs)
     t0 = time.perf_counter()
-    data = collect(instances, cfg.k, cfg.candidates, stride=cfg.bc_stride, teacher=cfg.teacher, executor=executor)
+    version = cfg.observation_version
+    data = collect(instances, cfg.k, cfg.candidates, stride=cfg.bc_stride, teacher=cfg.teacher, executor=executor,
+                   version=version)  # fmt: skip
     log(f"labelled {len(data)} decisions with {cfg.teacher} in {time.perf_counter() - t0:.0f} s")
     opt = torch.optim.Adam(net.parameters(), lr=cfg.bc_learning_rate)
     gen = torch.Generator().manual_seed(cfg.seed)
     for rnd in range(cfg.bc_dagger_rounds + 1):
         if rnd > 0:
             net.eval()
-            rollout = PPOPolicy(net, cfg.candidates)
-            data = data + collect(instances, cfg.k, cfg.candidates, rollout, cfg.bc_stride * 2, cfg.teacher, executor)
+            rollout = PPOPolicy(net, cfg.candidates, observation_version=version)
+            data = data + collect(instances, cfg.k, cfg.candidates, rollout, cfg.bc_stride * 2, cfg.teacher, executor, version)
             net.train()
         obs, mask, lab = (torch.as_tensor(x) for x in (data.obs, data.mask, data.label))
         for epoch in range(cfg.bc_epochs):
@@ -245,7 +252,7 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
         def run_eval(self) -> None:
             n = self.num_timesteps
             state["last_eval"] = n
-            policy = PPOPolicy(self.model.policy.net, cfg.candidates)
+            policy = PPOPolicy(self.model.policy.net, cfg.candidates, observation_version=cfg.observation_version)
             t0 = time.perf_counter()
             res = validate_policy(policy, cfg)
             self.logger.record("eval/normalized_score", res.score)
@@ -256,7 +263,13 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
             if res.score > state.get("best_score", -np.inf):
                 state["best_score"] = res.score
                 state["best_step"] = n
-                export_policy(self.model.policy.net, cfg.candidates, run_dir / "best", meta=provenance(cfg, n, res))
+                export_policy(
+                    self.model.policy.net,
+                    cfg.candidates,
+                    run_dir / "best",
+                    meta=provenance(cfg, n, res),
+                    observation_version=cfg.observation_version,
+                )
             self.logger.dump(n)
 
     return TrainingCallback()
@@ -280,7 +293,8 @@ def save_checkpoint(model, run_dir: Path, state: dict) -> None:
 
 # ------------------------------------------------------------------------------------------------------- main
 def new_run_dir(cfg: PPOConfig) -> Path:
-    name = f"{ENV_ID.replace('/', '-')}__{cfg.exp_name}__{cfg.seed}__{int(time.time())}"
+    env_id = ENV_ID if cfg.observation_version == 1 else ENV_ID_V2
+    name = f"{env_id.replace('/', '-')}__{cfg.exp_name}__{cfg.seed}__{int(time.time())}"
     d = Path(cfg.runs_dir) / name
     d.mkdir(parents=True, exist_ok=False)
     return d
@@ -395,7 +409,14 @@ def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
             behaviour_clone(model, cfg, log)
             state["bc_seconds"] = time.perf_counter() - t0
             # the cloned policy alone (the ``bc`` leaderboard entry), so what PPO adds on top is measurable
-            export_policy(model.policy.net, cfg.candidates, run_dir / "bc", name="bc", meta=provenance(cfg, 0, None))
+            export_policy(
+                model.policy.net,
+                cfg.candidates,
+                run_dir / "bc",
+                name="bc",
+                meta=provenance(cfg, 0, None),
+                observation_version=cfg.observation_version,
+            )
     callback = make_callback(cfg, run_dir, state)
     callback.init_callback(model)  # learn() re-initialises it; the evaluations outside learn() need it bound
     if not cfg.resume:
@@ -410,7 +431,13 @@ def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
     if cfg.eval_freq and state.get("last_eval") != model.num_timesteps:
         callback.run_eval()
     save_checkpoint(model, run_dir, state)
-    export_policy(model.policy.net, cfg.candidates, run_dir / "export", meta=provenance(cfg, model.num_timesteps, None))
+    export_policy(
+        model.policy.net,
+        cfg.candidates,
+        run_dir / "export",
+        meta=provenance(cfg, model.num_timesteps, None),
+        observation_version=cfg.observation_version,
+    )
     vec.close()
     log(f"done: {model.num_timesteps} steps; best validation score {state.get('best_score')} at {state.get('best_step')}")
     log(f"run directory: {run_dir}")

@@ -21,12 +21,15 @@ from collections.abc import Callable
 import numpy as np
 
 from envs.gym import step_kernel
-from envs.gym.features import DecisionView, FeatureBuilder, observation_size
+from envs.gym.features import DecisionView, FeatureBuilder, feature_tables, observation_size
+from envs.gym.schedule import preference
 from envs.sim.errors import SimError
 from envs.sim.oracle import Oracle
 from envs.sim.prepared import PreparedTrace
 from envs.sim.simulator import CANDIDATE_RULES, SimResult, Simulation
 
+#: Candidate rules of an episode: the engine's, and ``schedule`` (the schedule heuristic's first K).
+EPISODE_RULES = (*CANDIDATE_RULES, "schedule")
 #: Built-in engine policies that read the future; their choice is never offered to a view.
 ORACLE_ENGINE_POLICIES = ("belady",)
 
@@ -38,14 +41,18 @@ class Episode:
         prepared: Output of :func:`envs.sim.prepare`.
         capacity: Cache capacity in bytes (feasible; see :func:`envs.sim.resolve_capacity`).
         k: Candidates offered per decision (None = every evictable resident tensor).
-        rule: Candidate rule, ``lru`` or ``mixed`` (see :data:`envs.sim.simulator.CANDIDATE_RULES`).
+        rule: Candidate rule: ``lru`` or ``mixed`` (see :data:`envs.sim.simulator.CANDIDATE_RULES`), or
+            ``schedule``: the K evictable tensors the schedule heuristic would evict first, in its order
+            (:func:`envs.gym.schedule.preference` over every evictable tensor), so candidate 0 is its choice.
         engine_policy: The engine's built-in policy.
         engine_choice: Put the engine policy's victim into every view (``DecisionView.engine_choice``), for
             policies whose state lives in the engine (SIEVE, Random). Asking the engine advances that state, so
             it is off unless the playing policy is that engine policy; refused for policies that read the future.
         seed: Seed of the engine's random policy.
         features: Per-trace feature arrays to reuse across episodes of the same trace.
-        schedule: Put the schedule-aware predicted distances into every view (``DecisionView.schedule_distance``).
+        schedule: Put the schedule-aware predicted distances into every view (``DecisionView.schedule_distance``);
+            always on with the ``schedule`` rule or observation version 2.
+        observation_version: The observation :meth:`step` writes (1 or 2; see :mod:`envs.gym.features`).
     """
 
     def __init__(
@@ -60,9 +67,11 @@ class Episode:
         seed: int = 0,
         features: FeatureBuilder | None = None,
         schedule: bool = False,
+        observation_version: int = 1,
     ) -> None:
-        if rule not in CANDIDATE_RULES:
-            raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(CANDIDATE_RULES)}")
+        if rule not in EPISODE_RULES:
+            raise SimError(f"unknown candidate rule {rule!r}; valid: {', '.join(EPISODE_RULES)}")
+        feature_tables(observation_version)  # a ValueError naming the versions
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
             raise SimError(f"k must be an integer >= 1, got {k!r}")
         if features is None:
@@ -79,17 +88,20 @@ class Episode:
         if engine_choice and engine_policy in ORACLE_ENGINE_POLICIES:
             raise SimError(f"{engine_policy} reads the future; its choice is never put into a view")
         self._offer_engine_choice = engine_choice
-        self._schedule = schedule
+        self.observation_version = observation_version
+        self._schedule = schedule or rule == "schedule" or observation_version != 1
+        # the fused compiled step serves the engine's own rules and version 1; the rest steps in Python
+        self._fused = rule in CANDIDATE_RULES and observation_version == 1
         # the pending decision: its candidates are the first _n of _buf (_n = -1: none pending); _cands is a
         # read-only copy made when someone asks for them
         self._buf = np.empty(self.k, dtype=np.int64)
         self._n = -1
         self._cands: np.ndarray | None = None
         self._view: DecisionView | None = None
-        self._rule_code = CANDIDATE_RULES.index(rule)
+        self._rule_code = CANDIDATE_RULES.index(rule) if rule in CANDIDATE_RULES else -1
         sim = self.sim  # the engine's arrays are never reallocated, so one tuple serves every step
         self._state = (sim.T, sim.S, sim.H, sim.dense, features.block, self.k, self._rule_code, self._buf)
-        self._scratch_obs = np.zeros(observation_size(self.k), dtype=np.float32)
+        self._scratch_obs = np.zeros(observation_size(self.k, observation_version), dtype=np.float32)
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def advance(self, until: int | None = None) -> bool:
@@ -105,10 +117,19 @@ class Episode:
         self._view = self._cands = None
         self._n = -1
         if self.sim.pending:
-            self._cands = self.sim.candidates(self.k, self.rule)
+            self._cands = self._schedule_candidates() if self._rule_code < 0 else self.sim.candidates(self.k, self.rule)
             self._cands.flags.writeable = False
             self._n = self._cands.shape[0]
         return done
+
+    def _schedule_candidates(self) -> np.ndarray:
+        """The ``schedule`` rule: every evictable tensor, ordered by the schedule heuristic, the first K."""
+        sim = self.sim
+        everyone = sim.candidates(max(int(self.prepared.sizes.shape[0]), 1))
+        state = sim.tensor_state(everyone)
+        dist, reads = self.features.schedule.predict(sim.now, everyone, state.last_access, state.reuse_interval)
+        order = preference(dist, reads, state.dirty, state.last_access, everyone)
+        return everyone[order[: self.k]]
 
     @property
     def pending(self) -> bool:
@@ -192,9 +213,13 @@ class Episode:
         else:
             if n < 0:
                 raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
+            if not self._fused:
+                return self._step_in_python(index, obs)
             valid = _is_index(index, n)  # plain ints take its short path
             victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
             self.n_decisions += 1
+        if not self._fused:
+            return self._step_in_python(None, obs)
         if obs is None:
             obs = self._scratch_obs
             obs[:] = 0.0
@@ -202,6 +227,15 @@ class Episode:
         self._n = n
         self.sim.set_status(n >= 0)
         self._cands = self._view = None
+        return valid
+
+    def _step_in_python(self, index: int | None, obs: np.ndarray | None) -> bool:
+        """:meth:`step` for the rules and observation versions the compiled step does not serve: the same evict,
+        advance and observation, one after the other."""
+        valid = True if index is None else self.evict(index, strict=False)
+        self.advance()
+        if obs is not None and self._n >= 0:
+            obs[:] = self.view.observation(self.observation_version)
         return valid
 
     def play(self, choose: Callable[[DecisionView], int]) -> SimResult:

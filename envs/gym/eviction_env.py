@@ -10,12 +10,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.gym.episode import Episode
-from envs.gym.features import FeatureBuilder, observation_size
+from envs.gym.episode import EPISODE_RULES, Episode
+from envs.gym.features import OBSERVATION_VERSIONS, FeatureBuilder, observation_size
 from envs.gym.sources import trace_sources
 from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
 from envs.sim.prepared import MODES, PreparedTrace, prepare
-from envs.sim.simulator import CANDIDATE_RULES
 from envs.trace import Kind, Trace
 
 REWARD_MODES = ("bytes", "hits")
@@ -70,6 +69,21 @@ class EvictionEnv(gym.Env):
     | ``log2_position_in_iteration`` | log2(1 + accesses since the current iteration began) / 24 | 0 | 1 |
     | ``incoming_kind_*`` | incoming tensor kind one-hot | 0 | 1 |
 
+    Observation version 2 (``tensorcache/Eviction-v2``, :data:`~envs.gym.features.CANDIDATE_FEATURES_V2` /
+    :data:`~envs.gym.features.GLOBAL_FEATURES_V2`) appends, per candidate, what the schedule of the previous
+    iteration predicts (:mod:`envs.gym.schedule`) and the phase at its last access, and globally the current phase:
+
+    | feature | observation | min | max |
+    |---|---|---|---|
+    | ``schedule_log2_distance`` | log2(1 + predicted accesses until its next use) / 24; 1 if predicted dead | 0 | 1 |
+    | ``schedule_dead`` | predicted never to be used again | 0 | 1 |
+    | ``schedule_next_read`` | its predicted next use is a READ (evicting costs a read-back) | 0 | 1 |
+    | ``schedule_choice`` | the candidate the ``schedule`` heuristic evicts | 0 | 1 |
+    | ``last_phase_*`` | phase one-hot at its last access (forward, backward, optimizer, prefill, decode) | 0 | 1 |
+    | ``phase_*`` | the current access's phase one-hot | 0 | 1 |
+    | ``log2_position_in_phase`` | log2(1 + accesses since the current run of this phase began) / 24 | 0 | 1 |
+    | ``has_previous_iteration`` | an earlier iteration exists (the schedule has a map) | 0 | 1 |
+
     ## Rewards
     ``reward="bytes"`` (default): −(bytes moved since the previous decision) / capacity, where bytes moved =
     bytes transferred in + dirty bytes written back. ``reward="hits"``: the number of hits since the previous
@@ -97,7 +111,9 @@ class EvictionEnv(gym.Env):
       or :class:`envs.sim.Headroom` (see :mod:`envs.sim.capacity`).
     - ``k``: number of candidates offered (≥ 1). ``reward``: ``"bytes"`` or ``"hits"``.
     - ``mode``: ``"tensor"`` (default) or ``"classic"`` (see :mod:`envs.sim`).
-    - ``candidates``: the candidate rule, ``"lru"`` (default) or ``"mixed"``.
+    - ``candidates``: the candidate rule, ``"lru"`` (default), ``"mixed"``, or ``"schedule"`` (the K tensors the
+      ``schedule`` heuristic would evict first, in its order: candidate 0 is its choice; v2's default).
+    - ``observation_version``: 1 (default) or 2 (the table above; v2's default).
     - ``render_mode``: ``"ansi"`` (text) or ``"rgb_array"`` (a memory map image), or None.
 
     ## Info
@@ -107,6 +123,8 @@ class EvictionEnv(gym.Env):
     :meth:`counters` returns the full set at any time.
 
     ## Version History
+    - v2: observation version 2 (the schedule's predictions and the phases appended to v1's columns, whose offsets
+      are unchanged) and the ``schedule`` candidate rule by default; rewards and simulator semantics as v1.
     - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
       length, the current iteration's length or a tensor's layer at its last access in the whole trace; see the
       table), values clipped into the declared bounds, no-argument construction (the ``tcb-v2`` train split),
@@ -142,6 +160,7 @@ class EvictionEnv(gym.Env):
         mode: str = "tensor",
         candidates: str = "lru",
         render_mode: str | None = None,
+        observation_version: int = 1,
     ) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -149,8 +168,12 @@ class EvictionEnv(gym.Env):
             raise ValueError(f"unknown reward mode {reward!r}; valid: {', '.join(REWARD_MODES)}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
-        if candidates not in CANDIDATE_RULES:
-            raise ValueError(f"unknown candidate rule {candidates!r}; valid: {', '.join(CANDIDATE_RULES)}")
+        if candidates not in EPISODE_RULES:
+            raise ValueError(f"unknown candidate rule {candidates!r}; valid: {', '.join(EPISODE_RULES)}")
+        if observation_version not in OBSERVATION_VERSIONS:
+            valid = ", ".join(map(str, OBSERVATION_VERSIONS))
+            raise ValueError(f"unknown observation version {observation_version!r}; valid: {valid}")
+        self.observation_version = observation_version
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"unknown render mode {render_mode!r}; valid: {', '.join(RENDER_MODES)}")
         check_capacity_spec(capacity)
@@ -171,11 +194,11 @@ class EvictionEnv(gym.Env):
         if len(self._sources) == 1:
             self._load(0)  # fail at construction on a bad trace or capacity
         self.action_space = spaces.Discrete(self.k)
-        self.observation_space = spaces.Box(-1.0, 1.0, shape=(observation_size(self.k),), dtype=np.float32)
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(observation_size(self.k, observation_version),), dtype=np.float32)
         self.episode: Episode | None = None
         self._moved = self._hits = 0
         self._last_action: int | None = None
-        self._obs_size = observation_size(self.k)
+        self._obs_size = observation_size(self.k, observation_version)
         self._masks = _prefix_masks(self.k)
 
     # -- trace loading ------------------------------------------------------------------------------------------
@@ -192,7 +215,13 @@ class EvictionEnv(gym.Env):
         index = int(self.np_random.integers(len(self._sources))) if len(self._sources) > 1 else 0
         prepared, cap, feats = self._load(index)
         self.episode = Episode(
-            prepared, cap, k=self.k, rule=self.candidate_rule, seed=int(self.np_random.integers(2**31)), features=feats
+            prepared,
+            cap,
+            k=self.k,
+            rule=self.candidate_rule,
+            seed=int(self.np_random.integers(2**31)),
+            features=feats,
+            observation_version=self.observation_version,
         )
         self._moved = self._hits = 0
         self._last_action = None

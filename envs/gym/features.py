@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from envs.gym.schedule import SchedulePredictor
+from envs.gym.schedule import DEAD, SchedulePredictor, preference
 from envs.sim import engine as E
 from envs.sim.prepared import PreparedTrace
-from envs.trace import Kind
+from envs.trace import Kind, Phase
 
 N_KINDS = len(Kind)
 #: Per-candidate observation columns (see the env docstring's table).
@@ -49,8 +49,26 @@ GLOBAL_FEATURES = (
 )
 N_CAND_FEATURES = len(CANDIDATE_FEATURES)
 N_GLOBAL_FEATURES = len(GLOBAL_FEATURES)
-_CAND = {name: i for i, name in enumerate(CANDIDATE_FEATURES)}
-_GLOBAL = {name: i for i, name in enumerate(GLOBAL_FEATURES)}
+#: Observation version 2 (``tensorcache/Eviction-v2``): version 1's columns, then what the schedule tells
+#: (:mod:`envs.gym.schedule`) and the phases.
+CANDIDATE_FEATURES_V2 = (
+    *CANDIDATE_FEATURES,
+    "schedule_log2_distance",
+    "schedule_dead",
+    "schedule_next_read",
+    "schedule_choice",
+    *(f"last_phase_{p.name.lower()}" for p in Phase),
+)
+GLOBAL_FEATURES_V2 = (
+    *GLOBAL_FEATURES,
+    *(f"phase_{p.name.lower()}" for p in Phase),
+    "log2_position_in_phase",
+    "has_previous_iteration",
+)
+OBSERVATION_VERSIONS = (1, 2)
+_TABLES = {1: (CANDIDATE_FEATURES, GLOBAL_FEATURES), 2: (CANDIDATE_FEATURES_V2, GLOBAL_FEATURES_V2)}
+_CAND = {name: i for i, name in enumerate(CANDIDATE_FEATURES_V2)}  # version 1's names keep their offsets in 2
+_GLOBAL = {name: i for i, name in enumerate(GLOBAL_FEATURES_V2)}
 # Named offsets into a candidate row and into the global block, looked up in the tables above (plain ints, so the
 # compiled fillers read them as constants). Adding a feature: one name in a table, its offset here, its value in
 # _fill_candidate / _fill_globals.
@@ -63,35 +81,48 @@ G_LOG2_INCOMING_SIZE, G_FREE_FRACTION = _GLOBAL["log2_incoming_size"], _GLOBAL["
 G_INCOMING_FRACTION, G_LOG2_POSITION = _GLOBAL["incoming_fraction_of_capacity"], _GLOBAL["log2_position"]
 G_LOG2_POSITION_IN_ITERATION = _GLOBAL["log2_position_in_iteration"]
 G_INCOMING_KIND = _GLOBAL[f"incoming_kind_{Kind(0).name.lower()}"]  # the incoming tensor's one-hot kind block
+C_LAST_PHASE = _CAND[f"last_phase_{Phase(0).name.lower()}"]  # version 2: the one-hot phase at the last access
+G_PHASE = _GLOBAL[f"phase_{Phase(0).name.lower()}"]  # version 2: the current access's one-hot phase
+
+
+def feature_tables(version: int = 1) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (per-candidate, global) feature names of observation ``version`` (ValueError naming the valid ones)."""
+    if version not in _TABLES:
+        raise ValueError(f"unknown observation version {version!r}; valid: {', '.join(map(str, OBSERVATION_VERSIONS))}")
+    return _TABLES[version]
 
 
 def candidate_feature(name: str) -> int:
-    """Column of the per-candidate feature ``name`` in a candidate row (ValueError naming the valid ones)."""
+    """Column of the per-candidate feature ``name`` in a candidate row of any version that has it (ValueError
+    naming the valid ones)."""
     if name not in _CAND:
-        raise ValueError(f"unknown candidate feature {name!r}; valid: {', '.join(CANDIDATE_FEATURES)}")
+        raise ValueError(f"unknown candidate feature {name!r}; valid: {', '.join(CANDIDATE_FEATURES_V2)}")
     return _CAND[name]
 
 
 def global_feature(name: str) -> int:
-    """Offset of the global feature ``name`` after the candidate slots (ValueError naming the valid ones)."""
+    """Offset of the global feature ``name`` after the candidate slots, in any version that has it (ValueError
+    naming the valid ones)."""
     if name not in _GLOBAL:
-        raise ValueError(f"unknown global feature {name!r}; valid: {', '.join(GLOBAL_FEATURES)}")
+        raise ValueError(f"unknown global feature {name!r}; valid: {', '.join(GLOBAL_FEATURES_V2)}")
     return _GLOBAL[name]
 
 
-def split_observation(obs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate table (``k`` x :data:`N_CAND_FEATURES`) and the global features of a flat observation (or
-    of a batch of them, leading axes kept); views, no copy."""
+def split_observation(obs: np.ndarray, k: int, version: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate table (``k`` rows of the version's candidate features) and the global features of a flat
+    observation (or of a batch of them, leading axes kept); views, no copy."""
     obs = np.asarray(obs)
-    cut = k * N_CAND_FEATURES
-    if obs.shape[-1] != observation_size(k):
-        raise ValueError(f"an observation for k={k} has {observation_size(k)} values, got {obs.shape[-1]}")
-    return obs[..., :cut].reshape(*obs.shape[:-1], k, N_CAND_FEATURES), obs[..., cut:]
+    n_cand = len(feature_tables(version)[0])
+    if obs.shape[-1] != observation_size(k, version):
+        raise ValueError(f"an observation for k={k} has {observation_size(k, version)} values, got {obs.shape[-1]}")
+    cut = k * n_cand
+    return obs[..., :cut].reshape(*obs.shape[:-1], k, n_cand), obs[..., cut:]
 
 
-def observation_size(k: int) -> int:
-    """Length of the flat observation for ``k`` candidate slots."""
-    return k * N_CAND_FEATURES + N_GLOBAL_FEATURES
+def observation_size(k: int, version: int = 1) -> int:
+    """Length of the flat observation of ``version`` for ``k`` candidate slots."""
+    cand, glob = feature_tables(version)
+    return k * len(cand) + len(glob)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +150,9 @@ class DecisionView:
         schedule_distance: Accesses until each candidate's predicted next use from the schedule of the previous
             iteration (:mod:`envs.gym.schedule`; past-only); None unless the episode was asked for it.
         schedule_next_read: 1.0 where that predicted use is a READ (evicting costs a read-back), else 0.0.
+        last_phase: Each candidate's :class:`~envs.trace.Phase` at its last access.
+        phase: The phase of the current access; ``phase_start`` the access where its run of that phase began.
+        iteration: The iteration of the current access.
     """
 
     candidates: np.ndarray
@@ -143,6 +177,10 @@ class DecisionView:
     engine_choice: int | None = None
     schedule_distance: np.ndarray | None = None
     schedule_next_read: np.ndarray | None = None
+    last_phase: np.ndarray | None = None
+    phase: int = 0
+    phase_start: int = 0
+    iteration: int = 0
 
     @property
     def n(self) -> int:
@@ -159,8 +197,11 @@ class DecisionView:
         m[: self.n] = True
         return m
 
-    def observation(self) -> np.ndarray:
-        """The env's flat float32 observation of this decision (the table in the env docstring)."""
+    def observation(self, version: int = 1) -> np.ndarray:
+        """The env's flat float32 observation of this decision in ``version`` (the table in the env docstring;
+        version 2 needs a view with schedule predictions)."""
+        if version != 1:
+            return self._observation_v2(version)
         cached = self.__dict__.get("_obs")
         if cached is None:
             cached = np.zeros(observation_size(self.k), dtype=np.float32)
@@ -172,6 +213,35 @@ class DecisionView:
             cached.flags.writeable = False
             self.__dict__["_obs"] = cached
         return cached
+
+    def _observation_v2(self, version: int) -> np.ndarray:
+        cached = self.__dict__.get("_obs_v2")
+        if cached is not None:
+            return cached
+        if self.schedule_distance is None:
+            raise ValueError("observation version 2 needs a view with schedule predictions (Episode(schedule=True))")
+        k, n = self.k, self.n
+        out = np.zeros(observation_size(k, version), dtype=np.float32)
+        table, globals_ = split_observation(out, k, version)
+        old_table, old_globals = split_observation(self.observation(), k)
+        table[:, :N_CAND_FEATURES] = old_table
+        globals_[:N_GLOBAL_FEATURES] = old_globals
+        dist = self.schedule_distance
+        dead = dist >= DEAD / 2
+        log_dist = np.clip(np.log2(1.0 + np.maximum(dist, 0.0)) / 24.0, 0.0, 1.0)
+        table[:n, candidate_feature("schedule_log2_distance")] = np.where(dead, 1.0, log_dist)
+        table[:n, candidate_feature("schedule_dead")] = dead
+        table[:n, candidate_feature("schedule_next_read")] = self.schedule_next_read
+        if n:
+            first = preference(dist, self.schedule_next_read, self.dirty, self.last_access, self.candidates)[0]
+            table[first, candidate_feature("schedule_choice")] = 1.0
+        table[np.arange(n), C_LAST_PHASE + self.last_phase] = 1.0
+        globals_[G_PHASE + self.phase] = 1.0
+        globals_[global_feature("log2_position_in_phase")] = min(np.log2(1.0 + (self.now - self.phase_start)) / 24.0, 1.0)
+        globals_[global_feature("has_previous_iteration")] = 1.0 if self.iteration > 0 else 0.0
+        out.flags.writeable = False
+        self.__dict__["_obs_v2"] = out
+        return out
 
 
 #: Rows of :attr:`FeatureBuilder.block`: the engine's per-access arrays, then the feature columns.
@@ -220,6 +290,12 @@ class FeatureBuilder:
         start = np.full(int(its.max()) + 1, n, dtype=np.int64)
         np.minimum.at(start, its, np.arange(n))
         self.iteration_start[:] = start[its]
+        self.access_iteration = its
+        # the phase of every access, and where its run of that phase (within its iteration) began: past-only
+        self.access_phase = trace.phase.astype(np.int64)
+        change = np.ones(n, dtype=bool)
+        change[1:] = (self.access_phase[1:] != self.access_phase[:-1]) | (its[1:] != its[:-1])
+        self.phase_start = np.maximum.accumulate(np.where(change, np.arange(n), 0))
 
     @property
     def schedule(self) -> SchedulePredictor:
@@ -263,6 +339,10 @@ class FeatureBuilder:
             layers_seen=self.layers_seen.item(pos),
             k=k,
             engine_choice=engine_choice,
+            last_phase=self.access_phase[last],
+            phase=self.access_phase.item(pos),
+            phase_start=self.phase_start.item(pos),
+            iteration=self.access_iteration.item(pos),
             **(_schedule_fields(self.schedule.predict(now, candidates, last, state.reuse_interval)) if schedule else {}),
         )
         return view

@@ -47,6 +47,16 @@ _N_KINDS = len(Kind)
 _MAX_RUNS = 16
 
 
+def preference(distance: np.ndarray, next_read: np.ndarray, dirty: np.ndarray, last_access: np.ndarray,
+               candidates: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Candidate indices, most evictable first, by the predictions: the fewest bytes evicting costs (a write-back
+    if dirty, a read-back if the predicted use is a READ) per byte and predicted access of room it frees; ties to the
+    farthest predicted use, then the least recently used, then the lowest id. The ``schedule`` heuristic evicts
+    the first; the ``schedule`` candidate rule offers the first K."""
+    cost = (dirty > 0) + next_read  # per byte
+    return np.lexsort((candidates, last_access, -distance, cost / np.maximum(distance, 1.0)))
+
+
 class SchedulePredictor:
     """Per-trace tables of the schedule-aware predictor (built once per prepared trace).
 

@@ -56,13 +56,20 @@ def ranking(agents: dict[str, dict]) -> list[str]:
 OFFLINE_AGENTS = frozenset(OFFLINE_STRATEGIES)
 
 
-def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str]) -> dict[str, Any]:
+#: How boards and reports name each kind of agent, in the order the report groups them.
+KIND_LABELS = {"learned": "learned", "heuristic": "legal heuristic", "offline": "offline reference", "bound": "bound"}
+
+
+def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str],
+               kinds: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """The board of one split: per-agent summaries over the admitted rows, the ranking, pairwise probabilities of
     improvement between the top legal agents, and the instances left out (LRU within the suite's gap of the
     anchor)."""
     excluded = sorted({(r["task"], int(r["seed"])) for r in rows if not int(r.get("admitted", 1))})
     rows = [r for r in rows if int(r.get("admitted", 1))]
     summaries = {a: agent_summary([r for r in rows if r["agent"] == a], tasks) for a in agents}
+    for a in agents:
+        summaries[a]["kind"] = (kinds or {}).get(a, "offline" if a in OFFLINE_AGENTS else "unknown")
     order = ranking(summaries)
     poi = {}
     legal = [a for a in order if a not in OFFLINE_AGENTS]
@@ -79,6 +86,7 @@ def make_board(rows: list[dict], suite_description: dict, split: str, agents: li
         "generator_version": suite_description["generator_version"],
         "ranking": order,
         "agents": summaries,
+        "kinds": {a: summaries[a]["kind"] for a in order},
         "probability_of_improvement": poi,
         "anchor": suite_description.get("anchor", "belady"),
         "excluded_instances": [f"{t} seed {s}" for t, s in excluded],
@@ -92,20 +100,21 @@ def _ci(d: dict, key: str) -> str:
 def table_markdown(board: dict) -> str:
     """The ranked table of a board."""
     lines = [
-        "| rank | agent | byte score IQM [95% CI] | mean [95% CI] | worst task | hit score IQM | byte hit ratio | "
+        "| rank | agent | kind | byte score IQM [95% CI] | mean [95% CI] | worst task | hit score IQM | byte hit ratio | "
         "speed-up vs LRU |",
-        "|---:|---|---|---|---|---:|---:|---:|",
+        "|---:|---|---|---|---|---|---:|---:|---:|",
     ]
     for i, a in enumerate(board["ranking"], 1):
         d = board["agents"][a]
         w = d["worst_task"]
         lines.append(
-            f"| {i} | {a} | {_ci(d['byte_score'], 'iqm')} | {_ci(d['byte_score_mean'], 'mean')} | "
+            f"| {i} | {a} | {KIND_LABELS.get(d.get('kind', ''), '')} | {_ci(d['byte_score'], 'iqm')} | "
+            f"{_ci(d['byte_score_mean'], 'mean')} | "
             f"{w['task']} ({w['score']:.2f}) | {d['hit_score']['iqm']:.3f} | {d['mean_byte_hit_ratio']:.4f} | "
             f"{d['mean_speedup_vs_lru']:.3f} |"
         )
     if board.get("anchor") == "lower-bound":
-        lines.append("| – | lower bound | 1 (by construction) | 1 | – | – | – | – |")
+        lines.append("| – | lower bound | bound | 1 (by construction) | 1 | – | – | – | – |")
     if board.get("excluded_instances"):
         lines.append(f"\nLeft out (LRU within the admission gap of the anchor): {', '.join(board['excluded_instances'])}")
     return "\n".join(lines)

@@ -161,13 +161,19 @@ class LeaderboardRun:
         hints = [per_request * sum(len(i.prepared.tid) for i in c) for c in chunks]
         return _Job(split, agent, instances, chunks, hints, None)
 
+    def kinds(self) -> dict[str, str]:
+        """What each agent of the run is (:meth:`agents.registry.Registry.kind`)."""
+        reg = registry(discovery=self.discovery or discover())
+        return {a: reg.kind(a) for a in self.agents}
+
     def board(self) -> dict:
         """One board per split (see :func:`eval.leaderboard.board.make_board`)."""
         desc = self.suite.describe()
+        kinds = self.kinds()
         return {
             "suite": self.suite.name,
             "splits": {
-                s: make_board([r for r in self.rows if r["split"] == s], desc, s, self.agents, self.suite.tasks(s))
+                s: make_board([r for r in self.rows if r["split"] == s], desc, s, self.agents, self.suite.tasks(s), kinds)
                 for s in self.splits
             },
             "suite_definition": desc,
