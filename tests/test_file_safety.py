@@ -105,3 +105,20 @@ while True:
                                                method="analytic", capacity=0.97, k=8)])  # fmt: skip
         state = load_latest(build_model(PPOConfig(k=8, n_envs=1, hidden=16), vec), run)
         assert state["num_timesteps"] >= 1
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    """Atomic writes give the mode an ordinary open() would (mkstemp alone leaves 0600)."""
+    import stat
+
+    from envs.io.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.json", "{}")
+        os.umask(0o077)
+        write_text_atomic(tmp_path / "b.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600

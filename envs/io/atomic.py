@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the destination folder, flushed and fsynced, then ``os.replace``.
 
 A crash, a full disk or a kill -9 leaves either the old file or the new one, never a truncated mix. Every writer
-of the project (traces, exports, caches, results, reports, checkpoints, labels) goes through here.
+of the project (traces, exports, caches, results, reports, checkpoints, labels) goes through here. The file gets
+the mode an ordinary ``open()`` would give it (0666 less the umask), not ``mkstemp``'s private 0600.
 """
 
 from __future__ import annotations
@@ -25,10 +26,25 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask: from /proc where it can be read without changing it (other threads may be creating
+    files), else by setting it and straight back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
