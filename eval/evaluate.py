@@ -97,8 +97,9 @@ def evaluate(
     """Runs ``agent`` greedily on every instance of a split and returns its rows.
 
     Args:
-        agent: A :class:`~agents.base.Policy`, an SB3 model or a callable ``f(obs[, mask]) -> int`` over the env's
-            observation (see :func:`agents.adapters.as_policy`).
+        agent: A registered agent's name (a built-in or a leaderboard entry), a :class:`~agents.base.Policy`, an
+            SB3 model or a callable ``f(obs[, mask]) -> int`` over the env's observation (see
+            :func:`agents.adapters.as_policy`).
         suite: Suite name or object; ``split``: ``train``, ``validation`` or ``test``.
         seeds, tasks, max_instances: Restrict the instances (see :func:`select_instances`).
         instances: Run exactly these instead (the leaderboard passes its own, so reference runs are shared).
@@ -107,6 +108,10 @@ def evaluate(
             their action space's size).
         versions: Package versions to record (default: this process's).
     """
+    if isinstance(agent, str):
+        from eval.leaderboard.entries import registry
+
+        agent = registry().make(agent)  # a ValueError naming the registered agents otherwise
     if k is None:
         space = getattr(agent, "action_space", None)
         k = int(space.n) if hasattr(space, "n") else 16

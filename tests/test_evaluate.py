@@ -66,3 +66,11 @@ def test_readme_quickstart_runs() -> None:
     from tests.conftest import readme_example
 
     assert np.isfinite(readme_example("## Quickstart")["result"].score)
+
+
+def test_an_agent_is_named_by_its_registry_name(tiny_suite: Suite) -> None:
+    by_name = evaluate("schedule", tiny_suite, "validation")
+    by_object = evaluate(make_policy("schedule"), tiny_suite, "validation")
+    assert [r["bytes_moved"] for r in by_name.rows] == [r["bytes_moved"] for r in by_object.rows]
+    with pytest.raises(ValueError, match="unknown agent 'nope'"):
+        evaluate("nope", tiny_suite, "validation")
