@@ -44,7 +44,8 @@ class PPOPolicy(Policy):
         self.meta = meta or {}
 
     def choose(self, view: DecisionView) -> int:
-        return self.choose_observations(view.observation(self.observation_version)[None, :], np.array([view.n]))[0]
+        obs = view.observation(self.observation_version)[None, :].copy()  # a view's observation is read-only
+        return self.choose_observations(obs, np.array([view.n]))[0]
 
     batched = True
     observation_batched = True
