@@ -271,6 +271,7 @@ def test_observation_version_2_trains_exports_and_plays(tmp_path: Path) -> None:
     assert run.name.startswith("tensorcache-Eviction-v2__v2__0__")
     spec = json.loads((run / "bc" / "policy.json").read_text())
     assert spec["observation_version"] == 2 and spec["candidates"] == "schedule"
+    assert spec["meta"]["env_version"] == "Eviction-v2"
     bc = PPOPolicy.load(run / "bc")
     assert bc.observation_version == 2 and bc.net.cfg.n_cand_features == len(feature_tables(2)[0])
     rows = evaluate(bc, "tcb-v2", "validation", max_instances=1).rows

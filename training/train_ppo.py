@@ -276,9 +276,10 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
 
 
 def provenance(cfg: PPOConfig, step: int, res=None) -> dict:
-    from envs.version import ENV_VERSION
+    from envs.version import ENV_ID_V2, ENV_VERSION
 
-    out = {"env_version": ENV_VERSION, "suite": cfg.suite, "trained_steps": step, "train_seed": cfg.seed}
+    env_version = ENV_VERSION if cfg.observation_version == 1 else ENV_ID_V2.split("/")[1]
+    out = {"env_version": env_version, "suite": cfg.suite, "trained_steps": step, "train_seed": cfg.seed}
     if res is not None:
         out["validation_normalized_score"] = res.score
     return out
