@@ -144,3 +144,28 @@ def test_readme_own_model_example_runs() -> None:
     trace = namespace["trace"]
     assert trace.bytes_by_kind()["weight"] == 4 * sum(p.numel() for p in namespace["Net"]().parameters())
     assert set(np.unique(trace.layer).tolist()) >= {0, 1, 2, 3}
+
+
+def test_hf_traces_are_reproducible_and_layers_cut_the_model(tmp_path: Path) -> None:
+    """The same config traced twice (from two places) gives one content hash; --layers keeps the first blocks,
+    per-layer lists included (a Qwen2 config's layer_types), and a bad value is a one-line error."""
+    from envs.capture.hf import HFConfigError, capture_hf
+    from envs.cli.trace_cli import main
+
+    config = dict(CONFIGS["qwen2 (attention biases)"][0], num_hidden_layers=3,
+                  layer_types=["full_attention"] * 3)  # fmt: skip
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "config.json").write_text(json.dumps(config))
+    first = capture_hf(tmp_path / "a", seq=16, dtype="float32")
+    again = capture_hf(tmp_path / "b", seq=16, dtype="float32")
+    assert first.content_hash == again.content_hash
+    one = capture_hf(tmp_path / "a", seq=16, dtype="float32", layers=1)
+    assert one.meta["layers"] == 1 and first.meta["layers"] == 3 and one.content_hash != first.content_hash
+    assert int(one.layer.max()) < int(first.layer.max())
+    with pytest.raises(HFConfigError, match="layers must be an integer"):
+        capture_hf(tmp_path / "a", layers=0)
+    out = tmp_path / "cut.npz"
+    assert main(["generate", "--hf-config", str(tmp_path / "a"), "--layers", "1", "--seq", "16", "--dtype", "float32",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert Trace.load(out).content_hash == one.content_hash

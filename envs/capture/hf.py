@@ -16,8 +16,8 @@ per-expert loop has data-dependent shapes that fake tensors cannot size).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,31 @@ DTYPES = ("float32", "bfloat16", "float16")
 LIMITS = {"hidden_size": 65_536, "num_hidden_layers": 512, "vocab_size": 4_000_000, "intermediate_size": 1_048_576,
           "num_attention_heads": 1024}  # fmt: skip
 MAX_PARAMETERS = 2 * 10**12
+#: Names configs give their number of blocks, and per-block lists that must be cut with it.
+_LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_PER_LAYER_KEYS = ("layer_types", "sliding_window_pattern_list", "mlp_only_layers")
 
 
 class HFConfigError(ValueError):
     """A config that cannot be traced (the message says why, in one line)."""
 
 
-def load_config(path: str | Path):
-    """A transformers config from a ``config.json`` file or a directory holding one.
+def load_config(path: str | Path, layers: int | None = None):
+    """A transformers config from a ``config.json`` file or a directory holding one (see :func:`read_config`)."""
+    return read_config(path, layers)[0]
+
+
+def read_config(path: str | Path, layers: int | None = None) -> tuple[Any, str]:
+    """A transformers config from a ``config.json`` file or a directory holding one, and the SHA-256 of the
+    settings it was built from (sorted JSON: the same settings give the same digest wherever the file lies).
+
+    Args:
+        layers: Keep only the first ``layers`` blocks (the layer count under whichever name the config uses, and
+            per-layer lists such as ``layer_types`` cut to match).
 
     Raises:
-        HFConfigError: On a missing file, bad JSON, a missing ``model_type``, an unknown model type or absurd sizes.
+        HFConfigError: On a missing file, bad JSON, a missing ``model_type``, an unknown model type, absurd sizes,
+            or a config transformers refuses.
     """
     from transformers import AutoConfig
 
@@ -57,11 +71,22 @@ def load_config(path: str | Path):
         value = raw.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= limit):
             raise HFConfigError(f"{file}: {key} = {value!r} is not an integer in 1..{limit}")
+    if layers is not None:
+        top = LIMITS["num_hidden_layers"]
+        if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= top:
+            raise HFConfigError(f"layers must be an integer in 1..{top}, got {layers!r}")
+        names = [k for k in _LAYER_COUNT_KEYS if k in raw] or ["num_hidden_layers"]
+        for key in names:
+            raw[key] = layers
+        for key, value in list(raw.items()):
+            if key in _PER_LAYER_KEYS and isinstance(value, list) and len(value) >= layers:
+                raw[key] = value[:layers]
     try:
-        return AutoConfig.for_model(**raw)
-    except (ValueError, KeyError, TypeError) as exc:
+        config = AutoConfig.for_model(**raw)
+    except Exception as exc:  # transformers' validators raise several types; each is the user's config
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise HFConfigError(f"{file}: {message}") from None
+    return config, hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
 
 
 def _is_moe(config) -> bool:
@@ -104,6 +129,7 @@ def capture_hf(
     config_path: str | Path,
     *,
     task: str = "train",
+    layers: int | None = None,
     seq: int = 512,
     batch: int = 1,
     steps: int = 1,
@@ -116,6 +142,7 @@ def capture_hf(
     Args:
         config_path: A ``config.json`` or a directory holding one.
         task: ``train`` (forward, backward, AdamW; ``steps`` of them) or ``infer`` (prefill + ``decode_steps``).
+        layers: Trace only the first ``layers`` blocks (see :func:`load_config`); None = all of them.
         seq, batch: Tokens per sequence (the prompt, when serving) and sequences per step.
         dtype: Parameter dtype. ``attn``: ``sdpa`` or ``eager``.
 
@@ -132,15 +159,20 @@ def capture_hf(
     for name, value, top in checks:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
             raise HFConfigError(f"{name} must be an integer in 1..{top}, got {value!r}")
-    config = load_config(config_path)
+    config, digest = read_config(config_path, layers)
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     needed = seq + (decode_steps if task == "infer" else 0)
     if limit and needed > limit:
         raise HFConfigError(f"{config.model_type} has {limit} positions; the sequence needs {needed}")
-    t0 = time.perf_counter()
     model, mode = build_model(config, dtype, attn)
+    # everything here determines the trace, and nothing else does (no path, no clock): one config, one hash
     meta = {"source": "huggingface", "model_type": config.model_type, "task": task, "seq": seq, "batch": batch,
-            "dtype": dtype, "attn_implementation": attn, "config_file": str(config_path)}  # fmt: skip
+            "dtype": dtype, "attn_implementation": attn, "config_sha256": digest,
+            "layers": int(config.num_hidden_layers)}  # fmt: skip
+    if task == "train":
+        meta["steps"] = steps
+    else:
+        meta["decode_steps"] = decode_steps
     with mode:
         if task == "train":
 
@@ -153,7 +185,7 @@ def capture_hf(
             trace = _capture_serving(model, seq, batch, decode_steps)
     return Trace.from_arrays({c: getattr(trace, c) for c in ("tensor_id", "size", "op", "kind", "layer", "phase",
                                                             "op_index", "iteration")},
-                             {**trace.meta, **meta, "trace_seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+                             {**trace.meta, **meta})  # fmt: skip
 
 
 def _capture_serving(model, seq: int, batch: int, decode_steps: int) -> Trace:

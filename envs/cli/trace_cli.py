@@ -99,8 +99,8 @@ def _generate(cmd: Generate) -> int:
             raise ValueError("give either --hf-config or --workload with --preset, not both")
         from envs.capture.hf import capture_hf
 
-        trace = capture_hf(cmd.hf_config, task=cmd.task, seq=cmd.seq, batch=cmd.batch or 1, steps=cmd.iterations or 1,
-                           decode_steps=cmd.decode_steps, dtype=cmd.dtype, attn=cmd.attn)  # fmt: skip
+        trace = capture_hf(cmd.hf_config, task=cmd.task, layers=cmd.layers, seq=cmd.seq, batch=cmd.batch or 1,
+                           steps=cmd.iterations or 1, decode_steps=cmd.decode_steps, dtype=cmd.dtype, attn=cmd.attn)  # fmt: skip
     else:
         if cmd.workload is None or cmd.preset is None:
             raise ValueError("give --workload and --preset (or --hf-config)")
