@@ -88,6 +88,7 @@ class Episode:
         if engine_choice and engine_policy in ORACLE_ENGINE_POLICIES:
             raise SimError(f"{engine_policy} reads the future; its choice is never put into a view")
         self._offer_engine_choice = engine_choice
+        self._prediction: np.ndarray | None = None  # the schedule rule's predictions of the pending candidates
         self.observation_version = observation_version
         self._schedule = schedule or rule == "schedule" or observation_version != 1
         # the fused compiled step serves the engine's own rules and version 1; the rest steps in Python
@@ -114,7 +115,7 @@ class Episode:
         if self._n >= 0:
             raise RuntimeError("answer the pending decision with evict() before advancing")
         done = self.sim.advance(until)
-        self._view = self._cands = None
+        self._view = self._cands = self._prediction = None
         self._n = -1
         if self.sim.pending:
             self._cands = self._schedule_candidates() if self._rule_code < 0 else self.sim.candidates(self.k, self.rule)
@@ -128,8 +129,9 @@ class Episode:
         everyone = sim.candidates(max(int(self.prepared.sizes.shape[0]), 1))
         state = sim.tensor_state(everyone)
         dist, reads = self.features.schedule.predict(sim.now, everyone, state.last_access, state.reuse_interval)
-        order = preference(dist, reads, state.dirty, state.last_access, everyone)
-        return everyone[order[: self.k]]
+        first = preference(dist, reads, state.dirty, state.last_access, everyone)[: self.k]
+        self._prediction = np.stack([dist[first], reads[first]])  # the view of these candidates reuses it
+        return everyone[first]
 
     @property
     def pending(self) -> bool:
@@ -160,7 +162,7 @@ class Episode:
         """The sealed view of the pending decision (built once per decision)."""
         if self._view is None:
             choice = self._engine_choice() if self._offer_engine_choice else None
-            self._view = self.features.view(self.sim, self.candidates, self.k, choice, self._schedule)
+            self._view = self.features.view(self.sim, self.candidates, self.k, choice, self._schedule, self._prediction)
         return self._view
 
     def evict(self, index: int, *, strict: bool = True) -> bool:

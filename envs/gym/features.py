@@ -309,14 +309,21 @@ class FeatureBuilder:
         """Whether this builder was made from ``prepared`` (or is its :attr:`prepared`)."""
         return prepared is self.prepared or prepared is self.source
 
-    def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None, schedule: bool = False) -> DecisionView:
+    def view(self, sim, candidates: np.ndarray, k: int, engine_choice: int | None = None, schedule: bool = False,
+             prediction: np.ndarray | None = None) -> DecisionView:  # fmt: skip
         """The sealed view of ``sim``'s pending decision with these ``candidates`` (with ``schedule``, also their
-        schedule-aware predicted distances)."""
+        schedule-aware predictions: ``prediction`` when the caller already has them, rows as
+        :meth:`SchedulePredictor.predict` returns, else computed here)."""
         state = sim.tensor_state(candidates)  # one gather; each field below is a row of it
         last = state.last_access
         now = sim.now
         inc = sim.incoming
         pos = min(now, self.access_layer.shape[0] - 1)
+        fields = {}
+        if schedule:
+            if prediction is None:
+                prediction = self.schedule.predict(now, candidates, last, state.reuse_interval)
+            fields = _schedule_fields(prediction)
         view = object.__new__(DecisionView)  # the frozen dataclass's fields, set without its per-field __setattr__
         view.__dict__.update(
             candidates=candidates,
@@ -343,7 +350,7 @@ class FeatureBuilder:
             phase=self.access_phase.item(pos),
             phase_start=self.phase_start.item(pos),
             iteration=self.access_iteration.item(pos),
-            **(_schedule_fields(self.schedule.predict(now, candidates, last, state.reuse_interval)) if schedule else {}),
+            **fields,
         )
         return view
 
