@@ -126,7 +126,7 @@ class Episode:
     def _schedule_candidates(self) -> np.ndarray:
         """The ``schedule`` rule: every evictable tensor, ordered by the schedule heuristic, the first K."""
         sim = self.sim
-        everyone = sim.candidates(max(int(self.prepared.sizes.shape[0]), 1))
+        everyone = sim.candidates()
         state = sim.tensor_state(everyone)
         dist, reads = self.features.schedule.predict(sim.now, everyone, state.last_access, state.reuse_interval)
         first = preference(dist, reads, state.dirty, state.last_access, everyone)[: self.k]
@@ -212,16 +212,14 @@ class Episode:
         if index is None:
             if n >= 0:
                 raise RuntimeError("answer the pending decision before advancing")
-        else:
-            if n < 0:
-                raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
-            if not self._fused:
-                return self._step_in_python(index, obs)
+        elif n < 0:
+            raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
+        if not self._fused:
+            return self._step_in_python(index, obs)
+        if index is not None:
             valid = _is_index(index, n)  # plain ints take its short path
             victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
             self.n_decisions += 1
-        if not self._fused:
-            return self._step_in_python(None, obs)
         if obs is None:
             obs = self._scratch_obs
             obs[:] = 0.0

@@ -323,7 +323,7 @@ class FeatureBuilder:
         if schedule:
             if prediction is None:
                 prediction = self.schedule.predict(now, candidates, last, state.reuse_interval)
-            fields = _schedule_fields(prediction)
+            fields = {"schedule_distance": prediction[0], "schedule_next_read": prediction[1]}
         view = object.__new__(DecisionView)  # the frozen dataclass's fields, set without its per-field __setattr__
         view.__dict__.update(
             candidates=candidates,
@@ -353,10 +353,6 @@ class FeatureBuilder:
             **fields,
         )
         return view
-
-
-def _schedule_fields(prediction: np.ndarray) -> dict[str, np.ndarray]:
-    return {"schedule_distance": prediction[0], "schedule_next_read": prediction[1]}
 
 
 @numba.njit(cache=True)

@@ -82,51 +82,40 @@ class SchedulePredictor:
         # an empty op stands at the first access of the next op that has one (earlier than any later op's)
         op_pos = np.minimum.accumulate(op_pos[::-1])[::-1].copy()
         n_its, n_lay = max(int(it_of_op.max()) + 1, 1), int(lay_of_op.max()) + 1
-        # first and last op of every (iteration, phase, layer) segment and of every iteration; -1 where absent
         # runs: maximal stretches of consecutive ops of one (iteration, phase, layer), numbered within it (the
-        # optimizer's foreach sweeps visit every layer once per sweep)
+        # optimizer's foreach sweeps visit every layer once per sweep); first and last op of every run and of every
+        # iteration, -1 where absent
         run_of_op = np.zeros(n_ops, dtype=np.int64)
         n_runs = _number_runs(it_of_op, ph_of_op, lay_of_op, n_its, n_lay, run_of_op)
         seg_start = np.full((n_its, _N_PHASES, n_lay, n_runs), -1, dtype=np.int64)
         seg_end = np.full((n_its, _N_PHASES, n_lay, n_runs), -1, dtype=np.int64)
         it_start = np.full(n_its, -1, dtype=np.int64)
         it_end = np.full(n_its, -1, dtype=np.int64)
-        #: ops from here on are not lined up: the iteration numbers decreased here (never in built-in traces)
-        self.aligned_until = _segments(it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end, it_start, it_end)
-        # per tensor: its READ/WRITE accesses in order (CSR): their ops and positions
-        use = np.flatnonzero(opc != int(Op.FREE))
-        order = use[np.argsort(tid[use], kind="stable")]
-        self.use_op, self.use_pos = op[order], order.astype(np.int64)
-        self.use_read = (opc[order] == int(Op.READ)).astype(np.int64)
-        self.use_ptr = np.zeros(n_ids + 1, dtype=np.int64)
-        np.cumsum(np.bincount(tid[use], minlength=n_ids), out=self.use_ptr[1:])
-        # and the ops of its FREEs (CSR)
-        frees = np.flatnonzero(opc == int(Op.FREE))
-        self.free_op = op[frees[np.argsort(tid[frees], kind="stable")]]
-        self.free_ptr = np.zeros(n_ids + 1, dtype=np.int64)
-        np.cumsum(np.bincount(tid[frees], minlength=n_ids), out=self.free_ptr[1:])
+        # ops from there on are not lined up: the iteration numbers decreased there (never in built-in traces)
+        aligned_until = _segments(it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end, it_start, it_end)
+        # per tensor, in order: its READ/WRITE accesses (their ops, positions and whether each is a READ) and the
+        # ops of its FREEs
+        uses, use_ptr = _by_tensor(tid, np.flatnonzero(opc != int(Op.FREE)), n_ids)
+        frees, free_ptr = _by_tensor(tid, np.flatnonzero(opc == int(Op.FREE)), n_ids)
+        use_read = (opc[uses] == int(Op.READ)).astype(np.int64)
         # births: the op of each tensor's first access, and its rank among the tensors of its kind (at that access)
         # born in that op; born_ptr is indexed by op * N_KINDS + kind
         first_pos = np.full(n_ids, n, dtype=np.int64)
         np.minimum.at(first_pos, tid, np.arange(n, dtype=np.int64))
         born = np.flatnonzero(first_pos < n)
-        self.birth_op = np.full(n_ids, -1, dtype=np.int64)
-        self.birth_op[born] = op[first_pos[born]]
-        self.birth_key = np.zeros(n_ids, dtype=np.int64)
-        self.birth_key[born] = self.birth_op[born] * _N_KINDS + trace.kind[first_pos[born]]
-        born = born[np.lexsort((first_pos[born], self.birth_key[born]))]
-        self.born_ptr = np.zeros(n_ops * _N_KINDS + 1, dtype=np.int64)
-        np.cumsum(np.bincount(self.birth_key[born], minlength=n_ops * _N_KINDS), out=self.born_ptr[1:])
-        self.born_ids = born
-        self.birth_rank = np.zeros(n_ids, dtype=np.int64)
-        self.birth_rank[born] = np.arange(born.shape[0]) - self.born_ptr[self.birth_key[born]]
-        self.op, self.op_pos = op, op_pos
-        self.it_of_op, self.ph_of_op, self.lay_of_op = it_of_op, ph_of_op, lay_of_op
-        self.seg_start, self.seg_end, self.it_start, self.it_end = seg_start, seg_end, it_start, it_end
+        birth_op = np.full(n_ids, -1, dtype=np.int64)
+        birth_op[born] = op[first_pos[born]]
+        birth_key = np.zeros(n_ids, dtype=np.int64)
+        birth_key[born] = birth_op[born] * _N_KINDS + trace.kind[first_pos[born]]
+        born = born[np.lexsort((first_pos[born], birth_key[born]))]
+        born_ptr = np.zeros(n_ops * _N_KINDS + 1, dtype=np.int64)
+        np.cumsum(np.bincount(birth_key[born], minlength=n_ops * _N_KINDS), out=born_ptr[1:])
+        birth_rank = np.zeros(n_ids, dtype=np.int64)
+        birth_rank[born] = np.arange(born.shape[0]) - born_ptr[birth_key[born]]
         # the compiled query's arguments after the decision's own, in its order
-        self._tables = (self.aligned_until, op, self.op_pos, it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end,
-                        it_start, it_end, self.use_op, self.use_pos, self.use_read, self.use_ptr, self.free_op,
-                        self.free_ptr, self.birth_op, self.birth_key, self.birth_rank, self.born_ptr, self.born_ids)  # fmt: skip
+        self._tables = (aligned_until, op, op_pos, it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end,
+                        it_start, it_end, op[uses], uses, use_read, use_ptr, op[frees], free_ptr, birth_op, birth_key,
+                        birth_rank, born_ptr, born)  # fmt: skip
 
     def predict(self, now: int, candidates: np.ndarray, last_access: np.ndarray, reuse_interval: np.ndarray) -> np.ndarray:
         """Predictions at the decision of access ``now`` from the candidates' last access positions and previous
@@ -136,6 +125,15 @@ class SchedulePredictor:
         out = np.empty((2, candidates.shape[0]), dtype=np.float64)
         _distances(now, candidates, last_access, reuse_interval, *self._tables, out)
         return out
+
+
+def _by_tensor(tid: np.ndarray, rows: np.ndarray, n_ids: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` (access positions, in order) grouped by tensor, each tensor's still in order, and the offsets of
+    each tensor's group (CSR: tensor t's are ``[ptr[t], ptr[t + 1])``)."""
+    grouped = rows[np.argsort(tid[rows], kind="stable")].astype(np.int64)
+    ptr = np.zeros(n_ids + 1, dtype=np.int64)
+    np.cumsum(np.bincount(tid[rows], minlength=n_ids), out=ptr[1:])
+    return grouped, ptr
 
 
 @numba.njit(cache=True)

@@ -122,8 +122,7 @@ def run_offline(name: str, prepared: PreparedTrace, capacity: int, *, residency:
         residency = None
     choose = _chooser(prepared, residency)
     sim = Simulation(prepared, capacity, pause=True)
-    k = max(int(prepared.sizes.shape[0]), 1)  # every evictable resident tensor is a candidate
     while not sim.advance():
-        candidates = sim.candidates(k)
+        candidates = sim.candidates()  # every evictable resident tensor
         sim.evict(int(candidates[choose(sim, candidates)]))
     return replace(sim.result(), policy=name)

@@ -150,8 +150,11 @@ class Simulation:
             return False
         return bool(S[E.S_CLASSIC] == 1 or T[t, E.F_PIN] != S[E.S_CUROP])
 
-    def candidates(self, k: int, rule: str = "lru") -> np.ndarray:
-        """Up to k evictable resident tensors chosen by ``rule`` (see :data:`CANDIDATE_RULES`)."""
+    def candidates(self, k: int | None = None, rule: str = "lru") -> np.ndarray:
+        """Up to k evictable resident tensors chosen by ``rule`` (see :data:`CANDIDATE_RULES`); every one of them
+        when ``k`` is None."""
+        if k is None:
+            k = max(int(self.prepared.sizes.shape[0]), 1)
         out = np.empty(k, dtype=np.int64)
         if rule == "lru":
             c = E.lru_candidates(self.T, self.S, k, out)
