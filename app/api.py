@@ -14,6 +14,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.service import MAX_UPLOAD_BYTES, Copilot, CopilotError, Memory, NotFoundError, Scenario, job_dict
+from envs.sim.accelerators import ACCELERATORS
+from envs.sim.bandwidth import LINKS
+from envs.sim.step_time import DEFAULT_ACCELERATOR
 
 Workload = Literal["transformer-train", "transformer-infer", "moe-infer", "cnn-train"]
 
@@ -69,7 +72,8 @@ class TraceRef(BaseModel):
 class SimulateRequest(TraceRef):
     memory: MemoryModel = MemoryModel(headroom=0.3)
     strategies: list[str] = Field(default_factory=lambda: ["lru", "fifo", "next-use", "belady"], min_length=1, max_length=24)
-    link: Literal["pcie4-x16", "pcie5-x16", "nvlink-c2c"] = "pcie4-x16"
+    accelerator: Literal[tuple(ACCELERATORS)] = DEFAULT_ACCELERATOR  # type: ignore[valid-type]
+    link: Literal[tuple(LINKS)] | None = Field(None, description="host link (default: the accelerator's)")  # type: ignore[valid-type]
     points: int = Field(100, ge=1, le=400, description="timeline snapshots per strategy")
 
 
@@ -129,6 +133,11 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         """Every strategy: heuristics, offline references, the lower bound, learned agents (slow ones run as jobs)."""
         return svc().strategies()
 
+    @app.get("/accelerators")
+    def accelerators() -> list[dict]:
+        """Accelerator presets for the step time: peak FLOP/s per dtype, memory bandwidth, host link."""
+        return svc().accelerators()
+
     @app.get("/links")
     def links() -> list[dict]:
         """Host-accelerator link presets for transfer time."""
@@ -157,7 +166,8 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/simulate")
     def simulate(req: SimulateRequest) -> dict:
         """Runs the strategies at one memory size: metrics, and per-strategy timelines and residency."""
-        return svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points)
+        return svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points,
+                              accelerator=req.accelerator)  # fmt: skip
 
     @app.post("/capacity-curve")
     def capacity_curve(req: CurveRequest) -> dict:
@@ -167,7 +177,7 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/jobs", status_code=202)
     def submit(req: SimulateRequest) -> dict:
         """Starts a simulation in the background (for slow strategies such as the LLM); poll GET /jobs/{id}."""
-        return {"id": svc().submit(trace_id(req), req.memory.to_memory(), req.strategies, req.link)}
+        return {"id": svc().submit(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.accelerator)}
 
     @app.get("/jobs/{job_id}")
     def job(job_id: str) -> dict:
@@ -176,10 +186,11 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/export/csv", response_class=PlainTextResponse)
     def export_csv(req: SimulateRequest) -> str:
         """The metrics table as CSV."""
-        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, 1)
+        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, 1,
+                             accelerator=req.accelerator)  # fmt: skip
         buf = io.StringIO()
-        cols = ["strategy", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
-                "speedup_vs_lru", "score_vs_bound"]  # fmt: skip
+        cols = ["strategy", "kind", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
+                "bytes_ratio_vs_lru", "step_s", "compute_s", "stall_s", "speedup_step_vs_lru", "score_vs_bound"]  # fmt: skip
         w = csv.DictWriter(buf, fieldnames=["trace_hash", "capacity_bytes", *cols], extrasaction="ignore")
         w.writeheader()
         for row in res["strategies"]:
@@ -191,7 +202,8 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         """A self-contained HTML report (tables and inline SVG figures) with the command that reproduces it."""
         from app.run_report import report_html
 
-        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points)
+        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points,
+                             accelerator=req.accelerator)  # fmt: skip
         return report_html(res, svc().describe(res["trace_id"]))
 
     return app

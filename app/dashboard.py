@@ -13,6 +13,8 @@ import os
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.run_report import step_headline
+
 KIND_COLORS = {"weight": "#1f77b4", "activation": "#ff7f0e", "gradient": "#2ca02c", "optimizer_state": "#d62728",
                "kv_cache": "#9467bd", "temporary": "#8c564b", "input": "#e377c2"}  # fmt: skip
 DEFAULT_STRATEGIES = ["lru", "fifo", "sieve", "next-use", "belady", "best-offline", "lower-bound", "ppo"]
@@ -99,9 +101,14 @@ def sidebar() -> dict | None:
     strategies = [s for s in call("GET", "/strategies") if not s["slow"]]
     names = [s["name"] for s in strategies]
     chosen = st.sidebar.multiselect("Strategies", names, [s for s in DEFAULT_STRATEGIES if s in names], key="strategies")
-    link = st.sidebar.selectbox("Link", [x["name"] for x in call("GET", "/links")], key="link")
+    accelerators = call("GET", "/accelerators")
+    accelerator = st.sidebar.selectbox("Accelerator", [a["name"] for a in accelerators], key="accelerator",
+                                       help="for the step time: peak FLOP/s, memory bandwidth and host link")  # fmt: skip
+    own = next(a["link"] for a in accelerators if a["name"] == accelerator)
+    links = [x["name"] for x in call("GET", "/links")]
+    link = st.sidebar.selectbox("Link", links, index=links.index(own), key="link")
     st.sidebar.button("Run", type="primary", key="run")
-    return {**ref, "memory": memory, "strategies": chosen, "link": link, "trace": trace}
+    return {**ref, "memory": memory, "strategies": chosen, "link": link, "accelerator": accelerator, "trace": trace}
 
 
 def metric_cards(res: dict) -> None:
@@ -109,14 +116,21 @@ def metric_cards(res: dict) -> None:
         st.info("Only the lower bound was chosen: add a strategy to compare.")
         return
     best = next(r for r in res["strategies"] if r["strategy"] == res["best"])
+    st.markdown(f"**{step_headline(res['step_time'])}**")
     st.subheader(f"Fewest bytes moved: {best['strategy']}")
     top, bottom = st.columns(4), st.columns(4)
     top[0].metric("Hit rate", f"{best['hit_ratio']:.3f}")
     top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}")
     top[2].metric("Bytes in", fmt_bytes(best["bytes_in"]), help="read misses transferred to the accelerator")
     top[3].metric("Bytes out", fmt_bytes(best["bytes_out"]), help="dirty tensors written back on eviction")
-    bottom[0].metric("Transfer time", f"{best['transfer_s']:.3f} s", help=f"all bytes moved over {res['link']}")
-    bottom[1].metric("Speed-up vs LRU", f"{best['speedup_vs_lru']:.2f}×" if best["speedup_vs_lru"] else "–")
+    bottom[0].metric("Step time", "–" if best["step_s"] is None else f"{best['step_s']:.4g} s",
+                     help=f"seconds per steady-state step on {res['accelerator']} over {res['link']}: roofline compute "
+                     "plus waits for transfers")  # fmt: skip
+    bottom[1].metric(
+        "Step speed-up vs LRU",
+        f"{best['speedup_step_vs_lru']:.2f}×" if best["speedup_step_vs_lru"] else "–",
+        help=f"LRU's seconds per step / this one's (LRU moves {best['bytes_ratio_vs_lru'] or 0:.2f}× its bytes)",
+    )
     score = best["score_vs_bound"]
     bottom[2].metric("Score vs bound", "–" if score is None else f"{score:.3f}",
                      help="(LRU bytes − bytes) / (LRU bytes − lower bound): 0 = LRU, 1 = nothing can do better")  # fmt: skip
@@ -129,6 +143,23 @@ def bar_chart(res: dict) -> go.Figure:
                            marker_color=["#d62728" if r["strategy"] == "lower-bound" else "#1f77b4" for r in rows],
                            hovertemplate="%{y}: %{x:.3f} GiB<extra></extra>"))  # fmt: skip
     fig.update_layout(title="Bytes moved (GiB; fewer is better)", yaxis={"autorange": "reversed"}, height=60 + 34 * len(rows),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
+    return fig
+
+
+def step_chart(res: dict) -> go.Figure | None:
+    """Seconds per step of every timed strategy: compute (the same for all) and link stalls, stacked."""
+    rows = sorted((r for r in res["strategies"] if r.get("step_s") is not None), key=lambda r: r["step_s"])
+    if not rows:
+        return None
+    names = [r["strategy"] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=[r["compute_s"] for r in rows], y=names, orientation="h", name="compute",
+                         marker_color="#7f7f7f", hovertemplate="%{y}: %{x:.4g} s compute<extra></extra>"))  # fmt: skip
+    fig.add_trace(go.Bar(x=[r["stall_s"] for r in rows], y=names, orientation="h", name="waiting on the link",
+                         marker_color="#ff7f0e", hovertemplate="%{y}: %{x:.4g} s stalled<extra></extra>"))  # fmt: skip
+    fig.update_layout(title=f"Seconds per step on {res['accelerator']} (fewer is better)", barmode="stack",
+                      yaxis={"autorange": "reversed"}, height=80 + 34 * len(rows), xaxis_title="s/step",
                       margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
     return fig
 
@@ -177,14 +208,20 @@ def main() -> None:
         if not choice["strategies"]:
             st.warning("Choose at least one strategy.")
             return
-        body = {k: choice[k] for k in ("memory", "strategies", "link") if k in choice}
+        body = {k: choice[k] for k in ("memory", "strategies", "link", "accelerator") if k in choice}
         body.update({k: choice[k] for k in ("scenario", "trace_id") if k in choice})
         res = call("POST", "/simulate", json=body)
     except RuntimeError as exc:
         st.error(str(exc))
         return
     metric_cards(res)
-    st.plotly_chart(bar_chart(res), use_container_width=True, key="bars")
+    bars, steps = st.columns(2)
+    bars.plotly_chart(bar_chart(res), use_container_width=True, key="bars")
+    step_fig = step_chart(res)
+    if step_fig is not None:
+        steps.plotly_chart(step_fig, use_container_width=True, key="steps")
+    else:
+        steps.info(res["step_time"]["unknown"] or "No strategy could be timed.")
     timed = [r for r in res["strategies"] if r.get("timeline")]
     if timed:
         pick = st.selectbox("Strategy for the timeline and heatmap", [r["strategy"] for r in timed], key="timeline_strategy")

@@ -42,10 +42,22 @@ def _timeline(row: dict, kinds: list[str], capacity: int) -> str:
             f'<text x="40" y="{height - 4}" font-size="11">access 0 … {n}</text></svg>')  # fmt: skip
 
 
+def step_headline(step: dict) -> str:
+    """One sentence on step time from a simulation's ``step_time`` summary, e.g. "LRU: 1.420 s/step, best legal
+    policy (schedule): 1.183 s/step, 1.20× faster", or why step time is unknown."""
+    if step.get("unknown") or step.get("lru_step_s") is None:
+        return f"Step time unknown: {step.get('unknown') or 'no run could be timed'}."
+    text = f"LRU: {step['lru_step_s']:.4g} s/step"
+    best = step.get("best_legal")
+    if best is not None:
+        text += f", best legal policy ({best['strategy']}): {best['step_s']:.4g} s/step, {best['speedup_vs_lru']:.2f}× faster"
+    return text + f" (on {step['device']}; compute alone: {step['compute_floor_s']:.4g} s/step)."
+
+
 def report_html(result: dict, trace: dict) -> str:
     rows = result["strategies"]
-    cols = ["strategy", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
-            "speedup_vs_lru", "score_vs_bound"]  # fmt: skip
+    cols = ["strategy", "kind", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
+            "bytes_ratio_vs_lru", "step_s", "stall_s", "speedup_step_vs_lru", "score_vs_bound"]  # fmt: skip
 
     def fmt(v) -> str:
         if v is None:
@@ -65,6 +77,8 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} pre{{background:
 {html.escape(result["trace_hash"][:16])}), memory {result["capacity_bytes"] / 2**30:.3f} GiB, link {html.escape(result["link"])}.
 Best: <b>{html.escape(result["best"])}</b>. Lower bound on bytes moved:
 {"–" if result["lower_bound_bytes"] is None else f"{result['lower_bound_bytes'] / 2**30:.3f} GiB"}.</p>
+<p><b>{html.escape(step_headline(result["step_time"]))}</b> A step's time is roofline compute plus waits for
+demand transfers on the host link; the first iteration (cold weights, prefill) is left out.</p>
 {table}<h2>Bytes moved</h2>{_bars(rows)}
 <h2>Resident bytes over the trace ({html.escape(best["strategy"])})</h2>
 {_timeline(best, result["kinds"], result["capacity_bytes"])}

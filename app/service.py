@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from envs.sim.bandwidth import LINKS, get_link
+from envs.sim.accelerators import ACCELERATORS
+from envs.sim.bandwidth import LINKS
 from envs.sim.capacity import Headroom, resolve_capacity
 from envs.sim.errors import SimError
 from envs.sim.policies import CATALOGUE, kind_of
 from envs.sim.prepared import PreparedTrace, prepare
 from envs.sim.simulator import POLICY_CODES, SimResult
+from envs.sim.step_time import DEFAULT_ACCELERATOR, StepModel, compute_floor, step_time, unknown_reason
 from envs.trace import Kind, Trace
 
 MAX_LAYERS = 128
@@ -175,6 +177,12 @@ class Copilot:
     def links(self) -> list[dict]:
         return [{"name": k, "gb_per_s": v.gb_per_s} for k, v in LINKS.items()]
 
+    def accelerators(self) -> list[dict]:
+        """Accelerator presets of the step time (see :mod:`envs.sim.accelerators`)."""
+        return [{"name": a.name, "description": a.description, "peak_tflops": dict(a.peak_tflops),
+                 "memory_tb_per_s": a.memory_tb_per_s, "memory_gb": a.memory_gb, "link": a.link}
+                for a in ACCELERATORS.values()]  # fmt: skip
+
     # -- traces ----------------------------------------------------------------------------------------------------
     def add_scenario(self, scenario: Scenario) -> str:
         scenario.check()
@@ -300,9 +308,10 @@ class Copilot:
             self._results.put(cache_key, out)
         return out
 
-    def simulate(self, key: str, memory: Memory, strategies: list[str], link: str = "pcie4-x16", points: int = 100,
-                 allow_slow: bool = False) -> dict:  # fmt: skip
-        """Metrics, and timelines where available, of every strategy on one trace at one memory size."""
+    def simulate(self, key: str, memory: Memory, strategies: list[str], link: str | None = None, points: int = 100,
+                 allow_slow: bool = False, accelerator: str = DEFAULT_ACCELERATOR) -> dict:  # fmt: skip
+        """Metrics, and timelines where available, of every strategy on one trace at one memory size, with each
+        one's seconds per step on ``accelerator`` over ``link`` (default: the accelerator's own link)."""
         if not strategies:
             raise CopilotError("choose at least one strategy")
         if len(strategies) > 24 or len(set(strategies)) != len(strategies):
@@ -310,7 +319,7 @@ class Copilot:
         if not 1 <= points <= MAX_TIMELINE_POINTS:
             raise CopilotError(f"points must be in 1..{MAX_TIMELINE_POINTS}")
         try:
-            speed = get_link(link)
+            model = StepModel(accelerator, link)
         except ValueError as exc:
             raise CopilotError(str(exc)) from None
         known = {s["name"] for s in self.strategies()}
@@ -330,9 +339,10 @@ class Copilot:
             if name == "lower-bound":
                 continue
             run = self._run(key, prepared, capacity, name, points)
-            rows.append(_metrics(name, run["result"], lru, bound, speed, run["timeline"]))
+            rows.append(_metrics(name, run["result"], lru, bound, prepared, model, run["timeline"]))
+            rows[-1]["kind"] = self.registry().kind(name)
         if want_bound and bound is not None:
-            rows.append(_bound_row(bound, lru, speed))
+            rows.append(_bound_row(bound, lru, prepared, model))
         rows.sort(key=lambda r: r["bytes_moved"])
         best = next(r["strategy"] for r in rows if r["strategy"] != "lower-bound") if len(rows) > 1 or not want_bound else None
         return {
@@ -343,12 +353,14 @@ class Copilot:
             "min_capacity_bytes": prepared.op_bytes_max,
             "peak_live_bytes": prepared.peak_live_bytes,
             "lower_bound_bytes": bound,
-            "link": link,
+            "link": model.link_name,
+            "accelerator": accelerator,
             "best": best,
+            "step_time": _step_summary(rows, lru, prepared, model),
             "strategies": rows,
             "kinds": [k.name.lower() for k in Kind],
             "seconds": time.perf_counter() - t0,
-            "command": self.command(key, capacity, strategies, link),
+            "command": self.command(key, capacity, strategies, model),
         }
 
     def _cached_bound(self, prepared: PreparedTrace, capacity: int) -> int | None:
@@ -380,17 +392,19 @@ class Copilot:
             out["moved_per_requested_byte"]["lower-bound"] = bound_curve
         return out
 
-    def command(self, key: str, capacity: int, strategies: list[str], link: str) -> str:
+    def command(self, key: str, capacity: int, strategies: list[str], model: StepModel) -> str:
         _, _, desc = self._get(key)
         first = desc.get("command", f"# the uploaded trace {desc.get('filename', 'trace')} saved as trace.npz")
         engine = [s for s in strategies if s in POLICY_CODES]
-        sim = f"tensorcache-simulate --trace trace.npz --capacity {capacity} --link {link}"
+        sim = (f"tensorcache-simulate --trace trace.npz --capacity {capacity} --accelerator {model.accelerator} "
+               f"--link {model.link_name}")  # fmt: skip
         if engine:
             sim += " --policy " + " ".join(engine)
         return f"{first}\n{sim} --json"
 
     # -- jobs ------------------------------------------------------------------------------------------------------
-    def submit(self, key: str, memory: Memory, strategies: list[str], link: str = "pcie4-x16") -> str:
+    def submit(self, key: str, memory: Memory, strategies: list[str], link: str | None = None,
+               accelerator: str = DEFAULT_ACCELERATOR) -> str:  # fmt: skip
         self._get(key)
         job = Job(uuid.uuid4().hex[:12], "simulate")
         with self._lock:
@@ -401,7 +415,7 @@ class Copilot:
         def work() -> None:
             job.status = "running"
             try:
-                job.result = self.simulate(key, memory, strategies, link, allow_slow=True)
+                job.result = self.simulate(key, memory, strategies, link, allow_slow=True, accelerator=accelerator)
                 job.status, job.progress = "done", 1.0
             except Exception as exc:  # reported to the client as the job's error
                 job.status, job.error = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -420,9 +434,11 @@ class Copilot:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, link, timeline) -> dict:
+def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, prepared: PreparedTrace, model: StepModel,
+             timeline) -> dict:  # fmt: skip
     from envs.benchmarks.score import normalized
 
+    mine, base = step_time(prepared, r.stall_bytes, model), step_time(prepared, lru.stall_bytes, model)
     out = {
         "strategy": name,
         "hit_ratio": r.hit_ratio,
@@ -430,8 +446,12 @@ def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, link, t
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
         "bytes_moved": r.bytes_moved,
-        "transfer_s": link.seconds(r.bytes_moved),
-        "speedup_vs_lru": lru.bytes_moved / r.bytes_moved if r.bytes_moved else None,
+        "transfer_s": r.bytes_moved / model.link_bytes_per_s,
+        "bytes_ratio_vs_lru": lru.bytes_moved / r.bytes_moved if r.bytes_moved else None,
+        "step_s": mine.step_s if mine else None,
+        "compute_s": mine.compute_s if mine else None,
+        "stall_s": mine.stall_s if mine else None,
+        "speedup_step_vs_lru": base.step_s / mine.step_s if mine and base else None,
         "score_vs_bound": normalized(r.bytes_moved, lru.bytes_moved, bound, True) if bound is not None else None,
         "evictions": r.n_evictions,
     }
@@ -444,13 +464,14 @@ def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, link, t
             "misses": timeline.misses.tolist(),
             "bytes_moved": timeline.bytes_moved.tolist(),
         }
-    for key in ("score_vs_bound", "speedup_vs_lru"):
+    for key in ("score_vs_bound", "bytes_ratio_vs_lru"):
         if out[key] is not None and not np.isfinite(out[key]):
             out[key] = None
     return out
 
 
-def _bound_row(bound: int, lru: SimResult, link) -> dict:
+def _bound_row(bound: int, lru: SimResult, prepared: PreparedTrace, model: StepModel) -> dict:
+    floor, base = compute_floor(prepared, model), step_time(prepared, lru.stall_bytes, model)
     return {
         "strategy": "lower-bound",
         "hit_ratio": None,
@@ -458,10 +479,33 @@ def _bound_row(bound: int, lru: SimResult, link) -> dict:
         "bytes_in": None,
         "bytes_out": None,
         "bytes_moved": bound,
-        "transfer_s": link.seconds(bound),
-        "speedup_vs_lru": lru.bytes_moved / bound if bound else None,
+        "transfer_s": bound / model.link_bytes_per_s,
+        "bytes_ratio_vs_lru": lru.bytes_moved / bound if bound else None,
+        "step_s": floor.step_s if floor else None,  # compute alone: no policy's step is shorter
+        "compute_s": floor.compute_s if floor else None,
+        "stall_s": 0.0 if floor else None,
+        "speedup_step_vs_lru": base.step_s / floor.step_s if floor and base else None,
         "score_vs_bound": 1.0,
         "evictions": None,
+        "kind": "bound",
+    }
+
+
+def _step_summary(rows: list[dict], lru: SimResult, prepared: PreparedTrace, model: StepModel) -> dict:
+    """LRU's seconds per step, the fastest legal strategy's (heuristic or learned: no oracle is recommended), and
+    the compute floor; ``unknown`` says why there are none."""
+    base = step_time(prepared, lru.stall_bytes, model)
+    floor = compute_floor(prepared, model)
+    legal = [r for r in rows if r.get("kind") in ("heuristic", "learned") and r["step_s"] is not None]
+    best = min(legal, key=lambda r: r["step_s"]) if legal else None
+    return {
+        "device": model.name,
+        "unknown": unknown_reason(prepared),
+        "lru_step_s": base.step_s if base else None,
+        "compute_floor_s": floor.step_s if floor else None,
+        "best_legal": None
+        if best is None or base is None
+        else {"strategy": best["strategy"], "step_s": best["step_s"], "speedup_vs_lru": base.step_s / best["step_s"]},
     }
 
 

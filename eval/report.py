@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from eval.leaderboard.board import KIND_LABELS
+from eval.leaderboard.board import KIND_LABELS, STEP_TIME_CAPTION, STEP_TIME_HEADERS, ratio_text, step_time_rows
 
 
 def bar_chart(board: dict, path: Path) -> Path:
@@ -91,7 +91,12 @@ COLUMN_DEFINITIONS = (
     ("worst task", "the task with the lowest mean score: what a user of that workload would see."),
     ("hit score", "the same normalization applied to the hit ratio, with Belady's hit ratio as 1 (secondary)."),
     ("byte hit ratio", "hit bytes / requested bytes, mean over runs."),
-    ("speed-up vs LRU", "LRU bytes moved / agent bytes moved, mean over runs."),
+    ("LRU bytes / bytes", "LRU bytes moved / agent bytes moved, mean over runs: a ratio of bytes, not of time."),
+    ("step speed-up vs LRU", "LRU's seconds per training or serving step / the agent's, geometric mean over runs. A "
+     "step's time is roofline compute (FLOPs and bytes per op, recorded at capture) plus the waits for demand "
+     "transfers on the host link, on the suite's accelerator (envs/sim/step_time.py); the first iteration is left "
+     "out. Compute is the same for every policy, so this is always smaller than the bytes ratio. 'unknown' where a "
+     "run cannot be timed (shipped rows from before step time)."),
 )  # fmt: skip
 
 
@@ -109,8 +114,9 @@ def _group(kind: str | None, groups: list[str]) -> int:
     return groups.index(kind) if kind in groups else len(groups)
 
 
-def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) -> tuple[str, int]:
-    """The HTML of one split: overall table, per-task table, probabilities of improvement, captioned figures."""
+def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int, device: str) -> tuple[str, int]:
+    """The HTML of one split: overall table, per-task table, step times, probabilities of improvement, captioned
+    figures."""
     split = board["split"]
     anchor = anchor_name(board)
     rank = {a: i for i, a in enumerate(board["ranking"], 1)}
@@ -119,12 +125,13 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) 
     overall = [
         [str(rank[a]), a, KIND_LABELS.get(d.get("kind", ""), "unknown"), _fmt(d["byte_score"], "iqm"),
          _fmt(d["byte_score_mean"], "mean"), f"{d['worst_task']['task']} ({d['worst_task']['score']:.2f})",
-         f"{d['hit_score']['iqm']:.3f}", f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_speedup_vs_lru']:.3f}"]
+         f"{d['hit_score']['iqm']:.3f}", f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_bytes_ratio_vs_lru']:.3f}",
+         ratio_text(d["step_speedup_vs_lru"])]
         for a in grouped
         for d in [board["agents"][a]]
     ]  # fmt: skip
     if board.get("anchor") == "lower-bound":
-        overall.append(["–", "lower bound", "bound", "1 (by construction)", "1", "–", "–", "–", "–"])
+        overall.append(["–", "lower bound", "bound", "1 (by construction)", "1", "–", "–", "–", "–", "–"])
     per_task = [[a, *(f"{board['agents'][a]['per_task'][t]:.2f}" for t in board["tasks"])] for a in board["ranking"]]
     poi = [[pair, f"{p:.2f}"] for pair, p in board.get("probability_of_improvement", {}).items()]
     split_rows = [r for r in rows if r["split"] == split and int(r.get("admitted", 1))]
@@ -149,8 +156,10 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int) 
 <p>Grouped by kind: learned agents, legal heuristics (past accesses only), offline references (they read the
 future: a ceiling, not something to deploy), and the bound; the rank is over all of them.</p>
 {_table(["rank", "agent", "kind", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
-         "byte hit ratio", "speed-up vs LRU"], overall)}
+         "byte hit ratio", "LRU bytes / bytes", "step speed-up vs LRU"], overall)}
 <h3>Per task</h3>{_table(["agent", *board["tasks"]], per_task)}
+<h3>Step time</h3><p>{html.escape(STEP_TIME_CAPTION.format(device=device))}</p>
+{_table(STEP_TIME_HEADERS, step_time_rows(board))}
 <h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable, between
 the top legal agents (offline references read the future and are left out).</p>
 {_table(["pair", "P(improvement)"], poi)}
@@ -164,7 +173,8 @@ def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
 
     sections, fig = [], 1
     for board in boards["splits"].values():
-        html_part, fig = _split_section(board, rows, out, fig)
+        device = boards.get("suite_definition", {}).get("device", "the suite's device")
+        html_part, fig = _split_section(board, rows, out, fig, device)
         sections.append(html_part)
     first = next(iter(boards["splits"].values()))
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in COLUMN_DEFINITIONS)

@@ -5,6 +5,11 @@ A row holds *raw counts* (bytes in/out, hits, requests, decisions, wall time) pl
 versions). Its *derived* columns are always recomputed from the raw counts and the instance's reference runs by
 :func:`derive`, never trusted from a file:
 
+- ``bytes_ratio_vs_lru`` = LRU's bytes moved / the row's: a ratio of bytes, not of time.
+- ``step_s``, ``compute_s``, ``stall_s``: seconds per steady-state step on the suite's accelerator, from the raw
+  ``stall_bytes`` and the trace's op costs (:mod:`envs.sim.step_time`); ``speedup_step_vs_lru`` = LRU's
+  ``step_s`` / the row's. NaN where step time is unknown (a trace without op costs, or a shipped row from before
+  ``stall_bytes`` existed).
 - ``norm_byte_score`` = (``lru_bytes`` − ``bytes_moved``) / (``lru_bytes`` − ``anchor_bytes``), where the anchor
   is the suite's: the certified lower bound (tcb-v2) or Belady's bytes (tcb-v1). With the bound it is at most 1.
 - ``norm_hit_score``: the same on the hit ratio, with Belady's hit ratio as 1 (secondary).
@@ -32,18 +37,22 @@ IDENTITY = ("suite", "suite_version", "split", "task", "family", "headroom", "se
             "env_version", "generator_version", "agent", "agent_config")  # fmt: skip
 #: Raw counts measured by the run.
 RAW = ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions", "walltime_s")
+#: Raw counts a row may lack (files written before they existed); what derives from them is then NaN.
+OPTIONAL_RAW = ("stall_bytes",)
 #: Columns recomputed from RAW and the instance's references.
 DERIVED = ("hit_ratio", "byte_hit_ratio", "bytes_moved", "transfer_s", "lru_bytes", "anchor_bytes", "admitted",
-           "speedup_vs_lru", "norm_byte_score", "norm_hit_score", "decisions_per_s")  # fmt: skip
+           "bytes_ratio_vs_lru", "step_s", "compute_s", "stall_s", "speedup_step_vs_lru", "norm_byte_score",
+           "norm_hit_score", "decisions_per_s")  # fmt: skip
 #: Rows the suite's references provide (no policy runs for them): the offline references and the best of them.
 REFERENCE_ROWS = tuple(p.name for p in CATALOGUE if p.kind == "offline" and not p.agent)
-COLUMNS = (*IDENTITY, *RAW, *DERIVED, "versions")
-#: Raw counts a replay must reproduce exactly (wall time differs between runs, of course).
-REPLAYED_RAW = tuple(c for c in RAW if c != "walltime_s")
-INTEGER = ("seed", "capacity_bytes", "n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions",
-           "bytes_moved", "generator_version", "lru_bytes", "anchor_bytes", "admitted")  # fmt: skip
-FLOAT = ("headroom", "walltime_s", "hit_ratio", "byte_hit_ratio", "transfer_s", "speedup_vs_lru", "norm_byte_score",
-         "norm_hit_score", "decisions_per_s")  # fmt: skip
+COLUMNS = (*IDENTITY, *RAW, *OPTIONAL_RAW, *DERIVED, "versions")
+#: Raw counts a replay must reproduce exactly (wall time differs between runs, of course); an optional one only
+#: where the row has it.
+REPLAYED_RAW = (*(c for c in RAW if c != "walltime_s"), *OPTIONAL_RAW)
+INTEGER = ("seed", "capacity_bytes", "n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "stall_bytes",
+           "decisions", "bytes_moved", "generator_version", "lru_bytes", "anchor_bytes", "admitted")  # fmt: skip
+FLOAT = ("headroom", "walltime_s", "hit_ratio", "byte_hit_ratio", "transfer_s", "bytes_ratio_vs_lru", "step_s", "compute_s",
+         "stall_s", "speedup_step_vs_lru", "norm_byte_score", "norm_hit_score", "decisions_per_s")  # fmt: skip
 
 
 class RowError(ValueError):
@@ -91,6 +100,7 @@ def _row(inst: Instance, agent: str, config: dict[str, Any], r: SimResult, decis
         "n_hit_bytes": r.n_hit_bytes,
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
+        "stall_bytes": r.stall_bytes,
         "decisions": decisions,
         "walltime_s": seconds,
         "versions": json.dumps(versions, sort_keys=True),
@@ -115,12 +125,32 @@ def derive(row: dict[str, Any], inst: Instance, refs: References | None = None) 
     out["lru_bytes"] = lru.bytes_moved
     out["anchor_bytes"] = anchor
     out["admitted"] = int(lru.bytes_moved >= (1.0 + inst.suite.min_lru_gap) * anchor)
-    out["speedup_vs_lru"] = lru.bytes_moved / moved if moved else math.inf
+    out["bytes_ratio_vs_lru"] = lru.bytes_moved / moved if moved else math.inf
+    out.update(_step_columns(out.get("stall_bytes"), lru.stall_bytes, inst))
     out["norm_byte_score"] = normalized(moved, lru.bytes_moved, anchor, True)
     out["norm_hit_score"] = normalized(hit_ratio, lru.hit_ratio, belady.hit_ratio, False)
     wall = float(out["walltime_s"])
     out["decisions_per_s"] = int(out["decisions"]) / wall if wall > 0 else math.inf
     return out
+
+
+def _step_columns(stall_bytes: int | None, lru_stall_bytes: int, inst: Instance) -> dict[str, float]:
+    """``step_s``, ``compute_s``, ``stall_s`` and ``speedup_step_vs_lru`` of a row (NaN where unknown)."""
+    from envs.sim.step_time import StepModel, step_time
+
+    model = StepModel(inst.suite.device)
+    mine = None if stall_bytes is None else step_time(inst.prepared, int(stall_bytes), model)
+    if mine is None:
+        return dict.fromkeys(("step_s", "compute_s", "stall_s", "speedup_step_vs_lru"), math.nan)
+    lru = step_time(inst.prepared, lru_stall_bytes, model)
+    assert lru is not None  # same trace: known for one run, known for all
+    return {"step_s": mine.step_s, "compute_s": mine.compute_s, "stall_s": mine.stall_s,
+            "speedup_step_vs_lru": lru.step_s / mine.step_s}  # fmt: skip
+
+
+def present(row: dict[str, Any], column: str) -> bool:
+    """Whether ``row`` holds a value for ``column`` (an optional raw count may be absent or empty)."""
+    return row.get(column) not in (None, "")
 
 
 def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
@@ -140,8 +170,11 @@ def parse_row(raw: dict[str, str], where: str) -> dict[str, Any]:
                     out[col] = kind(out[col])
                 except (ValueError, OverflowError):
                     raise RowError(f"{where}: column {col} is not {what}: {out[col]!r}") from None
-    for col in ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions"):
-        if out[col] < 0:
+    for col in OPTIONAL_RAW:
+        if not present(out, col):
+            out[col] = None
+    for col in ("n_req", "n_hit", "n_req_bytes", "n_hit_bytes", "bytes_in", "bytes_out", "decisions", *OPTIONAL_RAW):
+        if out[col] is not None and out[col] < 0:
             raise RowError(f"{where}: column {col} is negative")
     if out["n_hit"] > out["n_req"] or out["n_hit_bytes"] > out["n_req_bytes"]:
         raise RowError(f"{where}: more hits than requests")

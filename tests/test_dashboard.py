@@ -28,10 +28,14 @@ def _metrics(at) -> dict[str, str]:
 def test_default_page_shows_metrics_and_charts(page) -> None:
     assert page.title[0].value == "TensorCache Copilot"
     metrics = _metrics(page)
-    assert {"Hit rate", "Byte hit ratio", "Speed-up vs LRU", "Score vs bound"} <= set(metrics)
+    assert {"Hit rate", "Byte hit ratio", "Step time", "Step speed-up vs LRU", "Score vs bound"} <= set(metrics)
     assert float(metrics["Score vs bound"]) <= 1.0
+    assert metrics["Step time"].endswith(" s") and metrics["Step speed-up vs LRU"].endswith("×")
+    headline = [m.value for m in page.markdown if "s/step" in m.value]
+    assert headline and headline[0].startswith("**LRU: ") and "best legal policy" in headline[0]
     charts = page.get("plotly_chart")
-    assert len(charts) >= 4  # bars, timeline, heatmap, capacity curve
+    assert len(charts) >= 5  # bytes, step time, timeline, heatmap, capacity curve
+    assert "compute" in charts[1].proto.spec and "waiting on the link" in charts[1].proto.spec
     assert "tensorcache-simulate" in page.code[0].value
 
 

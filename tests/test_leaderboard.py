@@ -81,6 +81,15 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     report = (out / "report.html").read_text()
     assert "<td>legal heuristic</td>" in report and "<td>offline reference</td>" in report
     assert "| kind |" in (out / "leaderboard.md").read_text()
+    # step time: every row has it, LRU's speed-up is 1, and the board, the Markdown and the report show it
+    for r in rows:
+        assert r["compute_s"] < r["step_s"] and r["step_s"] == pytest.approx(r["compute_s"] + r["stall_s"])
+        lru_row = next(x for x in rows if x["agent"] == "lru" and (x["task"], x["seed"]) == (r["task"], r["seed"]))
+        assert r["speedup_step_vs_lru"] == pytest.approx(lru_row["step_s"] / r["step_s"])
+    test_board = board["splits"]["test"]
+    assert test_board["agents"]["lru"]["step_speedup_vs_lru"] == pytest.approx(1.0)
+    assert test_board["agents"]["belady"]["per_task_step_s"]["mistral-train@0.2"] > 0
+    assert "step speed-up vs LRU" in (out / "leaderboard.md").read_text() and "LRU s/step" in report
     # identical across two runs
     again = LeaderboardRun(mini_suite, "test", agents).run()
     strip = ("walltime_s", "decisions_per_s")
@@ -103,6 +112,13 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     # an empty file and an unknown agent are refused
     (out / "empty.csv").write_text(",".join(table[0]) + "\n")
     assert validate(out / "empty.csv", mini_suite) == [f"{out / 'empty.csv'}: no rows"]
+    # a forged stall count is caught, and a file from before step time is told to regenerate
+    table = list(csv.DictReader((out / "results.csv").open()))
+    forged = [dict(r, stall_bytes=str(int(r["stall_bytes"]) // 2)) for r in table[:1]]
+    _write_csv(out / "stall.csv", forged)
+    assert any("stall_bytes" in p for p in validate(out / "stall.csv", mini_suite))
+    _write_csv(out / "old.csv", [{k: v for k, v in r.items() if k != "stall_bytes"} for r in table[:1]])
+    assert any("missing raw column stall_bytes" in p for p in validate(out / "old.csv", mini_suite))
     table[0]["agent"] = "oracle9000"
     _write_csv(out / "unknown.csv", table)
     assert any("unknown agent" in p for p in validate(out / "unknown.csv", mini_suite))

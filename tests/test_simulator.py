@@ -229,7 +229,7 @@ def test_cli_threads_give_the_serial_rows(tmp_path, capsys) -> None:
         outputs.append(json.loads(capsys.readouterr().out))
     assert outputs[0] == outputs[1] and len(outputs[0]) == 12
     assert [r["policy"] for r in outputs[0][:6:2]] == ["fifo", "mru", "lfu"]  # rows in the order asked, no LRU row added
-    assert all(r["speedup_vs_lru"] > 0 for r in outputs[0])
+    assert all(r["bytes_ratio_vs_lru"] > 0 for r in outputs[0])
     assert simulate_main([*args, "--jobs", "-1"]) == 2
     assert "--jobs must be >= 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # tyro refuses a name outside the Literal choices

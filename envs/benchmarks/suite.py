@@ -58,6 +58,8 @@ class Suite:
         ood_families, ood_headrooms: The tasks of the ``test-ood`` split (architectures or regimes never seen in
             the other splits), with seeds ``seeds["test-ood"]``.
         anchor: What scores 1 (:data:`ANCHORS`).
+        link: Host link of the bytes-only ``transfer_s`` column.
+        device: Accelerator preset of the step-time columns (:mod:`envs.sim.step_time`; its own host link).
         min_lru_gap: An instance is scored only if LRU moves at least this fraction more bytes than the anchor (the
             ``admitted`` column of :mod:`eval.rows`; others are left out of aggregates and listed), so no score
             divides by noise.
@@ -70,6 +72,7 @@ class Suite:
     seeds: dict[str, tuple[int, ...]]
     mode: str = "tensor"
     link: str = "pcie4-x16"
+    device: str = "a100-80gb"
     anchor: str = "belady"
     ood_families: tuple[Family, ...] = ()
     ood_headrooms: tuple[float, ...] = ()
@@ -117,6 +120,7 @@ class Suite:
             "generator_version": GENERATOR_VERSION,
             "mode": self.mode,
             "link": self.link,
+            "device": self.device,
             "headrooms": list(self.headrooms),
             "seeds": {k: list(v) for k, v in self.seeds.items()},
             "held_out_splits": [s for s in HELD_OUT_SPLITS if s in self.seeds],
@@ -158,8 +162,8 @@ class Instance:
                 "seed": self.seed, "method": f.method, "batch": f.batch}  # fmt: skip
 
     def trace(self) -> Trace:
-        """The trace: read from the cache when the file is intact and made from this spec, else generated and
-        cached (atomically)."""
+        """The trace: read from the cache when the file is intact, made from this spec and carries op costs, else
+        generated and cached (atomically)."""
         if self.path.is_file():
             try:
                 cached = Trace.load(self.path)
@@ -169,6 +173,7 @@ class Instance:
                 cached is not None
                 and cached.meta.get("spec") == self.spec
                 and (cached.meta.get("generator_version") == GENERATOR_VERSION)
+                and cached.has_costs  # files from before op costs are generated again (same content hash)
             ):
                 return cached
         from envs.workloads import generate_trace

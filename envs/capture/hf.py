@@ -183,9 +183,7 @@ def capture_hf(
             trace = capture(model, inputs, loss=lambda out: out.loss, steps=steps, fake=True, name=config.model_type)
         else:
             trace = _capture_serving(model, seq, batch, decode_steps)
-    return Trace.from_arrays({c: getattr(trace, c) for c in ("tensor_id", "size", "op", "kind", "layer", "phase",
-                                                            "op_index", "iteration")},
-                             {**trace.meta, **meta})  # fmt: skip
+    return Trace.from_arrays(trace.arrays(), {**trace.meta, **meta})
 
 
 def _capture_serving(model, seq: int, batch: int, decode_steps: int) -> Trace:

@@ -143,8 +143,10 @@ def capture(
                 state.register_optimizer_state(module, opt, rec, registry, layers)
                 opt.zero_grad(set_to_none=True)
     rec.close()
+    dtypes = {p.dtype for p in module.parameters() if p.is_floating_point()}
     meta = {
         "workload": name or type(module).__name__,
+        "dtype": str(dtypes.pop()).removeprefix("torch.") if len(dtypes) == 1 else None,
         "generator": "envs.capture.capture",
         "config": {"train": train, "optimizer": optimizer, "steps": steps, "dtype": str(dtype) if dtype else None,
                    "blocks": n_blocks, "parameters": int(sum(p.numel() for p in module.parameters()))},

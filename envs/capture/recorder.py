@@ -32,6 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.module_tracker import ModuleTracker
 
+from envs.capture.flops import op_flops, touched_bytes
 from envs.trace import Kind, Op, Phase, Trace, renumber
 
 _aten = torch.ops.aten
@@ -76,6 +77,9 @@ class _Events:
     layer: array = field(default_factory=lambda: array("i"))
     op_index: array = field(default_factory=lambda: array("q"))
     iteration: array = field(default_factory=lambda: array("i"))
+    #: Per op (index = op number): FLOPs and device-memory bytes read and written (see :mod:`envs.capture.flops`).
+    op_flops: array = field(default_factory=lambda: array("q"))
+    op_bytes: array = field(default_factory=lambda: array("q"))
 
 
 class AccessRecorder(TorchDispatchMode):
@@ -166,8 +170,10 @@ class AccessRecorder(TorchDispatchMode):
         ev.op_index.append(max(self.n_ops - 1, 0))
         ev.iteration.append(self.iteration)
 
-    def _record_op(self, reads: list[torch.Tensor], writes: list[torch.Tensor], layer: int) -> None:
+    def _record_op(self, reads: list[torch.Tensor], writes: list[torch.Tensor], layer: int, flops: int = 0) -> None:
         self.n_ops += 1
+        self.events.op_flops.append(flops)
+        self.events.op_bytes.append(touched_bytes(reads) + touched_bytes(writes))
         seen: set[int] = set()
         for t in reads:
             n = _storage(t).nbytes()
@@ -216,7 +222,7 @@ class AccessRecorder(TorchDispatchMode):
         if not write_only:
             reads = muts + reads
         writes = muts + [t for t in tree_leaves(fresh) if isinstance(t, torch.Tensor)]
-        self._record_op(reads, writes, layer)
+        self._record_op(reads, writes, layer, op_flops(func, args, kwargs, out))
         return out
 
     def _record_foreach(self, inputs: list, mutated: list, fresh: list, write_only: bool, layer: int) -> None:
@@ -323,6 +329,7 @@ def build_trace(recorder: AccessRecorder, registry: Registry, meta: Mapping[str,
     first_use = np.full(n_uid, uid.shape[0], dtype=np.int64)
     np.minimum.at(first_use, uid[non_free], idx[non_free])
     keep = (nbytes > 0) & (non_free | (first_use[uid] < idx))
+    n_ops = int(op_index[keep][-1]) + 1 if keep.any() else 0
     arrays = {
         "tensor_id": renumber(uid[keep]),
         "size": nbytes[keep],
@@ -332,6 +339,8 @@ def build_trace(recorder: AccessRecorder, registry: Registry, meta: Mapping[str,
         "phase": phase[keep],
         "op_index": op_index[keep],
         "iteration": iteration[keep],
+        "op_flops": np.frombuffer(ev.op_flops, dtype=np.int64)[:n_ops],
+        "op_bytes": np.frombuffer(ev.op_bytes, dtype=np.int64)[:n_ops],
     }
     return Trace.from_arrays(arrays, meta)
 

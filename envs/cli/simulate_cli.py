@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Literal
 import tyro
 
 from envs.cli import run_cli
+from envs.sim.accelerators import ACCELERATORS
 from envs.sim.bandwidth import LINKS
 from envs.sim.policies import CATALOGUE
+from envs.sim.step_time import DEFAULT_ACCELERATOR
 
 if TYPE_CHECKING:
     from envs.sim import PreparedTrace, SimResult
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 #: Every policy a whole-trace run accepts: the catalogue's engine policies and classic kernels.
 SimPolicy = Literal[tuple(p.name for p in CATALOGUE if p.engine_code is not None or p.classic_kernel)]  # type: ignore[misc]
 Link = Literal[tuple(LINKS)]  # type: ignore[misc]
+AcceleratorName = Literal[tuple(ACCELERATORS)]  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,10 @@ class SimulateConfig:
     """Trace format (default: from the suffix)."""
     mode: Literal["tensor", "classic"] | None = None
     """Semantics (default: classic for oracleGeneral, tensor otherwise)."""
-    link: Link = "pcie4-x16"
-    """Link preset for the transfer time."""
+    accelerator: AcceleratorName = DEFAULT_ACCELERATOR
+    """Accelerator preset of the step time (envs/sim/accelerators.py)."""
+    link: Link | None = None
+    """Host link preset for the step and transfer times (default: the accelerator's)."""
     seed: int = 0
     """Seed of the random policy."""
     jobs: int = 0
@@ -52,6 +57,7 @@ class SimulateConfig:
 
 def run(cfg: SimulateConfig) -> int:
     from envs.sim import Headroom, SimError, prepare, resolve_capacity
+    from envs.sim.step_time import StepModel, step_time, unknown_reason
     from envs.trace.formats import guess_format, read_trace
 
     given = [bool(cfg.capacity), bool(cfg.capacity_fraction), bool(cfg.headroom)]
@@ -71,24 +77,38 @@ def run(cfg: SimulateConfig) -> int:
     caps = [resolve_capacity(s, prepared) for s in specs]
     wanted = [*cfg.policy, *(["lru"] if "lru" not in cfg.policy else [])]  # LRU is every row's yardstick
     runs = simulate_many(prepared, [(p, c) for p in wanted for c in caps], cfg.seed, cfg.jobs or available_cores())
+    model = StepModel(cfg.accelerator, cfg.link)
     lru_moved = {c: runs[("lru", c)].bytes_moved for c in caps}
+    lru_step = {c: step_time(prepared, runs[("lru", c)].stall_bytes, model) for c in caps}
     rows = []
     for p in cfg.policy:
         for c in caps:
             res = runs[(p, c)]
             d = res.to_dict()
-            d["speedup_vs_lru"] = lru_moved[c] / res.bytes_moved if res.bytes_moved else float("inf")
-            d["transfer_s"] = res.transfer_seconds(cfg.link)
+            d["bytes_ratio_vs_lru"] = lru_moved[c] / res.bytes_moved if res.bytes_moved else float("inf")
+            d["transfer_s"] = res.transfer_seconds(model.link_name)
+            st, lru = step_time(prepared, res.stall_bytes, model), lru_step[c]
+            d["device"] = model.name
+            d.update(st.to_dict() if st else dict.fromkeys(("step_s", "compute_s", "stall_s", "steps")))
+            d["speedup_step_vs_lru"] = lru.step_s / st.step_s if st and lru else None
             rows.append(d)
+    unknown = unknown_reason(prepared)
     if cfg.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(f"{'policy':<10} {'capacity':>14} {'hit ratio':>9} {'byte HR':>8} {'GiB moved':>10} {'vs LRU':>7}")
+        print(f"{'policy':<10} {'capacity':>14} {'hit ratio':>9} {'byte HR':>8} {'GiB moved':>10} {'LRU/bytes':>9} "
+              f"{'s/step':>9} {'step ×':>7}")  # fmt: skip
         for d in rows:
+            step = f"{d['step_s']:>9.4f} {d['speedup_step_vs_lru']:>6.3f}×" if d["step_s"] is not None else f"{'–':>9} {'–':>7}"
             print(
                 f"{d['policy']:<10} {d['capacity_bytes']:>14} {d['hit_ratio']:>9.4f} {d['byte_hit_ratio']:>8.4f} "
-                f"{d['bytes_moved'] / 2**30:>10.3f} {d['speedup_vs_lru']:>7.3f}"
+                f"{d['bytes_moved'] / 2**30:>10.3f} {d['bytes_ratio_vs_lru']:>9.3f} {step}"
             )
+        if unknown:
+            print(f"step time unknown: {unknown}")
+        else:
+            print(f"s/step: seconds per steady-state step on {model.name} (roofline compute + link stalls; "
+                  "envs/sim/step_time.py); step ×: LRU's s/step / the policy's")  # fmt: skip
     return 0
 
 

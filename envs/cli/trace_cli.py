@@ -114,6 +114,8 @@ def _generate(cmd: Generate) -> int:
 
 
 def _info(cmd: Info) -> int:
+    from envs.sim.step_time import trace_dtype
+
     trace = read_trace(cmd.file, cmd.format)
     info = {
         "n_accesses": len(trace),
@@ -122,6 +124,10 @@ def _info(cmd: Info) -> int:
         "peak_live_bytes": trace.peak_live_bytes(),
         "bytes_by_kind": trace.bytes_by_kind(),
         "content_hash": trace.content_hash,
+        "n_ops": trace.n_ops,
+        "dtype": trace_dtype(trace),
+        "total_flops": trace.total_flops,
+        "op_bytes": int(trace.op_bytes.sum()) if trace.op_bytes is not None else None,
         "meta": dict(trace.meta),
     }
     if cmd.json:

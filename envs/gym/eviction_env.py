@@ -15,6 +15,8 @@ from envs.gym.features import OBSERVATION_VERSIONS, FeatureBuilder, observation_
 from envs.gym.sources import trace_sources
 from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
 from envs.sim.prepared import MODES, PreparedTrace, prepare
+from envs.sim.simulator import simulate
+from envs.sim.step_time import DEFAULT_ACCELERATOR, StepModel, step_time
 from envs.trace import Kind, Trace
 
 REWARD_MODES = ("bytes", "hits")
@@ -115,14 +117,19 @@ class EvictionEnv(gym.Env):
       ``schedule`` heuristic would evict first, in its order: candidate 0 is its choice; v2's default).
     - ``observation_version``: 1 (default) or 2 (the table above; v2's default).
     - ``render_mode``: ``"ansi"`` (text) or ``"rgb_array"`` (a memory map image), or None.
+    - ``accelerator``: the accelerator preset of the step time at the end (:mod:`envs.sim.accelerators`).
 
     ## Info
     Every step: ``bytes_moved``, ``hits``, ``decisions``, ``action_mask`` and ``invalid_action``. At reset and on
     the terminating step also ``misses``, ``bytes_in``, ``bytes_out``, ``trace_hash`` and ``capacity_bytes``, and
-    at the end ``byte_hit_ratio``, ``hit_ratio`` and ``result`` (a :class:`~envs.sim.SimResult`);
-    :meth:`counters` returns the full set at any time.
+    at the end ``byte_hit_ratio``, ``hit_ratio``, ``result`` (a :class:`~envs.sim.SimResult`) and the step time
+    (:mod:`envs.sim.step_time`; None where the trace records no op costs): ``step_s``, ``compute_s`` and
+    ``stall_s`` (seconds per steady-state step on ``accelerator``), ``lru_step_s`` (LRU's, from one LRU run per
+    trace) and ``speedup_step_vs_lru``. :meth:`counters` returns the full set at any time.
 
     ## Version History
+    - Both versions, later: the terminal info carries the step time (``step_s`` and its companions); observations,
+      rewards and results unchanged.
     - v2: observation version 2 (the schedule's predictions and the phases appended to v1's columns, whose offsets
       are unchanged) and the ``schedule`` candidate rule by default; rewards and simulator semantics as v1.
     - v1: past-only observations (the predicted-next-use, layer and position features no longer read the trace
@@ -161,6 +168,7 @@ class EvictionEnv(gym.Env):
         candidates: str = "lru",
         render_mode: str | None = None,
         observation_version: int = 1,
+        accelerator: str = DEFAULT_ACCELERATOR,
     ) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -177,6 +185,8 @@ class EvictionEnv(gym.Env):
         if render_mode is not None and render_mode not in RENDER_MODES:
             raise ValueError(f"unknown render mode {render_mode!r}; valid: {', '.join(RENDER_MODES)}")
         check_capacity_spec(capacity)
+        self.step_model = StepModel(accelerator)
+        self._lru_stall: dict[str, int] = {}
         self.k, self.reward_mode, self.mode, self.render_mode = int(k), reward, mode, render_mode
         self.candidate_rule = candidates
         if hf_config is not None:
@@ -302,7 +312,20 @@ class EvictionEnv(gym.Env):
             info["byte_hit_ratio"] = result.byte_hit_ratio
             info["hit_ratio"] = result.hit_ratio
             info["result"] = result
+            info |= self._step_time(episode.prepared, result)
         return info
+
+    def _step_time(self, prepared: PreparedTrace, result: Any) -> dict[str, float | None]:
+        """The episode's seconds per step and LRU's (one LRU run per trace and capacity, remembered)."""
+        mine = step_time(prepared, result.stall_bytes, self.step_model)
+        if mine is None:
+            return dict.fromkeys(("step_s", "compute_s", "stall_s", "lru_step_s", "speedup_step_vs_lru"))
+        key = f"{result.trace_hash}@{result.capacity_bytes}"
+        if key not in self._lru_stall:
+            self._lru_stall[key] = simulate(prepared, "lru", result.capacity_bytes).stall_bytes
+        lru = step_time(prepared, self._lru_stall[key], self.step_model)
+        return {"step_s": mine.step_s, "compute_s": mine.compute_s, "stall_s": mine.stall_s, "lru_step_s": lru.step_s,
+                "speedup_step_vs_lru": lru.step_s / mine.step_s}  # fmt: skip
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode is None or self.episode is None:

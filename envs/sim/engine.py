@@ -83,8 +83,12 @@ N_FIELDS = 17
     S_INCOMING,
     S_NOTADMIT,
     S_PAUSE,
-) = range(28)
-N_SCALARS = 28
+    S_STEADY,
+    S_OPIN,
+    S_OPOUT,
+    S_STALLB,
+) = range(32)
+N_SCALARS = 32
 
 NEED_DECISION, DONE, REACHED_STOP = 1, 0, 2
 
@@ -140,15 +144,35 @@ def used_bytes(S):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
+def stall_bytes(S):  # pragma: no cover - compiled
+    """Link bytes on the critical path so far: per steady-state op, the larger of its fetches and write-backs
+    (the running op included)."""
+    return S[S_STALLB] + max(S[S_OPIN], S[S_OPOUT])
+
+
+@numba.njit(cache=True, inline="always")
+def _close_op(S):  # pragma: no cover - compiled
+    """Adds the finished op's link bytes to the stall sum (fetch and write-back directions run at once)."""
+    S[S_STALLB] += max(S[S_OPIN], S[S_OPOUT])
+    S[S_OPIN] = 0
+    S[S_OPOUT] = 0
+
+
+@numba.njit(cache=True, inline="always")
 def set_victim(S, t):  # pragma: no cover - compiled
     """Answers the pending decision with tensor ``t``."""
     S[S_VICTIM] = t
 
 
 def new_state(
-    sizes: np.ndarray, capacity: int, policy: int, classic: bool, seed: int = 0, pause: bool = False
+    sizes: np.ndarray, capacity: int, policy: int, classic: bool, seed: int = 0, pause: bool = False, steady_from: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fresh engine state for a trace whose tensor ``sizes`` are given (index = tensor id)."""
+    """Fresh engine state for a trace whose tensor ``sizes`` are given (index = tensor id).
+
+    ``steady_from`` is the first access of the trace's steady state (its second iteration; see
+    :attr:`envs.sim.prepared.PreparedTrace.steady_from`): from there on the engine sums, op by op, the larger of the
+    bytes an op fetches and the bytes its evictions write back (``stall_bytes``, what the step-time model of
+    :mod:`envs.sim.step_time` charges to the link)."""
     n = sizes.shape[0]
     T = np.zeros((n, N_FIELDS), dtype=np.int64)
     T[:, F_SIZE] = sizes
@@ -163,6 +187,7 @@ def new_state(
     S[S_POLICY] = policy
     S[S_CLASSIC] = 1 if classic else 0
     S[S_PAUSE] = 1 if pause else 0
+    S[S_STEADY] = steady_from
     H = np.zeros((2 * n + 16 if policy in HEAP_POLICIES else 16, 4), dtype=np.int64)
     return T, S, H
 
@@ -439,6 +464,7 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
         if not classic and S[S_STAGE] == 0:
             k = op_index[i]
             if k != S[S_CUROP]:
+                _close_op(S)
                 S[S_CUROP] = k
                 for j in range(i, op_end[i]):
                     if opc[j] != OP_FREE:
@@ -464,10 +490,17 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
             if size > S[S_CAP]:  # classic only: tensor mode rejects such ops up front
                 S[S_NOTADMIT] += 1
                 S[S_BIN] += size
+                if i >= S[S_STEADY]:
+                    S[S_STALLB] += size
                 i += 1
                 continue
             if classic or op == OP_READ:
                 S[S_BIN] += size
+                if i >= S[S_STEADY]:
+                    if classic:  # every request is its own op
+                        S[S_STALLB] += size
+                    else:
+                        S[S_OPIN] += size
             S[S_STAGE] = 1
         # stage 1: make room for t
         while S[S_USED] + size > S[S_CAP]:
@@ -485,6 +518,8 @@ def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # prag
                     raise RuntimeError("no evictable tensor: every resident tensor is pinned by the current op")
             if T[v, F_DIRTY] == 1:
                 S[S_BOUT] += T[v, F_SIZE]
+                if i >= S[S_STEADY]:
+                    S[S_OPOUT] += T[v, F_SIZE]
             _remove(T, S, v, dense_ids)
             S[S_NEVICT] += 1
         T[t, F_RES] = 1

@@ -45,6 +45,29 @@ class PreparedTrace:
         return copy
 
     @cached_property
+    def steady_from(self) -> int:
+        """First access of the steady state: the second iteration (the first one fetches the weights cold, and in
+        serving it is the prefill), or 0 when the trace has one iteration or runs in classic mode. The step-time
+        model (:mod:`envs.sim.step_time`) counts from here."""
+        it = self.trace.iteration
+        if self.classic or len(it) == 0:
+            return 0
+        later = np.flatnonzero(it != it[0])
+        return int(later[0]) if later.size else 0
+
+    @cached_property
+    def steady_steps(self) -> int:
+        """Iterations in the steady state (at least 1)."""
+        it = self.trace.iteration[self.steady_from :]
+        return max(int(np.unique(it).shape[0]), 1)
+
+    @cached_property
+    def step_cache(self) -> dict:
+        """Per-device compute seconds of the steady state, filled by :mod:`envs.sim.step_time` (computed once per
+        trace and device, shared by every run)."""
+        return {}
+
+    @cached_property
     def tid(self) -> np.ndarray:
         """Tensor id of every access (int64)."""
         return np.ascontiguousarray(self.trace.tensor_id, dtype=np.int64)

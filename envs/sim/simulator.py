@@ -28,7 +28,11 @@ SIM_POLICIES = (*POLICY_CODES, *CLASSIC_ONLY_POLICIES)
 
 @dataclass(frozen=True)
 class SimResult:
-    """Counters of one run (bytes are exact integers)."""
+    """Counters of one run (bytes are exact integers).
+
+    ``stall_bytes`` sums, over the ops of the steady state (see :attr:`PreparedTrace.steady_from`), the larger of
+    the bytes each op fetched and the bytes its evictions wrote back: what the step-time model
+    (:mod:`envs.sim.step_time`) charges to the link. In classic mode it equals ``bytes_in``."""
 
     policy: str
     mode: str
@@ -41,6 +45,7 @@ class SimResult:
     n_miss_bytes: int
     bytes_in: int
     bytes_out: int
+    stall_bytes: int
     n_evictions: int
     peak_resident_bytes: int
     trace_hash: str
@@ -119,7 +124,9 @@ class Simulation:
         check_feasible(prepared, capacity)
         self.prepared = prepared
         self.policy = policy
-        self.T, self.S, self.H = E.new_state(prepared.sizes, capacity, POLICY_CODES[policy], prepared.classic, seed, pause)
+        self.T, self.S, self.H = E.new_state(
+            prepared.sizes, capacity, POLICY_CODES[policy], prepared.classic, seed, pause, prepared.steady_from
+        )
         self.dense = np.zeros(max(prepared.sizes.shape[0], 1), dtype=np.int64)
         self.done = False
         self.pending = False
@@ -226,6 +233,11 @@ class Simulation:
         return self.S.item(E.S_BOUT)
 
     @property
+    def stall_bytes(self) -> int:
+        """Link bytes on the step's critical path so far (see :class:`SimResult`)."""
+        return int(E.stall_bytes(self.S))
+
+    @property
     def bytes_moved(self) -> int:
         """Bytes transferred in plus dirty bytes written back so far."""
         S = self.S
@@ -246,6 +258,7 @@ class Simulation:
             n_miss_bytes=int(S[E.S_REQB] - S[E.S_HITB]),
             bytes_in=int(S[E.S_BIN]),
             bytes_out=int(S[E.S_BOUT]),
+            stall_bytes=self.stall_bytes,
             n_evictions=int(S[E.S_NEVICT]),
             peak_resident_bytes=int(S[E.S_PEAK]),
             trace_hash=self.prepared.trace.content_hash,
@@ -276,6 +289,7 @@ def simulate(trace: Trace | PreparedTrace, policy: str, capacity: int | str, mod
             n_miss_bytes=req_b - hit_b,
             bytes_in=b_in,
             bytes_out=0,
+            stall_bytes=b_in,
             n_evictions=n_ev,
             peak_resident_bytes=peak,
             trace_hash=prepared.trace.content_hash,

@@ -10,6 +10,6 @@ Modules:
     scan_kernels: compiled whole-trace scans.
 """
 
-from envs.trace.record import COLUMNS, Kind, Op, Phase, Trace, TraceError, classic_trace, renumber
+from envs.trace.record import COLUMNS, COST_COLUMNS, Kind, Op, Phase, Trace, TraceError, classic_trace, renumber
 
-__all__ = ["COLUMNS", "Kind", "Op", "Phase", "Trace", "TraceError", "classic_trace", "renumber"]
+__all__ = ["COLUMNS", "COST_COLUMNS", "Kind", "Op", "Phase", "Trace", "TraceError", "classic_trace", "renumber"]

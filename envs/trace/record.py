@@ -72,6 +72,13 @@ COLUMNS: dict[str, np.dtype] = {
     "iteration": np.dtype(np.int32),
 }
 
+#: Optional per-op cost columns (index = ``op_index``; length = the number of ops), written at capture: the op's
+#: floating-point operations (as :class:`torch.utils.flop_counter.FlopCounterMode` counts them: matmuls,
+#: convolutions and attention; elementwise ops count 0) and the bytes it reads and writes in device memory (its
+#: tensors' own sizes, views included, not their storages'). They feed the step-time model
+#: (:mod:`envs.sim.step_time`); a trace without them still replays, and its step time is unknown.
+COST_COLUMNS: dict[str, np.dtype] = {"op_flops": np.dtype(np.int64), "op_bytes": np.dtype(np.int64)}
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -86,7 +93,14 @@ class Trace:
         phase: :class:`Phase` codes.
         op_index: Index of the op the access belongs to (non-decreasing).
         iteration: Training step or decode step the access belongs to.
-        meta: Workload, preset, config, seed, generator name and version, and ``content_hash``.
+        meta: Workload, preset, config, seed, generator name and version, ``content_hash``, and ``cost_hash`` when
+            the trace carries op costs.
+        op_flops: FLOPs of every op (see :data:`COST_COLUMNS`), or None when the trace does not know them.
+        op_bytes: Device-memory bytes every op reads and writes, or None.
+
+    The content hash covers the access columns and the metadata: it names what a simulation replays, so rows stay
+    comparable whether or not a trace carries op costs. The costs have their own hash (``cost_hash``, checked on
+    load like the content hash).
     """
 
     tensor_id: np.ndarray
@@ -98,14 +112,38 @@ class Trace:
     op_index: np.ndarray
     iteration: np.ndarray
     meta: Mapping[str, Any] = field(default_factory=dict)
+    op_flops: np.ndarray | None = None
+    op_bytes: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column (and the op costs, when the trace has them): what :meth:`from_arrays` takes back."""
+        cols = {name: getattr(self, name) for name in COLUMNS}
+        if self.has_costs:
+            cols.update(op_flops=self.op_flops, op_bytes=self.op_bytes)
+        return cols
+
+    @property
+    def has_costs(self) -> bool:
+        """Whether the trace carries per-op FLOPs and bytes (the step-time model needs them)."""
+        return self.op_flops is not None and self.op_bytes is not None
+
+    @property
+    def n_ops(self) -> int:
+        """Number of ops (one past the largest ``op_index``)."""
+        return int(self.op_index[-1]) + 1 if len(self) else 0
+
+    @property
+    def total_flops(self) -> int | None:
+        """FLOPs of the whole trace (None without op costs)."""
+        return int(self.op_flops.sum()) if self.op_flops is not None else None
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> Trace:
         """Builds a validated trace and stamps its content hash into the metadata.
 
         Args:
-            arrays: One array-like per name in :data:`COLUMNS`.
-            meta: JSON-serialisable metadata (``content_hash`` is recomputed).
+            arrays: One array-like per name in :data:`COLUMNS`, and optionally both of :data:`COST_COLUMNS`.
+            meta: JSON-serialisable metadata (``content_hash`` and ``cost_hash`` are recomputed).
 
         Raises:
             TraceError: If a column is missing, lengths differ or values are out of range.
@@ -120,10 +158,13 @@ class Trace:
         if ids.ndim == 1 and ids.size and int(ids.min()) >= 0 and int(ids.max()) >= ids.shape[0]:
             cols["tensor_id"] = renumber(ids)  # sparse ids: memory follows the distinct tensors, not the largest id
         _validate_columns(cols)
-        clean_meta = {k: v for k, v in dict(meta).items() if k != "content_hash"}
+        costs = _cost_columns(arrays, cols["op_index"])
+        clean_meta = {k: v for k, v in dict(meta).items() if k not in ("content_hash", "cost_hash")}
         clean_meta.setdefault("trace_format_version", TRACE_FORMAT_VERSION)
         clean_meta["content_hash"] = _content_hash(cols, clean_meta)
-        return cls(**cols, meta=clean_meta)
+        if costs:
+            clean_meta["cost_hash"] = _cost_hash(costs)
+        return cls(**cols, meta=clean_meta, **costs)
 
     @classmethod
     def from_requests(
@@ -240,6 +281,8 @@ class Trace:
 
         path = Path(path)
         payload = {name: canonical_column(name, getattr(self, name)) for name in COLUMNS}
+        if self.has_costs:
+            payload.update({name: getattr(self, name) for name in COST_COLUMNS})
         with atomic_path(path) as tmp, tmp.open("wb") as fh:
             np.savez_compressed(fh, **payload, meta=np.array(json.dumps(dict(self.meta), sort_keys=True)))
         return path
@@ -265,13 +308,16 @@ class Trace:
                 raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise TraceError(f"{path}: not a readable .npz trace ({reason})") from None
-        stored_hash = meta.get("content_hash")
+        stored_hash = meta.get("content_hash") if isinstance(meta, dict) else None
+        stored_cost_hash = meta.get("cost_hash") if isinstance(meta, dict) else None
         try:
             trace = cls.from_arrays(arrays, meta)
         except TraceError as exc:
             raise TraceError(f"{path}: {exc}") from None
         if stored_hash is not None and stored_hash != trace.content_hash:
             raise TraceError(f"{path}: content hash mismatch (file corrupted or edited)")
+        if stored_cost_hash is not None and stored_cost_hash != trace.meta.get("cost_hash"):
+            raise TraceError(f"{path}: op cost hash mismatch (op_flops/op_bytes corrupted or edited)")
         return trace
 
 
@@ -360,6 +406,33 @@ def _validate_columns(cols: dict[str, np.ndarray]) -> None:
     tid = cols["tensor_id"]
     if first_size_conflict(tid, cols["size"], int(tid.max()) + 1) >= 0:  # sizes are positive (checked above)
         raise TraceError("a tensor id appears with more than one size")
+
+
+def _cost_columns(arrays: Mapping[str, Any], op_index: np.ndarray) -> dict[str, np.ndarray]:
+    """The op cost columns of ``arrays``, checked: both or neither, one non-negative integer per op."""
+    present = [name for name in COST_COLUMNS if arrays.get(name) is not None]
+    if not present:
+        return {}
+    if len(present) != len(COST_COLUMNS):
+        raise TraceError(f"op costs need both {' and '.join(COST_COLUMNS)}; got only {present[0]}")
+    n_ops = int(op_index[-1]) + 1 if op_index.shape[0] else 0
+    out = {}
+    for name, dtype in COST_COLUMNS.items():
+        col = _as_column(name, arrays[name], dtype)
+        if col.ndim != 1 or col.shape[0] != n_ops:
+            raise TraceError(f"{name} must hold one value per op ({n_ops}), got shape {col.shape}")
+        if col.shape[0] and _values(col).min() < 0:
+            raise TraceError(f"{name} must be non-negative")
+        out[name] = np.ascontiguousarray(col, dtype=dtype)
+    return out
+
+
+def _cost_hash(costs: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in COST_COLUMNS:
+        h.update(name.encode())
+        h.update(memoryview(costs[name]).cast("B"))
+    return h.hexdigest()
 
 
 def _content_hash(cols: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> str:

@@ -21,6 +21,8 @@ class OpLog:
         self._size: list[int] = []
         self._kind: list[int] = []
         self.n_ops = 0
+        self._op_flops: list[int] = []
+        self._op_bytes: list[int] = []
         self.phase = Phase.FORWARD
         self.layer = 0
         self.iteration = 0
@@ -31,10 +33,14 @@ class OpLog:
         self._kind.append(int(kind))
         return len(self._size) - 1
 
-    def op(self, reads: tuple[int, ...] = (), writes: tuple[int, ...] = (), frees: tuple[int, ...] = ()) -> None:
-        """One op: READ each of ``reads``, WRITE each of ``writes``, then FREE ``frees``."""
+    def op(self, reads: tuple[int, ...] = (), writes: tuple[int, ...] = (), frees: tuple[int, ...] = (), flops: int = 0) -> None:
+        """One op: READ each of ``reads``, WRITE each of ``writes``, then FREE ``frees``; it does ``flops``
+        floating-point operations and touches the bytes of the distinct tensors it reads and writes."""
         k = self.n_ops
         self.n_ops += 1
+        self._op_flops.append(int(flops))
+        size = self._size
+        self._op_bytes.append(sum(size[t] for t in set(reads)) + sum(size[t] for t in set(writes)))
         lay, ph, it = self.layer, int(self.phase), self.iteration
         rows = self._rows
         for t in reads:
@@ -44,10 +50,12 @@ class OpLog:
         for t in frees:
             rows.append((t, _FREE, k, lay, ph, it))
 
-    def out(self, reads: tuple[int, ...], size: int, kind: Kind = Kind.TEMPORARY, frees: tuple[int, ...] = ()) -> int:
+    def out(
+        self, reads: tuple[int, ...], size: int, kind: Kind = Kind.TEMPORARY, frees: tuple[int, ...] = (), flops: int = 0
+    ) -> int:
         """An op that reads ``reads`` and writes one fresh tensor of ``size`` bytes; returns its id."""
         t = self.new(size, kind)
-        self.op(reads, (t,), frees)
+        self.op(reads, (t,), frees, flops)
         return t
 
     def free(self, *tids: int) -> None:
@@ -57,7 +65,7 @@ class OpLog:
         self._rows.extend((t, _FREE, k, lay, ph, it) for t in tids)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Columns for :meth:`envs.trace.Trace.from_arrays` (ids renumbered by first access)."""
+        """Columns for :meth:`envs.trace.Trace.from_arrays` (ids renumbered by first access), with the op costs."""
         from envs.trace import renumber
 
         a = np.array(self._rows, dtype=np.int64).reshape(-1, 6)
@@ -72,4 +80,7 @@ class OpLog:
             "op_index": a[:, 2],
             "iteration": a[:, 5],
         }
+        n_ops = int(a[-1, 2]) + 1 if a.shape[0] else 0
+        cols["op_flops"] = np.asarray(self._op_flops[:n_ops], dtype=np.int64)
+        cols["op_bytes"] = np.asarray(self._op_bytes[:n_ops], dtype=np.int64)
         return cols

@@ -81,6 +81,10 @@ class _TrainStep:
         names = ("w", "b") if self.cfg.norm == "layer" else ("w",)
         return tuple(self.g(layer, f"{norm}.{n}") for n in names)
 
+    def mm(self, n_in: int, n_out: int) -> int:
+        """FLOPs of one ``n_in`` × ``n_out`` matmul over this step's tokens (2 per multiply-add, as torch counts)."""
+        return 2 * self.tok * n_in * n_out
+
     def head(self) -> int:
         cfg = self.cfg
         return self.w(0, "embed_tokens") if cfg.tied_embeddings else self.w(cfg.n_layers + 1, "lm_head")
@@ -89,6 +93,7 @@ class _TrainStep:
     def step(self, batch: int, seq: int) -> None:
         log, cfg, el = self.log, self.cfg, self.el
         self.tok = tok = batch * seq
+        self.batch, self.seq = batch, seq
         self.act, self.act32 = tok * self.d * el, tok * self.d * 4
         tokens = log.new(tok * 8, Kind.INPUT)
         labels = log.new(tok * 8, Kind.INPUT)
@@ -133,12 +138,12 @@ class _TrainStep:
         s: dict[str, int] = {"x": x}
         s["n1"], s["r1"] = _norm_fwd(log, w(i, "attn_norm.w"), x, act, act32, tok)
         if cfg.fused_qkv:
-            qkv = log.out((s["n1"], w(i, "qkv")), tok * (d + 2 * kv) * el, Kind.ACTIVATION)
+            qkv = log.out((s["n1"], w(i, "qkv")), tok * (d + 2 * kv) * el, Kind.ACTIVATION, flops=self.mm(d, d + 2 * kv))
             s["q"] = s["k"] = s["v"] = qkv
         else:
-            s["q"] = log.out((s["n1"], w(i, "q")), act)
-            s["k"] = log.out((s["n1"], w(i, "k")), tok * kv * el)
-            s["v"] = log.out((s["n1"], w(i, "v")), tok * kv * el, Kind.ACTIVATION)
+            s["q"] = log.out((s["n1"], w(i, "q")), act, flops=self.mm(d, d))
+            s["k"] = log.out((s["n1"], w(i, "k")), tok * kv * el, flops=self.mm(d, kv))
+            s["v"] = log.out((s["n1"], w(i, "v")), tok * kv * el, Kind.ACTIVATION, flops=self.mm(d, kv))
         if rope is not None:
             q2 = log.out((s["q"], *rope), act, Kind.ACTIVATION, frees=(s["q"],))
             k2 = log.out((s["k"], *rope), tok * kv * el, Kind.ACTIVATION, frees=(s["k"],))
@@ -150,22 +155,22 @@ class _TrainStep:
         s["kr"], s["vr"] = kr, vr
         s["attn"] = log.new(act, Kind.ACTIVATION)
         s["lse"] = log.new(batch * cfg.n_heads * seq * 4, Kind.ACTIVATION)
-        log.op((s["q"], kr, vr), (s["attn"], s["lse"]))
+        log.op((s["q"], kr, vr), (s["attn"], s["lse"]), flops=4 * batch * seq * seq * d)
         s["ao"] = log.out((s["attn"],), act, Kind.ACTIVATION)
-        o = log.out((s["ao"], w(i, "o")), act)
+        o = log.out((s["ao"], w(i, "o")), act, flops=self.mm(d, d))
         h = log.out((x, o), act, Kind.ACTIVATION, frees=(o,))
         s["h"] = h
         s["n2"], s["r2"] = _norm_fwd(log, w(i, "mlp_norm.w"), h, act, act32, tok)
         if cfg.mlp == "swiglu":
-            s["g"] = log.out((s["n2"], w(i, "gate")), tok * ff * el, Kind.ACTIVATION)
-            s["u"] = log.out((s["n2"], w(i, "up")), tok * ff * el, Kind.ACTIVATION)
+            s["g"] = log.out((s["n2"], w(i, "gate")), tok * ff * el, Kind.ACTIVATION, flops=self.mm(d, ff))
+            s["u"] = log.out((s["n2"], w(i, "up")), tok * ff * el, Kind.ACTIVATION, flops=self.mm(d, ff))
             s["sg"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
             s["m"] = log.out((s["sg"], s["u"]), tok * ff * el, Kind.ACTIVATION)
-            y = log.out((s["m"], w(i, "down")), act)
+            y = log.out((s["m"], w(i, "down")), act, flops=self.mm(ff, d))
         else:
-            s["g"] = log.out((s["n2"], w(i, "fc_in")), tok * ff * el, Kind.ACTIVATION)
+            s["g"] = log.out((s["n2"], w(i, "fc_in")), tok * ff * el, Kind.ACTIVATION, flops=self.mm(d, ff))
             s["m"] = log.out((s["g"],), tok * ff * el, Kind.ACTIVATION)
-            y = log.out((s["m"], w(i, "fc_out")), act)
+            y = log.out((s["m"], w(i, "fc_out")), act, flops=self.mm(ff, d))
         s["out"] = log.out((h, y), act, Kind.ACTIVATION, frees=(y,))
         return s
 
@@ -174,7 +179,7 @@ class _TrainStep:
         log, cfg, el, tok = self.log, self.cfg, self.el, self.tok
         log.layer = cfg.n_layers + 1
         nf, rf = _norm_fwd(log, self.w(cfg.n_layers + 1, "norm.w"), x, self.act, self.act32, tok)
-        logits = log.out((nf, self.head()), tok * cfg.vocab_size * el)
+        logits = log.out((nf, self.head()), tok * cfg.vocab_size * el, flops=self.mm(self.d, cfg.vocab_size))
         logits32 = log.out((logits,), tok * cfg.vocab_size * 4, Kind.ACTIVATION, frees=(logits,))
         lsm = log.out((logits32,), tok * cfg.vocab_size * 4, Kind.ACTIVATION, frees=(logits32,))
         loss = log.out((lsm, labels), 4, Kind.ACTIVATION)
@@ -186,8 +191,9 @@ class _TrainStep:
         dl = log.out((loss, lsm, labels), tok * cfg.vocab_size * 4, frees=(loss, lsm, labels))
         dl16 = log.out((dl,), tok * cfg.vocab_size * el, frees=(dl,))
         hg = self.g(0, "embed_tokens") if cfg.tied_embeddings else self.g(L + 1, "lm_head")
-        log.op((dl16, nf), (hg,))
-        dx = log.out((dl16, self.head()), self.act, frees=(dl16, nf))
+        head_flops = self.mm(self.d, cfg.vocab_size)
+        log.op((dl16, nf), (hg,), flops=head_flops)
+        dx = log.out((dl16, self.head()), self.act, frees=(dl16, nf), flops=head_flops)
         return _norm_bwd(log, self.w(L + 1, "norm.w"), self.norm_grads(L + 1, "norm"), x, rf, dx, self.act, self.act32)
 
     def layer_backward(self, i: int, s: dict[str, int], dx: int, rope: tuple[int, int] | None) -> int:
@@ -196,30 +202,32 @@ class _TrainStep:
         d, kv, ff, w, g = self.d, self.kv, self.ff, self.w, self.g
         log.layer = i
         mlp_w = ("gate", "up", "down") if cfg.mlp == "swiglu" else ("fc_in", "fc_out")
-        log.op((dx, s["m"]), (g(i, mlp_w[-1]),))
-        dm = log.out((dx, w(i, mlp_w[-1])), tok * ff * el, frees=(s["m"],))
+        log.op((dx, s["m"]), (g(i, mlp_w[-1]),), flops=self.mm(ff, d))
+        dm = log.out((dx, w(i, mlp_w[-1])), tok * ff * el, frees=(s["m"],), flops=self.mm(ff, d))
         if cfg.mlp == "swiglu":
             du = log.out((dm, s["sg"]), tok * ff * el, frees=(s["sg"],))
             dsg = log.out((dm, s["u"]), tok * ff * el, frees=(dm, s["u"]))
             dg = log.out((dsg, s["g"]), tok * ff * el, frees=(dsg, s["g"]))
-            log.op((du, s["n2"]), (g(i, "up"),))
-            dn = log.out((du, w(i, "up")), act, frees=(du,))
-            log.op((dg, s["n2"]), (g(i, "gate"),))
-            dn2 = log.out((dg, w(i, "gate")), act, frees=(dg,))
+            log.op((du, s["n2"]), (g(i, "up"),), flops=self.mm(d, ff))
+            dn = log.out((du, w(i, "up")), act, frees=(du,), flops=self.mm(d, ff))
+            log.op((dg, s["n2"]), (g(i, "gate"),), flops=self.mm(d, ff))
+            dn2 = log.out((dg, w(i, "gate")), act, frees=(dg,), flops=self.mm(d, ff))
             dn = log.out((dn, dn2), act, frees=(dn2,))
         else:
             dg = log.out((dm, s["g"]), tok * ff * el, frees=(dm, s["g"]))
-            log.op((dg, s["n2"]), (g(i, "fc_in"),))
-            dn = log.out((dg, w(i, "fc_in")), act, frees=(dg,))
+            log.op((dg, s["n2"]), (g(i, "fc_in"),), flops=self.mm(d, ff))
+            dn = log.out((dg, w(i, "fc_in")), act, frees=(dg,), flops=self.mm(d, ff))
         log.free(s["n2"])
         dh = _norm_bwd(log, w(i, "mlp_norm.w"), self.norm_grads(i, "mlp_norm"), s["h"], s["r2"], dn, act, act32)
         dh = log.out((dh, dx), act, frees=(dx, dh))
-        log.op((dh, s["ao"]), (g(i, "o"),))
-        dao = log.out((dh, w(i, "o")), act, frees=(s["ao"],))
+        log.op((dh, s["ao"]), (g(i, "o"),), flops=self.mm(d, d))
+        dao = log.out((dh, w(i, "o")), act, frees=(s["ao"],), flops=self.mm(d, d))
         dq = log.new(act, Kind.TEMPORARY)
         dk = log.new(act, Kind.TEMPORARY)
         dv = log.new(act, Kind.TEMPORARY)
-        log.op((dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]), (dq, dk, dv), frees=(dao, s["attn"], s["lse"]))
+        attn_bwd = 10 * self.batch * self.seq * self.seq * d  # as torch counts the fused backward: five matmuls
+        log.op((dao, s["q"], s["kr"], s["vr"], s["attn"], s["lse"]), (dq, dk, dv), frees=(dao, s["attn"], s["lse"]),
+               flops=attn_bwd)  # fmt: skip
         if cfg.n_heads != cfg.n_kv_heads:
             dk = log.out((dk,), tok * kv * el, frees=(dk, s["kr"]))
             dv = log.out((dv,), tok * kv * el, frees=(dv, s["vr"]))
@@ -230,13 +238,13 @@ class _TrainStep:
             log.free(s["q"])
         if cfg.fused_qkv:
             dqkv = log.out((dq, dk, dv), tok * (d + 2 * kv) * el, frees=(dq, dk, dv))
-            log.op((dqkv, s["n1"]), (g(i, "qkv"),))
-            dn = log.out((dqkv, w(i, "qkv")), act, frees=(dqkv, s["n1"]))
+            log.op((dqkv, s["n1"]), (g(i, "qkv"),), flops=self.mm(d, d + 2 * kv))
+            dn = log.out((dqkv, w(i, "qkv")), act, frees=(dqkv, s["n1"]), flops=self.mm(d, d + 2 * kv))
         else:
             dn = None
-            for name, dt in (("q", dq), ("k", dk), ("v", dv)):
-                log.op((dt, s["n1"]), (g(i, name),))
-                part = log.out((dt, w(i, name)), act, frees=(dt,))
+            for name, dt, width in (("q", dq, d), ("k", dk, kv), ("v", dv, kv)):
+                log.op((dt, s["n1"]), (g(i, name),), flops=self.mm(d, width))
+                part = log.out((dt, w(i, name)), act, frees=(dt,), flops=self.mm(d, width))
                 dn = part if dn is None else log.out((dn, part), act, frees=(dn, part))
             log.free(s["v"], s["n1"])
         dxn = _norm_bwd(log, w(i, "attn_norm.w"), self.norm_grads(i, "attn_norm"), s["x"], s["r1"], dn, act, act32)

@@ -55,7 +55,7 @@ def run(cfg: RunConfig) -> int:
     from envs.benchmarks import get_suite
     from envs.io.run_lock import DirectoryLock, check_writable_dir
     from eval.executor import Executor
-    from eval.leaderboard.board import side_by_side_markdown, table_markdown
+    from eval.leaderboard.board import STEP_TIME_CAPTION, side_by_side_markdown, step_time_markdown, table_markdown
     from eval.leaderboard.entries import discover, registry
     from eval.leaderboard.run import LeaderboardRun, resolve_agents, write_outputs
 
@@ -79,7 +79,8 @@ def run(cfg: RunConfig) -> int:
         _log(f"wrote {cfg.out}")
     print(side_by_side_markdown(board))
     for split, b in board["splits"].items():
-        print(f"\n## {split}\n\n{table_markdown(b)}")
+        print(f"\n## {split}\n\n{table_markdown(b)}\n\n{STEP_TIME_CAPTION.format(device=suite.device)}\n\n"
+              f"{step_time_markdown(b)}")  # fmt: skip
     if lb.shipped_agents:
         print(f"\nrows shipped by entries (a sample replayed, every derived column recomputed; --recompute runs them): "
               f"{', '.join(dict.fromkeys(lb.shipped_agents))}")  # fmt: skip

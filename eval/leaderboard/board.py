@@ -1,8 +1,11 @@
 """Aggregating leaderboard rows into the board (``leaderboard.json``) and its Markdown table.
 
 Per agent: the IQM and the mean of the normalized byte score over all runs, each with a 95% stratified-bootstrap
-CI (strata = tasks); the worst task (lowest mean score); the hit score (secondary); the mean byte hit ratio and
-speed-up over LRU. Between each pair of the top legal agents (offline references excluded): the probability of
+CI (strata = tasks); the worst task (lowest mean score); the hit score (secondary); the mean byte hit ratio; the
+mean ratio of LRU's bytes to the agent's; and the step-time speed-up over LRU (geometric mean of the rows' ratios of
+seconds per step, see :mod:`envs.sim.step_time`; per task too, with the mean seconds per step).
+
+Between each pair of the top legal agents (offline references excluded): the probability of
 improvement (rliable).
 """
 
@@ -23,13 +26,29 @@ def _by_task(rows: list[dict], tasks: list[str], column: str) -> dict[str, np.nd
     return {t: np.array([r[column] for r in rows if r["task"] == t], dtype=np.float64) for t in tasks}
 
 
+def geometric_mean(values: list[float]) -> float:
+    """Geometric mean of positive ratios; NaN when there are none or any is unknown (NaN)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+        return float("nan")
+    return float(np.exp(np.mean(np.log(x))))
+
+
+def _mean(values: list[float]) -> float:
+    x = np.asarray(values, dtype=np.float64)
+    return float(x.mean()) if x.size and np.all(np.isfinite(x)) else float("nan")
+
+
 def agent_summary(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
     """The board entry of one agent's rows."""
     if not rows:
         nan = {"iqm": float("nan"), "mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
         return {"byte_score": nan, "byte_score_mean": nan, "hit_score": nan, "worst_task": {"task": None, "score": nan["iqm"]},
                 "per_task": dict.fromkeys(tasks, float("nan")), "mean_byte_hit_ratio": float("nan"),
-                "mean_speedup_vs_lru": float("nan"), "decisions_per_s": float("nan"), "n_rows": 0}  # fmt: skip
+                "mean_bytes_ratio_vs_lru": float("nan"), "step_speedup_vs_lru": float("nan"),
+                "per_task_step_s": dict.fromkeys(tasks, float("nan")),
+                "per_task_step_speedup": dict.fromkeys(tasks, float("nan")), "decisions_per_s": float("nan"),
+                "n_rows": 0}  # fmt: skip
     by_task = _by_task(rows, tasks, "norm_byte_score")
     per_task = {t: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for t, v in by_task.items()}
     finite = {t: v for t, v in per_task.items() if np.isfinite(v)}
@@ -41,7 +60,10 @@ def agent_summary(rows: list[dict], tasks: list[str]) -> dict[str, Any]:
         "worst_task": {"task": worst, "score": finite[worst] if worst else float("nan")},
         "per_task": per_task,
         "mean_byte_hit_ratio": float(np.mean([r["byte_hit_ratio"] for r in rows])),
-        "mean_speedup_vs_lru": float(np.mean([r["speedup_vs_lru"] for r in rows])),
+        "mean_bytes_ratio_vs_lru": float(np.mean([r["bytes_ratio_vs_lru"] for r in rows])),
+        "step_speedup_vs_lru": geometric_mean([r["speedup_step_vs_lru"] for r in rows]),
+        "per_task_step_s": {t: _mean([r["step_s"] for r in rows if r["task"] == t]) for t in tasks},
+        "per_task_step_speedup": {t: geometric_mean([r["speedup_step_vs_lru"] for r in rows if r["task"] == t]) for t in tasks},
         "decisions_per_s": float(np.median([r["decisions_per_s"] for r in rows])),
         "n_rows": len(rows),
     }
@@ -101,8 +123,8 @@ def table_markdown(board: dict) -> str:
     """The ranked table of a board."""
     lines = [
         "| rank | agent | kind | byte score IQM [95% CI] | mean [95% CI] | worst task | hit score IQM | byte hit ratio | "
-        "speed-up vs LRU |",
-        "|---:|---|---|---|---|---|---:|---:|---:|",
+        "LRU bytes / bytes | step speed-up vs LRU |",
+        "|---:|---|---|---|---|---|---:|---:|---:|---:|",
     ]
     for i, a in enumerate(board["ranking"], 1):
         d = board["agents"][a]
@@ -111,12 +133,50 @@ def table_markdown(board: dict) -> str:
             f"| {i} | {a} | {KIND_LABELS.get(d.get('kind', ''), '')} | {_ci(d['byte_score'], 'iqm')} | "
             f"{_ci(d['byte_score_mean'], 'mean')} | "
             f"{w['task']} ({w['score']:.2f}) | {d['hit_score']['iqm']:.3f} | {d['mean_byte_hit_ratio']:.4f} | "
-            f"{d['mean_speedup_vs_lru']:.3f} |"
+            f"{d['mean_bytes_ratio_vs_lru']:.3f} | {ratio_text(d['step_speedup_vs_lru'])} |"
         )
     if board.get("anchor") == "lower-bound":
-        lines.append("| – | lower bound | bound | 1 (by construction) | 1 | – | – | – | – |")
+        lines.append("| – | lower bound | bound | 1 (by construction) | 1 | – | – | – | – | – |")
     if board.get("excluded_instances"):
         lines.append(f"\nLeft out (LRU within the admission gap of the anchor): {', '.join(board['excluded_instances'])}")
+    return "\n".join(lines)
+
+
+def ratio_text(x: float) -> str:
+    """A ratio as ``1.234×``, or "unknown" for NaN."""
+    return f"{x:.3f}×" if np.isfinite(x) else "unknown"
+
+
+def step_time_rows(board: dict) -> list[list[str]]:
+    """Per task: LRU's seconds per step, the fastest legal agent's (name, seconds, speed-up over LRU) and
+    best-offline's speed-up, from the agents' per-task means (seconds per steady-state step on the suite's device)."""
+    agents = board["agents"]
+    out = []
+    for t in board["tasks"]:
+        lru = agents.get("lru", {}).get("per_task_step_s", {}).get(t, float("nan"))
+        legal = {a: d["per_task_step_s"][t] for a, d in agents.items()
+                 if a not in OFFLINE_AGENTS and np.isfinite(d.get("per_task_step_s", {}).get(t, float("nan")))}  # fmt: skip
+        best = min(legal, key=legal.get) if legal else None
+        offline = agents.get("best-offline", {}).get("per_task_step_speedup", {}).get(t, float("nan"))
+        out.append([
+            t, f"{lru:.3f}" if np.isfinite(lru) else "unknown",
+            best or "–", f"{legal[best]:.3f}" if best else "–",
+            ratio_text(agents[best]["per_task_step_speedup"][t]) if best else "–", ratio_text(offline),
+        ])  # fmt: skip
+    return out
+
+
+#: What the step-time table shows (``device``: the suite's accelerator preset).
+STEP_TIME_CAPTION = ("Seconds per steady-state step on {device} (roofline compute plus link stalls, "
+                     "envs/sim/step_time.py; mean over seeds) and speed-ups over LRU in step time (geometric mean).")  # fmt: skip
+#: Headers of :func:`step_time_rows`.
+STEP_TIME_HEADERS = ["task", "LRU s/step", "fastest legal agent", "its s/step", "its speed-up", "best-offline speed-up"]
+
+
+def step_time_markdown(board: dict) -> str:
+    """:func:`step_time_rows` as a Markdown table."""
+    lines = ["| " + " | ".join(STEP_TIME_HEADERS) + " |", "|---|---:|---|---:|---:|---:|"]
+    lines += ["| " + " | ".join(r) + " |" for r in step_time_rows(board)]
     return "\n".join(lines)
 
 

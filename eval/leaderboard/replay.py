@@ -10,7 +10,7 @@ from envs.benchmarks import Suite
 from eval.evaluate import evaluate
 from eval.leaderboard.entries import registry
 from eval.provenance import package_versions
-from eval.rows import DERIVED, REFERENCE_ROWS, REPLAYED_RAW, RowError, derive, parse_row, reference_row
+from eval.rows import DERIVED, REFERENCE_ROWS, REPLAYED_RAW, RowError, derive, parse_row, present, reference_row
 
 
 def validate(results_csv: Path, suite: Suite) -> list[str]:
@@ -62,7 +62,9 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
         else:
             fresh = evaluate(reg.make(row["agent"]), instances=[inst], name=row["agent"]).rows[0]
         for col in REPLAYED_RAW:
-            if int(row[col]) != int(fresh[col]):
+            if not present(row, col):
+                problems.append(f"{where}: missing raw column {col} (written before it existed: regenerate the file)")
+            elif int(row[col]) != int(fresh[col]):
                 problems.append(f"{where} {row['agent']}: {col} {row[col]} != replayed {fresh[col]}")
         recomputed = derive(row, inst, refs)
         for col in DERIVED:

@@ -14,7 +14,14 @@ from envs.benchmarks import Instance, Suite
 from envs.io.atomic import write_text_atomic
 from eval.evaluate import evaluate
 from eval.executor import Executor, chunked
-from eval.leaderboard.board import make_board, per_task_markdown, side_by_side_markdown, table_markdown
+from eval.leaderboard.board import (
+    STEP_TIME_CAPTION,
+    make_board,
+    per_task_markdown,
+    side_by_side_markdown,
+    step_time_markdown,
+    table_markdown,
+)
 from eval.leaderboard.entries import Discovery, discover, registry
 from eval.leaderboard.shipped import ShippedPlan, plan_replay
 from eval.provenance import package_versions
@@ -200,7 +207,8 @@ def write_outputs(lb: LeaderboardRun, out: Path) -> dict:
     parts = [f"# {board['suite']}\n\n{side_by_side_markdown(board)}\n"]
     for split, b in board["splits"].items():
         parts.append(f"## {split}\n\n{table_markdown(b)}\n\nPer-task normalized byte score (mean over seeds):\n\n"
-                     f"{per_task_markdown(b)}\n")  # fmt: skip
+                     f"{per_task_markdown(b)}\n\n{STEP_TIME_CAPTION.format(device=board['suite_definition']['device'])}"
+                     f"\n\n{step_time_markdown(b)}\n")  # fmt: skip
     write_text_atomic(out / "leaderboard.md", "\n".join(parts))
     write_report(board, lb.rows, out)
     return board

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from eval.rows import REPLAYED_RAW, RowError, derive, parse_row
+from eval.rows import REPLAYED_RAW, RowError, derive, parse_row, present
 
 if TYPE_CHECKING:
     from envs.benchmarks import Instance
@@ -109,7 +109,7 @@ class ShippedPlan:
         """
         for inst, row in zip(self.sample, fresh, strict=True):
             shipped = self.rows[(inst.task, inst.seed)]
-            diffs = [c for c in REPLAYED_RAW if int(shipped[c]) != int(row[c])]
+            diffs = [c for c in REPLAYED_RAW if present(shipped, c) and int(shipped[c]) != int(row[c])]
             if diffs:
                 raise ShippedRowsError(
                     f"entry {self.entry.name!r}: its shipped row for {inst.task} seed {inst.seed} does not replay "
