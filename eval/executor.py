@@ -5,9 +5,10 @@ a run does not depend on where it ran (``tests/test_executor.py`` compares seria
 process pool starts workers with ``spawn`` and one thread each (torch, and HF tokenizers' batch encoding; on 2 cores
 a second thread costs more CPU than it saves); it is started on the first ``map`` and kept for the next ones until
 :meth:`Executor.close` (or the end of a ``with`` block), because starting workers (imports, compiled kernels) costs
-seconds and a leaderboard maps dozens of times. Ray is an optional extra (``pip install -e '.[ray]'``), imported
-only when asked for; it connects to ``address`` (or ``$RAY_ADDRESS``) and otherwise starts a local cluster of
-``jobs`` CPUs.
+seconds and a leaderboard maps dozens of times. Workers watch their parent and exit when it is gone, so killing a
+run (any signal, ``kill -9`` included) leaves no orphan computing. Ray is an optional extra
+(``pip install -e '.[ray]'``), imported only when asked for; it connects to ``address`` (or ``$RAY_ADDRESS``) and
+otherwise starts a local cluster of ``jobs`` CPUs.
 """
 
 from __future__ import annotations
@@ -20,7 +21,21 @@ from typing import Any
 EXECUTORS = ("serial", "process", "ray")
 
 
-def _one_thread() -> None:
+def _watch_parent(parent: int, period_s: float = 0.5) -> None:
+    """Exits this worker as soon as its parent process is gone (killed, even by SIGKILL, or crashed): a worker is
+    then re-parented, so its parent id changes. Runs in a daemon thread of each pool worker."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    os._exit(1)
+
+
+def _worker_init() -> None:
+    """Pool worker set-up: die with the parent (no orphan keeps computing after the run is killed), one thread."""
+    import threading
+
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="watch-parent").start()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # a batch encode would otherwise start a thread per core
     try:
@@ -63,7 +78,7 @@ class Executor:
                 import multiprocessing as mp
                 from concurrent.futures import ProcessPoolExecutor
 
-                pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+                pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
                 object.__setattr__(self, "_pool", pool)  # frozen: the pool is a cache, not part of the value
             return list(self._pool.map(fn, work))
         return self._ray_map(fn, work)

@@ -11,7 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from eval.leaderboard.board import KIND_LABELS, STEP_TIME_CAPTION, STEP_TIME_HEADERS, ratio_text, step_time_rows
+from eval.leaderboard.board import (
+    KIND_LABELS,
+    STEP_TIME_CAPTION,
+    STEP_TIME_HEADERS,
+    agent_label,
+    ratio_text,
+    step_time_rows,
+)
 
 
 def bar_chart(board: dict, path: Path) -> Path:
@@ -123,7 +130,7 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int, 
     groups = list(KIND_LABELS)  # the report groups agents by kind, each group in rank order
     grouped = sorted(board["ranking"], key=lambda a: (_group(board["agents"][a].get("kind"), groups), rank[a]))
     overall = [
-        [str(rank[a]), a, KIND_LABELS.get(d.get("kind", ""), "unknown"), _fmt(d["byte_score"], "iqm"),
+        [str(rank[a]), agent_label(a, d), KIND_LABELS.get(d.get("kind", ""), "unknown"), _fmt(d["byte_score"], "iqm"),
          _fmt(d["byte_score_mean"], "mean"), f"{d['worst_task']['task']} ({d['worst_task']['score']:.2f})",
          f"{d['hit_score']['iqm']:.3f}", f"{d['mean_byte_hit_ratio']:.4f}", f"{d['mean_bytes_ratio_vs_lru']:.3f}",
          ratio_text(d["step_speedup_vs_lru"])]
@@ -179,6 +186,9 @@ def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
     first = next(iter(boards["splits"].values()))
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in COLUMN_DEFINITIONS)
     title = html.escape(boards["suite"])
+    refused = "".join(
+        f"<p><b>Refused {html.escape(a)}</b>: {html.escape(why)}</p>" for a, why in boards.get("refused", {}).items()
+    )
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title} leaderboard</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}}
 table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}} th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
@@ -186,7 +196,8 @@ td:nth-child(2),th:nth-child(2){{text-align:left}} thead{{background:#f0f0f0}} i
 figcaption{{font-size:0.9em;color:#444}} dt{{font-weight:bold}}</style>
 </head><body><h1>{html.escape(boards["suite"])} leaderboard</h1>
 <p>Env {html.escape(first["env_version"])}, trace generator v{first["generator_version"]}.
-Splits: {html.escape(", ".join(boards["splits"]))}.</p>
+Splits: {html.escape(", ".join(boards["splits"]))}. Shipped rows checked by a replayed sample drawn with seed
+{boards.get("replay_seed", "–")}.</p>{refused}
 <h2>Columns</h2><dl>{defs}</dl>
 {"".join(sections)}</body></html>"""  # fmt: skip
     path = out / "report.html"

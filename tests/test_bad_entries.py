@@ -16,19 +16,30 @@ def test_bad_entry_folders_are_reported_and_skipped(tmp_path: Path) -> None:
         if readme:
             (d / "README.md").write_text("x")
 
-    entry("ok", {"name": "mine", "kind": "exported-net", "weights": "."})
-    entry("escape", {"name": "esc", "kind": "exported-net", "weights": "../ok"})
-    entry("absolute", {"name": "abs", "kind": "exported-net", "weights": "/etc"})
+    entry("mine", {"name": "mine", "kind": "exported-net", "weights": "."})
+    entry("escape", {"name": "escape", "kind": "exported-net", "weights": "../ok"})
+    entry("absolute", {"name": "absolute", "kind": "exported-net", "weights": "/etc"})
     entry("zero", {"name": "zero", "kind": "llm", "base": "/dev/zero", "adapter": "a"})
     entry("broken", "{not json")
     entry("list", "[1, 2]")
     entry("huge", json.dumps({"name": "huge", "kind": "baseline", "policy": "lru", "pad": "x" * 70_000}))
     entry("thief", {"name": "lru", "kind": "exported-net", "weights": "."})
+    entry("lru", {"name": "lru", "kind": "exported-net", "weights": "."})
     entry("twin", {"name": "mine", "kind": "exported-net", "weights": "."})
     entry("ships", {"name": "ships", "kind": "exported-net", "precomputed": "../../etc/passwd"})
+    entry("deep", "[" * 30_000)  # a RecursionError in json, unguarded
+    entry("digits", '{"name": "digits", "kind": "exported-net", "k": ' + "9" * 5001 + "}")  # int() refuses it
+    # a folder sorting before the real one may not take a built-in's name (it used to replace fifo, rows and all)
+    entry("aaa-fifo", {"name": "fifo", "kind": "baseline", "policy": "fifo", "precomputed": "results.csv"})
+    entry("fifo", {"name": "fifo", "kind": "baseline", "policy": "fifo"})
+    entry("lfu", {"name": "lfu", "kind": "baseline", "policy": "lfu", "precomputed": "results.csv"})
+    (tmp_path / "lfu" / "results.csv").write_text("agent\nlfu\n")
     found = discover(tmp_path)
-    assert set(found.entries) == {"mine"}
-    assert set(found.refused) == {"escape", "absolute", "zero", "broken", "list", "huge", "thief", "twin", "ships"}
+    assert set(found.entries) == {"mine", "fifo"} and found.entries["fifo"].directory.name == "fifo"
+    assert set(found.refused) == {"escape", "absolute", "zero", "broken", "list", "huge", "thief", "lru", "twin",
+                                  "ships", "deep", "digits", "aaa-fifo", "lfu"}  # fmt: skip
     assert all("\n" not in why for why in found.refused.values())
-    assert "leaves the entry folder" in found.refused["escape"] and "built-in" in found.refused["thief"]
-    assert "already used" in found.refused["twin"]
+    assert "leaves the entry folder" in found.refused["escape"] and "built-in" in found.refused["lru"]
+    assert all("must agree" in found.refused[name] for name in ("twin", "thief", "aaa-fifo"))
+    assert "nested deeper" in found.refused["deep"] and "digits" in found.refused["digits"]
+    assert "ships no rows" in found.refused["lfu"]

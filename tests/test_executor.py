@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,45 @@ def test_process_pool_is_started_once_and_closed() -> None:
     assert ex._pool is None
     assert set(ex.map(_pid, range(2))).isdisjoint(first)  # a map after close starts new workers
     ex.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def test_pool_workers_die_with_a_killed_run(tmp_path) -> None:
+    """kill -9 of the process that owns the pool: its workers notice and exit (they used to compute for minutes)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "owner_helpers.py").write_text("import os, time\ndef pid(_):\n    time.sleep(0.2)\n    return os.getpid()\n")
+    (tmp_path / "owner.py").write_text(
+        "import time\n"
+        "from eval.executor import Executor\n"
+        "from owner_helpers import pid\n"
+        "if __name__ == '__main__':\n"
+        "    ex = Executor('process', 2)\n"
+        "    print(*sorted(set(ex.map(pid, range(8)))), flush=True)\n"
+        "    ex.map(time.sleep, [120, 120])\n"
+    )
+    path = os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parent.parent)])
+    owner = subprocess.Popen([sys.executable, str(tmp_path / "owner.py")], stdout=subprocess.PIPE, text=True,
+                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+    try:
+        workers = [int(p) for p in owner.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        owner.kill()

@@ -129,7 +129,7 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
 
     from eval.evaluate import evaluate
     from eval.leaderboard.entries import Entry
-    from eval.leaderboard.shipped import ShippedRowsError, matching_rows, verified_rows
+    from eval.leaderboard.shipped import ShippedRowsError, matching_rows, replays_needed, verified_rows
 
     lb = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"])
     lb.run()
@@ -143,7 +143,7 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
 
     entry = Entry("next-use", "baseline", tmp_path / "lb", {"policy": "next-use", "precomputed": "results.csv"})
     rows = verified_rows(entry, instances, replay)
-    assert rows is not None and len(rows) == len(instances) and replays == [2]
+    assert rows is not None and len(rows) == len(instances) and replays == [replays_needed(len(instances))]
     table = list(csv.DictReader((tmp_path / "lb" / "results.csv").open()))
     # a stale hash (the generator changed): the rows are not used, the agent is run instead
     stale_table = [dict(r) for r in table]
@@ -159,11 +159,11 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
     _write_csv(tmp_path / "doctored.csv", doctored_table)
     doctored = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "doctored.csv"})
     assert all(r["norm_byte_score"] < 2.0 for r in verified_rows(doctored, instances, replay))
-    # doctored raw counts: the seeded replay sample catches them and the entry is refused
+    # doctored raw counts that look plausible: the replayed sample catches them and the entry is refused
     forged = [dict(r) for r in table]
     for r in forged:
         if r["agent"] == "next-use":
-            r["bytes_in"] = str(int(r["bytes_in"]) // 2)
+            r["n_hit"] = str(int(r["n_hit"]) - 1)
     _write_csv(tmp_path / "forged.csv", forged)
     fake = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "forged.csv"})
     with pytest.raises(ShippedRowsError, match="does not replay"):
@@ -178,8 +178,9 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
     assert [{k: v for k, v in r.items() if k not in timing} for r in shipped_run.rows] == [
         {k: v for k, v in r.items() if k not in timing} for r in lb.rows
     ]
-    with pytest.raises(ShippedRowsError, match="does not replay"):
-        LeaderboardRun(mini_suite, "test", ["next-use", "lru"], discovery=Discovery({"next-use": fake})).run()
+    refusing = LeaderboardRun(mini_suite, "test", ["next-use", "lru"], discovery=Discovery({"next-use": fake}))
+    assert all(r["agent"] == "lru" for r in refusing.run())  # the others go on
+    assert "does not replay" in refusing.refused["next-use"] and "next-use" not in refusing.board()["splits"]["test"]["agents"]
 
 
 def test_belady_at_least_lru_on_classic_unit_size_tasks(mini_suite: Suite) -> None:
@@ -219,3 +220,79 @@ def test_changed_generator_changes_trace_hash() -> None:
     )
     assert a.content_hash == b.content_hash != bumped.content_hash
     assert dataclasses.is_dataclass(TCB_V1)
+
+
+def test_the_replay_sample_is_large_enough_and_unpredictable() -> None:
+    from math import ceil, comb
+
+    from eval.leaderboard.shipped import replay_sample, replays_needed
+
+    assert [replays_needed(n) for n in (21, 42, 63)] == [16, 25, 29]
+    for n in (5, 21, 42, 63, 200):
+        k, forged = replays_needed(n), max(1, ceil(n / 10))
+        assert comb(n - forged, k) / comb(n, k) <= 0.01 < (comb(n - forged, k - 1) / comb(n, k - 1) if k else 1)
+    suite = make_suite("mini", {"test": tuple(range(10))}, families=(family("gpt2-serve"), family("gpt2-train")))
+    instances = suite.instances("test")
+    samples = [replay_sample(instances, np.random.default_rng(seed), 3) for seed in range(20)]
+    assert all({i.family.name for i in s} == {"gpt2-serve", "gpt2-train"} and len(s) == 3 for s in samples)
+    assert len({tuple((i.task, i.seed) for i in s) for s in samples}) > 10  # the seed decides
+    runs = [LeaderboardRun(suite, "test", ["lru"]) for _ in range(2)]
+    assert runs[0].replay_seed != runs[1].replay_seed  # drawn fresh: nobody knows the sample in advance
+
+
+def test_implausible_shipped_rows_refuse_the_entry_before_any_work(mini_suite: Suite, tmp_path) -> None:
+    import dataclasses
+
+    from eval.leaderboard.entries import Discovery, Entry
+
+    mini_suite = dataclasses.replace(mini_suite, anchor="lower-bound")  # scores against the certified bound
+    lb = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"], replay_seed=0)
+    lb.run()
+    write_outputs(lb, tmp_path / "lb")
+    table = [r for r in csv.DictReader((tmp_path / "lb" / "results.csv").open()) if r["agent"] == "next-use"]
+    bound = {(r["task"], int(r["seed"])): int(r["anchor_bytes"]) for r in table}
+
+    def attack(name: str, edit) -> LeaderboardRun:
+        rows = [dict(r) for r in table]
+        edit(rows)
+        _write_csv(tmp_path / f"{name}.csv", rows)
+        entry = Entry("next-use", "exported-net", tmp_path, {"precomputed": f"{name}.csv"})
+        run = LeaderboardRun(mini_suite, "test", ["next-use", "lru"], discovery=Discovery({"next-use": entry}))
+        run.run()
+        assert "next-use" in run.refused and all(r["agent"] == "lru" for r in run.rows), name
+        return run
+
+    def claim_bound(rows):  # the attack that ranked first: every row claims the lower bound
+        for r in rows:
+            r["bytes_in"], r["bytes_out"] = str(bound[(r["task"], int(r["seed"]))]), "0"
+
+    assert "does not replay" in attack("bound", claim_bound).refused["next-use"]
+
+    def below_bound(rows):
+        rows[0]["bytes_in"], rows[0]["bytes_out"] = str(bound[(rows[0]["task"], int(rows[0]["seed"]))] - 1000), "0"
+
+    assert "below the certified lower bound" in attack("below", below_bound).refused["next-use"]
+    cases = {
+        "duplicate": (lambda rows: rows.append(dict(rows[0])), "appears twice"),
+        "missing": (lambda rows: rows.pop(), "cover 7 of the 8"),
+        "foreign": (lambda rows: rows[0].update(task="gpt2-serve@0.9"), "not an instance"),
+        "n_req": (lambda rows: rows[0].update(n_req=str(int(rows[0]["n_req"]) * 1000), n_hit=rows[0]["n_req"]), "n_req"),
+        "huge": (lambda rows: rows[0].update(bytes_in=str(10**30)), "exceeds the bytes missed"),
+        "nan": (lambda rows: rows[0].update(walltime_s="nan"), "walltime_s"),
+        "float": (lambda rows: rows[0].update(bytes_out="1.5"), "not an integer"),
+        "negative": (lambda rows: rows[0].update(bytes_out="-5"), "negative"),
+        "split": (lambda rows: rows[0].update(split="secret"), "split 'secret'"),
+    }
+    for name, (edit, why) in cases.items():
+        assert why in attack(name, edit).refused["next-use"], name
+
+
+def test_validate_requires_full_coverage_and_no_duplicates(mini_suite: Suite, tmp_path) -> None:
+    lb = LeaderboardRun(mini_suite, "test", ["lru", "belady"])
+    lb.run()
+    write_outputs(lb, tmp_path)
+    table = list(csv.DictReader((tmp_path / "results.csv").open()))
+    lru = [r for r in table if r["agent"] == "lru"]
+    _write_csv(tmp_path / "two.csv", [lru[0], lru[0], lru[1], lru[1]])  # "all rows confirmed" before
+    problems = validate(tmp_path / "two.csv", mini_suite)
+    assert sum("duplicate" in p for p in problems) == 2 and any("covers 2 of the 8" in p for p in problems)

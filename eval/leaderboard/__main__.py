@@ -35,6 +35,9 @@ class RunConfig:
     """Worker processes (process) or CPUs of a local Ray cluster (ray without an address)."""
     ray_address: str | None = None
     """Ray cluster to join (default $RAY_ADDRESS; neither starts a local cluster)."""
+    replay_seed: int | None = None
+    """Seed of the sample of shipped rows replayed (default: a fresh one, recorded in leaderboard.json; give a
+    run's seed to check it again)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ def run(cfg: RunConfig) -> int:
     with DirectoryLock(cfg.out), executor:
         t0 = time.perf_counter()
         _log(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
-        lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, executor=executor, discovery=found)
+        lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, executor=executor, discovery=found,
+                            replay_seed=cfg.replay_seed)  # fmt: skip
         lb.run(log=_log)
         board = write_outputs(lb, cfg.out)
         _log(f"wrote {cfg.out}")
@@ -83,7 +87,9 @@ def run(cfg: RunConfig) -> int:
               f"{step_time_markdown(b)}")  # fmt: skip
     if lb.shipped_agents:
         print(f"\nrows shipped by entries (a sample replayed, every derived column recomputed; --recompute runs them): "
-              f"{', '.join(dict.fromkeys(lb.shipped_agents))}")  # fmt: skip
+              f"{', '.join(dict.fromkeys(lb.shipped_agents))}; replay seed {lb.replay_seed}")  # fmt: skip
+    for agent, why in lb.refused.items():
+        print(f"refused {agent}: {why}")
     print(f"\n{len(lb.rows)} runs in {time.perf_counter() - t0:.1f}s; wrote {cfg.out}/results.csv, leaderboard.json, "
           "leaderboard.md, report.html")  # fmt: skip
     return 0

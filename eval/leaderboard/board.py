@@ -83,15 +83,19 @@ KIND_LABELS = {"learned": "learned", "heuristic": "legal heuristic", "offline": 
 
 
 def make_board(rows: list[dict], suite_description: dict, split: str, agents: list[str], tasks: list[str],
-               kinds: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+               kinds: dict[str, str] | None = None,
+               replayed: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:  # fmt: skip
     """The board of one split: per-agent summaries over the admitted rows, the ranking, pairwise probabilities of
     improvement between the top legal agents, and the instances left out (LRU within the suite's gap of the
-    anchor)."""
+    anchor). ``replayed``: for agents whose rows were shipped, (rows replayed, rows) — shown beside their name."""
     excluded = sorted({(r["task"], int(r["seed"])) for r in rows if not int(r.get("admitted", 1))})
     rows = [r for r in rows if int(r.get("admitted", 1))]
     summaries = {a: agent_summary([r for r in rows if r["agent"] == a], tasks) for a in agents}
     for a in agents:
         summaries[a]["kind"] = (kinds or {}).get(a, "offline" if a in OFFLINE_AGENTS else "unknown")
+        if a in (replayed or {}):
+            k, n = replayed[a]
+            summaries[a]["shipped"] = {"replayed": k, "rows": n}
     order = ranking(summaries)
     poi = {}
     legal = [a for a in order if a not in OFFLINE_AGENTS]
@@ -130,7 +134,7 @@ def table_markdown(board: dict) -> str:
         d = board["agents"][a]
         w = d["worst_task"]
         lines.append(
-            f"| {i} | {a} | {KIND_LABELS.get(d.get('kind', ''), '')} | {_ci(d['byte_score'], 'iqm')} | "
+            f"| {i} | {agent_label(a, d)} | {KIND_LABELS.get(d.get('kind', ''), '')} | {_ci(d['byte_score'], 'iqm')} | "
             f"{_ci(d['byte_score_mean'], 'mean')} | "
             f"{w['task']} ({w['score']:.2f}) | {d['hit_score']['iqm']:.3f} | {d['mean_byte_hit_ratio']:.4f} | "
             f"{d['mean_bytes_ratio_vs_lru']:.3f} | {ratio_text(d['step_speedup_vs_lru'])} |"
@@ -140,6 +144,12 @@ def table_markdown(board: dict) -> str:
     if board.get("excluded_instances"):
         lines.append(f"\nLeft out (LRU within the admission gap of the anchor): {', '.join(board['excluded_instances'])}")
     return "\n".join(lines)
+
+
+def agent_label(name: str, summary: dict) -> str:
+    """The agent's name, with "(shipped rows: k of N replayed)" when its rows came from its entry."""
+    shipped = summary.get("shipped")
+    return name if not shipped else f"{name} (shipped rows: {shipped['replayed']} of {shipped['rows']} replayed)"
 
 
 def ratio_text(x: float) -> str:

@@ -11,8 +11,10 @@ directory and a LoRA adapter, both safetensors, for :class:`agents.llm.LLMPolicy
 base alone; ``"quantization"`` is ``nf4``, the default, or ``float32``).
 
 Entry folders are data and are read defensively: every path in ``entry.json`` must resolve inside the folder,
-``entry.json`` is at most 64 KiB, a learned entry may not take a built-in agent's name, and names are unique. A
-bad entry is reported and skipped; it never stops the others. Loading an entry never unpickles or runs code.
+``entry.json`` is at most 64 KiB and nested at most 16 deep (integers at most 30 digits), an entry's name is its
+folder's name (so names are unique whatever else a folder says), a learned entry may not take a built-in agent's
+name, and a baseline entry (a built-in agent, cheap to run) never ships rows. A bad entry is reported and skipped;
+it never stops the others. Loading an entry never unpickles or runs code.
 
 An entry whose agent is too slow to replay in the main job may ship ``"precomputed": "results.csv"``: raw counts
 it produced with ``python -m eval.leaderboard``. See :mod:`eval.leaderboard.shipped` for how they are checked.
@@ -30,6 +32,8 @@ ENTRY_ROOT = Path(__file__).resolve().parent
 KINDS = ("baseline", "exported-net", "llm")
 MAX_ENTRY_JSON = 64 * 1024
 MAX_SHIPPED_CSV = 16 * 2**20
+MAX_JSON_DEPTH = 16
+MAX_INT_DIGITS = 30
 
 
 class EntryError(ValueError):
@@ -74,6 +78,39 @@ class Entry:
         return self.path("precomputed", "") if self.spec.get("precomputed") else None
 
 
+def bounded_json(text: str) -> object:
+    """``json.loads(text)`` after checking that arrays and objects nest at most :data:`MAX_JSON_DEPTH` deep, and with
+    integers of at most :data:`MAX_INT_DIGITS` digits (no recursion or giant-number errors from hostile files).
+
+    Raises:
+        ValueError: Naming what is too deep or too long, or the JSON error.
+    """
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+            raise ValueError(f"an integer longer than {MAX_INT_DIGITS} digits")
+        return int(digits)
+
+    return json.loads(text, parse_int=parse_int)
+
+
 def inside(directory: Path, relative: object, key: str) -> Path:
     """``directory / relative`` resolved, refusing anything that is not a relative path inside ``directory``."""
     if not isinstance(relative, str):
@@ -95,9 +132,10 @@ def load_entry(directory: Path) -> Entry:
     try:
         if path.stat().st_size > MAX_ENTRY_JSON:
             raise EntryError(f"{path}: larger than {MAX_ENTRY_JSON} bytes")
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EntryError(f"{path}: not a readable entry ({exc})") from None
+        spec = bounded_json(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EntryError(f"{path}: not a readable entry ({reason})") from None
     if not isinstance(spec, dict):
         raise EntryError(f"{path}: entry.json must hold a JSON object")
     kind = spec.get("kind")
@@ -106,10 +144,14 @@ def load_entry(directory: Path) -> Entry:
     name = spec.get("name", directory.name)
     if not isinstance(name, str) or not name or name != name.strip() or "," in name:
         raise EntryError(f"{path}: bad name {name!r}")
+    if name != directory.name:
+        raise EntryError(f"{path}: the entry is named {name!r} but its folder is {directory.name!r}; they must agree")
     builtins = builtin_registry()
     if kind == "baseline":
         if spec.get("policy") not in builtins or name != spec.get("policy"):
             raise EntryError(f"{path}: a baseline entry documents a built-in agent under its own name; got {name!r}")
+        if spec.get("precomputed"):
+            raise EntryError(f"{path}: a baseline entry ships no rows (built-in agents are always run)")
     elif name in builtins:
         raise EntryError(f"{path}: the name {name!r} belongs to a built-in agent")
     if not (directory / "README.md").is_file():

@@ -16,8 +16,9 @@ from eval.rows import DERIVED, REFERENCE_ROWS, REPLAYED_RAW, RowError, derive, p
 def validate(results_csv: Path, suite: Suite) -> list[str]:
     """Replays every row of ``results_csv``; returns the problems found (empty = every row confirmed).
 
-    A file with no rows, a row of an unknown agent or instance, a raw count that does not replay, and a derived
-    column that differs from its recomputation are all problems. The reference runs (LRU, the offline references,
+    A file with no rows, a row of an unknown agent or instance, a duplicated row, an agent whose rows do not cover
+    every instance of a split it appears in, a raw count that does not replay, and a derived column that differs
+    from its recomputation are all problems. The reference runs (LRU, the offline references,
     the lower bound) are recomputed too, never read from the cache.
     """
     reg = registry()
@@ -30,6 +31,7 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
     if not raw_rows:
         return [f"{results_csv}: no rows"]
     insts: dict[tuple, object] = {}
+    seen: dict[tuple, str] = {}
     for n, raw in enumerate(raw_rows, 2):
         where = f"{results_csv.name}:{n}"
         try:
@@ -40,6 +42,11 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
         if row["agent"] not in reg and row["agent"] not in REFERENCE_ROWS:
             problems.append(f"{where}: unknown agent {row['agent']!r}")
             continue
+        ident = (row["agent"], row["split"], row["task"], row["seed"])
+        if ident in seen:
+            problems.append(f"{where}: duplicate of {seen[ident]} ({row['agent']} {row['task']} seed {row['seed']})")
+            continue
+        seen[ident] = where
         key = (row["split"], row["family"], row["seed"], row["headroom"])
         if key not in insts:
             if row["split"] not in suite.seeds:
@@ -76,4 +83,16 @@ def validate(results_csv: Path, suite: Suite) -> list[str]:
             a, b = float(raw[col]), float(recomputed[col])
             if not (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b)) or a == b):
                 problems.append(f"{where} {row['agent']}: {col} {raw[col]} != recomputed {recomputed[col]!r}")
+    problems += _coverage(seen, suite, results_csv.name)
     return problems
+
+
+def _coverage(seen: dict[tuple, str], suite: Suite, name: str) -> list[str]:
+    """One problem per (agent, split) of the file whose rows leave out instances of that split."""
+    out = []
+    for agent, split in sorted({(a, s) for a, s, _, _ in seen if s in suite.seeds}):
+        want = {(i.task, i.seed) for i in suite.instances(split)}
+        have = {(t, sd) for a, s, t, sd in seen if (a, s) == (agent, split)}
+        if want - have:
+            out.append(f"{name}: {agent} covers {len(have & want)} of the {len(want)} instances of {split}")
+    return out

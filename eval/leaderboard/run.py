@@ -23,7 +23,7 @@ from eval.leaderboard.board import (
     table_markdown,
 )
 from eval.leaderboard.entries import Discovery, discover, registry
-from eval.leaderboard.shipped import ShippedPlan, plan_replay
+from eval.leaderboard.shipped import ShippedPlan, ShippedRowsError, plan_replay
 from eval.provenance import package_versions
 from eval.rows import COLUMNS, REFERENCE_ROWS, reference_row
 
@@ -92,7 +92,11 @@ class _Job:
     reference: bool = False
 
     def rows(self, fresh: list[dict], versions: dict) -> list[dict]:
-        """This job's rows from the executor's rows for its chunks (a shipped plan's replayed sample is checked)."""
+        """This job's rows from the executor's rows for its chunks (a shipped plan's replayed sample is checked).
+
+        Raises:
+            ShippedRowsError: When the replayed sample contradicts the shipped rows.
+        """
         if self.reference:
             return [reference_row(inst, self.agent, versions) for inst in self.instances]
         return fresh if self.plan is None else self.plan.verify(fresh)
@@ -104,23 +108,33 @@ class LeaderboardRun:
 
     Attributes:
         recompute: Run every agent, ignoring rows that entries ship.
-        replay_seed: Seed of the sample of shipped rows replayed before the rest are used.
+        replay_seed: Seed of the sample of shipped rows replayed before the rest are used; None (the default) draws
+            a fresh one, so nobody knows in advance which rows will be replayed. It is recorded in the board.
         executor: Where instances run (:class:`eval.executor.Executor`); results do not depend on it.
+        refused: Agents left out of this run, with the reason (implausible or contradicted shipped rows, a score
+            above the bound); the others go on.
+        replayed: Per agent that shipped rows and per split, (rows replayed, rows used).
     """
 
     suite: Suite
     splits: tuple[str, ...]
     agents: list[str]
     recompute: bool = False
-    replay_seed: int = 0
+    replay_seed: int | None = None
     executor: Executor = field(default_factory=lambda: Executor("serial"))
     discovery: Discovery | None = None
     rows: list[dict] = field(default_factory=list)
     shipped_agents: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    replayed: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.splits, str):
             self.splits = (self.splits,)
+        if self.replay_seed is None:
+            import secrets
+
+            self.replay_seed = secrets.randbits(63)
 
     def run(self, log=None) -> list[dict]:
         """Evaluates every agent on every split and returns the rows (split by split, agent by agent).
@@ -133,7 +147,14 @@ class LeaderboardRun:
         versions = package_versions()
         by_split = {split: self.suite.instances(split) for split in self.splits}
         warm_references([inst for insts in by_split.values() for inst in insts], self.executor, log)
-        jobs = [self._job(split, agent, insts, found) for split, insts in by_split.items() for agent in self.agents]
+        jobs = []
+        for split, insts in by_split.items():
+            for agent in self.agents:
+                try:
+                    jobs.append(self._job(split, agent, insts, found))
+                except ShippedRowsError as exc:
+                    self._refuse(agent, str(exc), log)
+        jobs = [j for j in jobs if j.agent not in self.refused]
         tasks = [(job.agent, chunk, versions) for job in jobs for chunk in job.chunks]
         hints = [hint for job in jobs for hint in job.hints]
         order = sorted(range(len(tasks)), key=lambda i: -hints[i])
@@ -144,22 +165,51 @@ class LeaderboardRun:
             done[i] = part
         parts = iter(done)  # in task order: each job's chunks in turn
         for job in jobs:
-            self.rows.extend(job.rows([row for _ in job.chunks for row in next(parts)], versions))
+            fresh = [row for _ in job.chunks for row in next(parts)]
+            if job.agent in self.refused:
+                continue
+            try:
+                rows = job.rows(fresh, versions)
+            except ShippedRowsError as exc:
+                self._refuse(job.agent, str(exc), log)
+                continue
+            over = [r for r in rows if self.suite.bound_anchored and r["norm_byte_score"] > 1.0 + 1e-12]
+            if over:
+                r = over[0]
+                why = (
+                    f"{job.agent} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: a run below "
+                    "the certified lower bound (a simulator or bound bug: please report it)"
+                )
+                self._refuse(job.agent, why, log)
+                continue
+            self.rows.extend(rows)
             if job.plan is not None:
                 self.shipped_agents.append(job.agent)
+                self.replayed.setdefault(job.agent, {})[job.split] = (len(job.plan.sample), len(job.instances))
             if log is not None:
                 log(f"{job.split}: {job.agent}: {len(by_split[job.split])} runs done")
-        over = [r for r in self.rows if r["norm_byte_score"] > 1.0 + 1e-12 and self.suite.bound_anchored]
-        if over:
-            r = over[0]
-            raise RuntimeError(f"{r['agent']} scores {r['norm_byte_score']} > 1 on {r['task']} seed {r['seed']}: bound broken")
+        self.rows = [r for r in self.rows if r["agent"] not in self.refused]
         return self.rows
+
+    def _refuse(self, agent: str, why: str, log=None) -> None:
+        """Leaves ``agent`` out of this run (all splits), saying why."""
+        if agent not in self.refused:
+            self.refused[agent] = why
+            if log is not None:
+                log(f"refused {agent}: {why}")
+
+    @property
+    def ranked_agents(self) -> list[str]:
+        """The run's agents less the refused ones."""
+        return [a for a in self.agents if a not in self.refused]
 
     def _job(self, split: str, agent: str, instances: list[Instance], found: Discovery) -> _Job:
         if agent in REFERENCE_ROWS:
             return _Job(split, agent, instances, [], [], None, reference=True)
         entry = found.entries.get(agent)
-        plan = plan_replay(entry, instances, self.replay_seed) if entry is not None and not self.recompute else None
+        valid = tuple(self.suite.seeds)
+        use = entry is not None and not self.recompute
+        plan = plan_replay(entry, instances, self.replay_seed, valid) if use else None
         if plan is not None:  # one instance per task, so the sample replays in parallel
             hints = [plan.seconds_hint(i) for i in plan.sample]
             return _Job(split, agent, instances, [[i] for i in plan.sample], hints, plan)
@@ -171,7 +221,7 @@ class LeaderboardRun:
     def kinds(self) -> dict[str, str]:
         """What each agent of the run is (:meth:`agents.registry.Registry.kind`)."""
         reg = registry(discovery=self.discovery or discover())
-        return {a: reg.kind(a) for a in self.agents}
+        return {a: reg.kind(a) for a in self.ranked_agents}
 
     def board(self) -> dict:
         """One board per split (see :func:`eval.leaderboard.board.make_board`)."""
@@ -180,11 +230,29 @@ class LeaderboardRun:
         return {
             "suite": self.suite.name,
             "splits": {
-                s: make_board([r for r in self.rows if r["split"] == s], desc, s, self.agents, self.suite.tasks(s), kinds)
+                s: make_board(
+                    [r for r in self.rows if r["split"] == s],
+                    desc,
+                    s,
+                    self.ranked_agents,
+                    self.suite.tasks(s),
+                    kinds,
+                    {a: d[s] for a, d in self.replayed.items() if s in d},
+                )
                 for s in self.splits
             },
             "suite_definition": desc,
+            "replay_seed": self.replay_seed,
+            "refused": dict(self.refused),
         }
+
+
+def run_notes_markdown(board: dict) -> str:
+    """The replay seed of the run and the agents it refused, with the reason."""
+    lines = [f"Shipped rows were checked by replaying a sample drawn with seed {board['replay_seed']} "
+             "(`--replay-seed` draws the same sample again)."]  # fmt: skip
+    lines += [f"\n- refused **{a}**: {why}" for a, why in board.get("refused", {}).items()]
+    return "".join(lines)
 
 
 def rows_csv(rows: list[dict]) -> str:
@@ -204,7 +272,7 @@ def write_outputs(lb: LeaderboardRun, out: Path) -> dict:
     write_text_atomic(out / "results.csv", rows_csv(lb.rows))
     board = lb.board()
     write_text_atomic(out / "leaderboard.json", json.dumps(board, indent=2, default=float))
-    parts = [f"# {board['suite']}\n\n{side_by_side_markdown(board)}\n"]
+    parts = [f"# {board['suite']}\n\n{side_by_side_markdown(board)}\n\n{run_notes_markdown(board)}\n"]
     for split, b in board["splits"].items():
         parts.append(f"## {split}\n\n{table_markdown(b)}\n\nPer-task normalized byte score (mean over seeds):\n\n"
                      f"{per_task_markdown(b)}\n\n{STEP_TIME_CAPTION.format(device=board['suite_definition']['device'])}"
