@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.service import MAX_UPLOAD_BYTES, Copilot, CopilotError, Memory, NotFoundError, Scenario, job_dict
+from app.service import MAX_UPLOAD_BYTES, BusyError, Copilot, CopilotError, Memory, NotFoundError, Scenario, job_dict
 from envs.sim.accelerators import ACCELERATORS
 from envs.sim.bandwidth import LINKS
 from envs.sim.step_time import DEFAULT_ACCELERATOR
@@ -41,9 +41,9 @@ class MemoryModel(BaseModel):
     """Exactly one of: GiB, bytes, or headroom (0 = the largest op's operands, 1 = the peak live bytes)."""
 
     model_config = ConfigDict(extra="forbid")
-    gib: float | None = Field(None, gt=0)
+    gib: float | None = Field(None, gt=0, le=2**32, allow_inf_nan=False)
     bytes: int | None = Field(None, gt=0, le=2**62)
-    headroom: float | None = Field(None, ge=0, le=1)
+    headroom: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one(self) -> MemoryModel:
@@ -105,6 +105,8 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
 
     @app.exception_handler(CopilotError)
     async def _copilot_error(request: Request, exc: CopilotError) -> JSONResponse:
+        if isinstance(exc, BusyError):
+            return JSONResponse({"detail": _one_line(exc)}, status_code=429, headers={"Retry-After": "15"})
         return JSONResponse({"detail": _one_line(exc)}, status_code=404 if isinstance(exc, NotFoundError) else 400)
 
     @app.exception_handler(RequestValidationError)

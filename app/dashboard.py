@@ -230,7 +230,8 @@ def main() -> None:
         left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), use_container_width=True, key="timeline")
         right.plotly_chart(heatmap_chart(row), use_container_width=True, key="heatmap")
     curve_body = {k: body[k] for k in ("scenario", "trace_id") if k in body}
-    engine = [s for s in body["strategies"] if s not in ("ppo", "lower-bound")][:6]
+    curve_ok = {s["name"] for s in call("GET", "/strategies") if s["curve"]}
+    engine = [s for s in body["strategies"] if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
     bound = ["lower-bound"] if "lower-bound" in body["strategies"] else []
     curve = call("POST", "/capacity-curve", json={**curve_body, "strategies": engine + bound})
     st.plotly_chart(curve_chart(curve), use_container_width=True, key="curve")

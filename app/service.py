@@ -36,6 +36,11 @@ MAX_ITERATIONS = 64
 MAX_ACCESSES = 3_000_000
 MAX_UPLOAD_BYTES = 64 * 2**20
 MAX_TIMELINE_POINTS = 400
+#: Background jobs queued or running at once (more: 429), and how long a finished job's result is kept.
+MAX_PENDING_JOBS = 8
+#: Points of a capacity curve that includes the lower bound (each point solves it).
+MAX_BOUND_POINTS = 8
+JOB_TTL_S = 3600.0
 #: Strategies that take long enough to be run only as background jobs.
 SLOW_STRATEGIES = ("llm",)
 #: Catalogue strategies that are no agent of the registry but run here (offline references, the bound).
@@ -57,6 +62,10 @@ WORKLOAD_LABELS = {
 
 class CopilotError(ValueError):
     """A request the Copilot refuses (the message is the one-line reason)."""
+
+
+class BusyError(CopilotError):
+    """Too much work is queued: the client should retry later (HTTP 429)."""
 
 
 class NotFoundError(CopilotError):
@@ -132,6 +141,7 @@ class Job:
     result: dict | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
+    finished: float | None = None
 
 
 class _LRU(OrderedDict):
@@ -172,7 +182,8 @@ class Copilot:
     def strategies(self) -> list[dict]:
         reg = self.registry()
         names = [*reg.names(), *CATALOGUE_ONLY]
-        return [{"name": n, "kind": reg.kind(n), "slow": n in SLOW_STRATEGIES} for n in names]
+        return [{"name": n, "kind": reg.kind(n), "slow": n in SLOW_STRATEGIES,
+                 "curve": n not in SLOW_STRATEGIES and n not in OFFLINE} for n in names]  # fmt: skip
 
     def links(self) -> list[dict]:
         return [{"name": k, "gb_per_s": v.gb_per_s} for k, v in LINKS.items()]
@@ -214,7 +225,7 @@ class Copilot:
             path = Path(d) / f"upload{suffix}"
             path.write_bytes(data)
             try:
-                trace = read_trace(path, guess_format(path))
+                trace = read_trace(path, guess_format(path), max_accesses=MAX_ACCESSES)
             except TraceError as exc:
                 raise CopilotError(str(exc).replace(str(path), filename or "upload")) from None
         key = "u-" + trace.content_hash[:16]
@@ -372,6 +383,12 @@ class Copilot:
         (headroom 0..1) for each strategy, and the lower bound."""
         if not 2 <= points <= 24:
             raise CopilotError("points must be in 2..24")
+        for name in strategies:
+            if name in SLOW_STRATEGIES or name in OFFLINE:
+                raise CopilotError(f"{name} is too slow for a capacity curve (it runs once per point): "
+                                   "simulate it at one memory size, as a job for the slow ones")  # fmt: skip
+        if "lower-bound" in strategies and points > MAX_BOUND_POINTS:
+            raise CopilotError(f"a curve with the lower bound has at most {MAX_BOUND_POINTS} points (one solve each)")
         _, prepared, _ = self._get(key)
         fractions = np.linspace(0.0, 1.0, points)
         curves: dict[str, list[float]] = {s: [] for s in strategies if s != "lower-bound"}
@@ -408,9 +425,13 @@ class Copilot:
         self._get(key)
         job = Job(uuid.uuid4().hex[:12], "simulate")
         with self._lock:
+            now = time.time()
+            for old in [j for j in self._jobs.values() if j.finished is not None and now - j.finished > JOB_TTL_S]:
+                del self._jobs[old.id]  # a job's id stays valid until its result expires, never before
+            pending = sum(j.finished is None for j in self._jobs.values())
+            if pending >= MAX_PENDING_JOBS:
+                raise BusyError(f"{pending} jobs are queued or running (the limit is {MAX_PENDING_JOBS}); retry later")
             self._jobs[job.id] = job
-            for old in sorted(self._jobs.values(), key=lambda j: j.created)[:-64]:
-                self._jobs.pop(old.id, None)
 
         def work() -> None:
             job.status = "running"
@@ -419,6 +440,8 @@ class Copilot:
                 job.status, job.progress = "done", 1.0
             except Exception as exc:  # reported to the client as the job's error
                 job.status, job.error = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            finally:
+                job.finished = time.time()
 
         fut: Future = self._pool.submit(work)
         del fut

@@ -102,6 +102,13 @@ BAD = [
     ("GET", "/traces/nope/stats", None, 404, "unknown trace"),
     ("GET", "/jobs/nope", None, 404, "unknown job"),
     ("POST", "/capacity-curve", {"scenario": SMALL, "points": 1000}, 422, "points"),
+    # out-of-range numbers are a 4xx, never a 500 (1e300 GiB overflowed an int)
+    ("POST", "/simulate", {"scenario": SMALL, "memory": {"gib": 1e300}}, 422, "memory.gib"),
+    ("POST", "/simulate", {"scenario": SMALL, "memory": {"bytes": 2**70}}, 422, "memory.bytes"),
+    # slow strategies never run inside a capacity curve: one run per point
+    ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["llm"], "points": 24}, 400, "too slow"),
+    ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["lp-guided"], "points": 4}, 400, "too slow"),
+    ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["lower-bound"], "points": 24}, 400, "at most 8"),
 ]
 
 
@@ -121,3 +128,53 @@ def test_bad_uploads(client: TestClient) -> None:
     assert resp.status_code == 400 and "header" in _one_line(resp)
     resp = client.post("/traces/upload", files={"file": ("big.bin", b"\0" * (64 * 2**20 + 24))})
     assert resp.status_code == 400 and "limit" in _one_line(resp)
+
+
+def test_hostile_uploads_are_refused_before_they_cost_memory(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import zipfile
+
+    import numpy as np
+
+    # a zip bomb: a small .npz whose member decompresses to 1 GiB; refused from the archive's directory
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("tensor_id.npy", "w", force_zip64=True) as fh:
+        for _ in range(1024):
+            fh.write(b"\0" * 2**20)
+    assert len(buf.getvalue()) < 2 * 2**20
+    resp = client.post("/traces/upload", files={"file": ("bomb.npz", buf.getvalue())})
+    assert resp.status_code == 400 and "decompresses to" in _one_line(resp)
+    # random bytes are not an oracleGeneral trace (its requests are in time order)
+    noise = np.random.default_rng(0).integers(0, 256, 24 * 1000, dtype=np.uint8).tobytes()
+    resp = client.post("/traces/upload", files={"file": ("noise.bin", noise)})
+    assert resp.status_code == 400 and "timestamps go backwards" in _one_line(resp)
+    # a CSV with more rows than the server takes stops being read at the limit
+    from app import service
+
+    header = "tensor_id,size,op,kind,layer,phase,op_index,iteration\n"
+    rows = "".join(f"{i},8,read,input,0,forward,{i},0\n" for i in range(50))
+    monkeypatch.setattr(service, "MAX_ACCESSES", 40)
+    resp = client.post("/traces/upload", files={"file": ("long.csv", (header + rows).encode())})
+    assert resp.status_code == 400 and "more than 40 accesses" in _one_line(resp)
+
+
+def test_the_job_queue_is_bounded_and_ids_stay_valid() -> None:
+    import threading
+
+    from app.service import MAX_PENDING_JOBS, Copilot
+
+    copilot = Copilot()
+    gate = threading.Event()
+    real = copilot.simulate
+    copilot.simulate = lambda *a, **k: (gate.wait(60), real(*a, **k))[1]  # type: ignore[method-assign]
+    with TestClient(create_app(copilot, warm=False)) as c:
+        body = {"scenario": SMALL, "memory": {"headroom": 0.5}, "strategies": ["lru"]}
+        ids = [c.post("/jobs", json=body).json()["id"] for _ in range(MAX_PENDING_JOBS)]
+        busy = c.post("/jobs", json=body)
+        assert busy.status_code == 429 and busy.headers["Retry-After"] and "retry later" in _one_line(busy)
+        gate.set()
+        deadline = time.time() + 120
+        while any(c.get(f"/jobs/{j}").json()["status"] in ("queued", "running") for j in ids) and time.time() < deadline:
+            time.sleep(0.2)
+        assert all(c.get(f"/jobs/{j}").json()["status"] == "done" for j in ids)  # every id still answers
+        assert c.post("/jobs", json=body).status_code == 202

@@ -288,16 +288,28 @@ class Trace:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Trace:
+    def load(cls, path: str | Path, max_bytes: int | None = None) -> Trace:
         """Reads a ``.npz`` trace, checking its columns and content hash.
 
+        Args:
+            max_bytes: Refuse an archive whose members would decompress to more than this (a zip bomb), checked
+                from the archive's directory before anything is decompressed.
+
         Raises:
-            TraceError: If the file is missing, not an npz archive, lacks columns or its hash does not match.
+            TraceError: If the file is missing, not an npz archive, too large, lacks columns or its hash does not
+                match.
         """
         path = Path(path)
         if not path.is_file():
             raise TraceError(f"{path}: no such trace file")
         try:
+            if max_bytes is not None:
+                with zipfile.ZipFile(path) as zf:
+                    infos = zf.infolist()
+                    total = sum(i.file_size for i in infos)
+                if len(infos) > 2 * (len(COLUMNS) + len(COST_COLUMNS)) or total > max_bytes:
+                    raise TraceError(f"{path}: decompresses to {total} bytes in {len(infos)} members; the limit is "
+                                     f"{max_bytes} bytes")  # fmt: skip
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files if name != "meta"}
                 if "meta" not in data.files:

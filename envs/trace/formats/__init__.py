@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from envs.trace.formats.csv_format import read_csv, write_csv
-from envs.trace.formats.oracle_general import read_oracle_general, write_oracle_general
-from envs.trace.record import Trace, TraceError
+from envs.trace.formats.oracle_general import RECORD, read_oracle_general, write_oracle_general
+from envs.trace.record import COLUMNS, Trace, TraceError
 
 FORMATS = ("npz", "oracleGeneral", "csv")
 
@@ -16,11 +16,16 @@ def guess_format(path: str | Path) -> str:
     return {".npz": "npz", ".csv": "csv"}.get(Path(path).suffix.lower(), "oracleGeneral")
 
 
-def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
+def read_trace(path: str | Path, fmt: str | None = None, max_accesses: int | None = None) -> Trace:
     """Loads a trace in any supported format (guessed from the suffix when ``fmt`` is None).
 
+    Args:
+        max_accesses: Refuse a file holding more accesses than this, before reading it all where the format allows
+            (npz: from the archive's directory, so a zip bomb is never decompressed; oracleGeneral: from the file
+            size; CSV: while reading).
+
     Raises:
-        TraceError: On an unknown format or a malformed file.
+        TraceError: On an unknown format, a malformed file, or one over ``max_accesses``.
     """
     path = Path(path)
     fmt = fmt or guess_format(path)
@@ -29,9 +34,13 @@ def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     if not path.is_file():
         raise TraceError(f"{path}: no such trace file")
     if fmt == "npz":
-        return Trace.load(path)
+        # every column is at most 8 bytes an access; the op costs at most 16 bytes an op (at most one op an access)
+        budget = None if max_accesses is None else max_accesses * 8 * (len(COLUMNS) + 2) + 2**20
+        return Trace.load(path, max_bytes=budget)
     if fmt == "csv":
-        return read_csv(path)
+        return read_csv(path, max_accesses)
+    if max_accesses is not None and path.stat().st_size // RECORD.itemsize > max_accesses:
+        raise TraceError(f"{path}: {path.stat().st_size // RECORD.itemsize} requests; the limit here is {max_accesses}")
     return read_oracle_general(path)
 
 

@@ -58,7 +58,8 @@ def read_oracle_general(path: str | Path) -> Trace:
     """Imports an oracleGeneral file as a trace of READs (zero-size requests are skipped, as libCacheSim does).
 
     Raises:
-        TraceError: If the file is missing, truncated, or gives one object two different sizes.
+        TraceError: If the file is missing, truncated, not in time order (every oracleGeneral trace is; random bytes
+            are not), or gives one object two different sizes.
     """
     path = Path(path)
     if not path.is_file():
@@ -76,9 +77,16 @@ def read_oracle_general(path: str | Path) -> Trace:
     n = nbytes // RECORD.itemsize
     ids = np.empty(n, dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)
     renumbering = RequestRenumbering(ids)
+    last_t = 0
     with path.open("rb") as fh:  # read a chunk at a time: the file is never held (or mapped) whole
         for start in range(0, n, READ_CHUNK):
             records = np.fromfile(fh, dtype=RECORD, count=min(READ_CHUNK, n - start))
+            t = records["t"]
+            back = np.flatnonzero(np.diff(t.astype(np.int64), prepend=last_t) < 0)
+            if back.size:
+                raise TraceError(f"{path}: timestamps go backwards at record {start + int(back[0])} (not an "
+                                 "oracleGeneral trace: its requests are in time order)")  # fmt: skip
+            last_t = int(t[-1])
             bad = renumbering.add(records["id"].view(np.int64), records["size"])
             if bad >= 0:
                 raise TraceError(f"{path}: object {int(records['id'][bad])} has two sizes (record {start + bad})")
