@@ -202,12 +202,22 @@ class Copilot:
             if key in self._traces:
                 self._traces.move_to_end(key)
                 return key
-        from envs.workloads import WorkloadError, generate_trace
+        from envs.capture.recorder import AccessLimitError, access_limit
+        from envs.workloads import WorkloadError, estimate_accesses, generate_trace
 
         try:
-            trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers, iterations=scenario.iterations,
-                                   seed=scenario.seed, method=scenario.method, batch=scenario.batch)  # fmt: skip
-        except WorkloadError as exc:
+            if (scenario.layers or MAX_LAYERS) * (scenario.iterations or MAX_ITERATIONS) > 32:  # large: estimate first
+                estimate = estimate_accesses(scenario.workload, scenario.preset, layers=scenario.layers,
+                                             iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
+                                             batch=scenario.batch)  # fmt: skip
+                if estimate > MAX_ACCESSES:
+                    raise CopilotError(f"this scenario would record about {estimate:,} accesses; the limit is "
+                                       f"{MAX_ACCESSES:,}: ask for fewer layers or steps")  # fmt: skip
+            with access_limit(MAX_ACCESSES):  # stops the generator as soon as it grows past the limit
+                trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers,
+                                       iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
+                                       batch=scenario.batch)  # fmt: skip
+        except (WorkloadError, AccessLimitError) as exc:
             raise CopilotError(str(exc)) from None
         self._store(key, trace, {"source": "scenario", "scenario": asdict(scenario), "command": scenario.command()})
         return key

@@ -109,6 +109,14 @@ BAD = [
     ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["llm"], "points": 24}, 400, "too slow"),
     ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["lp-guided"], "points": 4}, 400, "too slow"),
     ("POST", "/capacity-curve", {"scenario": SMALL, "strategies": ["lower-bound"], "points": 24}, 400, "at most 8"),
+    # inside the validation limits but far past the access limit: refused from an estimate, in seconds, not minutes
+    (
+        "POST",
+        "/traces",
+        {"workload": "transformer-train", "preset": "mistral-7b", "layers": 128, "iterations": 64},
+        400,
+        "would record about",
+    ),
 ]
 
 

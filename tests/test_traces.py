@@ -316,3 +316,26 @@ def test_requests_option_sets_the_serving_batch_and_is_refused_elsewhere(small_s
     assert main(["generate", "--workload", "transformer-infer", "--preset", "gpt2-small", "--layers", "2",
                  "--iterations", "3", "--requests", "1", "--out", str(out)]) == 0  # fmt: skip
     assert Trace.load(out).content_hash == one.content_hash
+
+
+@pytest.mark.parametrize(
+    ("workload", "preset", "kw"),
+    [
+        ("transformer-train", "gpt2-small", {"layers": 4, "iterations": 3}),
+        ("transformer-infer", "gpt2-small", {"layers": 3, "iterations": 5}),
+        ("cnn-train", "resnet50", {"iterations": 3}),
+    ],
+)
+def test_access_estimates_match_the_generated_traces(workload: str, preset: str, kw: dict) -> None:
+    from envs.workloads import estimate_accesses
+
+    assert estimate_accesses(workload, preset, **kw) == len(generate_trace(workload, preset, **kw))
+
+
+def test_an_access_limit_stops_generation_early() -> None:
+    from envs.capture.recorder import AccessLimitError, access_limit
+
+    for method in ("captured", "analytic"):
+        with access_limit(1000), pytest.raises(AccessLimitError, match="past 1000 accesses"):
+            generate_trace("transformer-train", "gpt2-small", layers=2, iterations=2, method=method)
+    assert len(generate_trace("transformer-train", "gpt2-small", layers=2, iterations=2, method="analytic")) > 1000

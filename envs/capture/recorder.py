@@ -22,7 +22,9 @@ from __future__ import annotations
 import re
 import weakref
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,30 @@ _TEMPLATE_INPUT = {
 _WRITE_ONLY_DEST = {"copy_", "zero_", "fill_", "normal_", "uniform_", "random_", "bernoulli_"}
 _NO_DATA = {"detach", "alias", "lift_fresh", "_local_scalar_dense", "sym_size", "sym_stride", "sym_numel", "device"}
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
+#: The most accesses a recording in this context may hold (None: no limit); see :func:`access_limit`.
+_ACCESS_LIMIT: ContextVar[int | None] = ContextVar("tensorcache_access_limit", default=None)
+
+
+class AccessLimitError(ValueError):
+    """A recording grew past the limit set with :func:`access_limit` (it stops there, before using more)."""
+
+
+@contextmanager
+def access_limit(n: int | None) -> Iterator[None]:
+    """Within the block, any trace being recorded or generated stops with :class:`AccessLimitError` as soon as it
+    holds more than ``n`` accesses (a server bounds the work a request can ask for)."""
+    token = _ACCESS_LIMIT.set(n)
+    try:
+        yield
+    finally:
+        _ACCESS_LIMIT.reset(token)
+
+
+def check_access_limit(count: int) -> None:
+    """Raises :class:`AccessLimitError` when ``count`` accesses exceed the current context's limit."""
+    limit = _ACCESS_LIMIT.get()
+    if limit is not None and count > limit:
+        raise AccessLimitError(f"the trace grows past {limit} accesses (the limit here); ask for fewer layers or steps")
 
 
 def _storage(t: torch.Tensor) -> torch.UntypedStorage:
@@ -110,6 +136,7 @@ class AccessRecorder(TorchDispatchMode):
         self._layer_cache: dict[frozenset[str], int] = {}
         self._closed = False
         self.forced_layer: int | None = None
+        self._limit = _ACCESS_LIMIT.get()
 
     # -- identity -------------------------------------------------------------------------------------------------
     def uid(self, t: torch.Tensor) -> int:
@@ -188,6 +215,8 @@ class AccessRecorder(TorchDispatchMode):
             if n > 0 and u not in written:
                 written.add(u)
                 self._emit(u, n, Op.WRITE, layer)
+        if self._limit is not None and len(self.events.uid) > self._limit:
+            check_access_limit(len(self.events.uid))
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Mapping | None = None) -> Any:
         kwargs = dict(kwargs or {})

@@ -77,4 +77,52 @@ def generate_trace(
     return w.generate(TraceSpec(workload, preset, layers, iterations, seed, method, batch, requests))
 
 
-__all__ = ["GENERATOR_VERSION", "WORKLOAD_NAMES", "TraceSpec", "WorkloadError", "generate_trace", "get_workload", "workloads"]
+def estimate_accesses(
+    workload: str,
+    preset: str,
+    *,
+    layers: int | None = None,
+    iterations: int | None = None,
+    seed: int = 0,
+    method: str = "captured",
+    batch: int | None = None,
+    requests: int | None = None,
+) -> int:
+    """About how many accesses :func:`generate_trace` with these arguments would record, from four small traces of
+    the same workload (the fewest blocks it allows and one more, one and two iterations) fitted bilinearly in blocks
+    and iterations: seconds instead of minutes, so a server can refuse a request before generating it.
+
+    Raises:
+        WorkloadError: As :func:`generate_trace`.
+    """
+    w = get_workload(workload)
+    presets = w.presets()
+    if preset not in presets:
+        raise WorkloadError(f"unknown preset {preset!r} for workload {workload!r}; valid: {', '.join(presets)}")
+    cfg = presets[preset]
+    blocks = getattr(cfg, "blocks", None)
+    first = cfg.n_layers - blocks[2] + 1 if blocks is not None else 1  # a ResNet keeps stages 1, 2 and 4 whole
+    n_layers, n_iter = layers or cfg.n_layers, iterations or w.default_iterations
+
+    def count(n: int, it: int) -> int:
+        return len(generate_trace(workload, preset, layers=n, iterations=it, seed=seed, method=method, batch=batch,
+                                  requests=requests))  # fmt: skip
+
+    a11, a21, a12, a22 = count(first, 1), count(first + 1, 1), count(first, 2), count(first + 1, 2)
+    per_block_iter = a22 - a12 - a21 + a11
+    per_block = a21 - a11 - per_block_iter
+    per_iter = a12 - a11 - per_block_iter * first
+    base = a11 - per_block * first - per_iter - per_block_iter * first
+    return max(int(base + per_block * n_layers + per_iter * n_iter + per_block_iter * n_layers * n_iter), 0)
+
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "WORKLOAD_NAMES",
+    "TraceSpec",
+    "WorkloadError",
+    "estimate_accesses",
+    "generate_trace",
+    "get_workload",
+    "workloads",
+]

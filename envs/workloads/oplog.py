@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.capture.recorder import check_access_limit
 from envs.trace import Kind, Op, Phase
 
 _READ, _WRITE, _FREE = int(Op.READ), int(Op.WRITE), int(Op.FREE)
@@ -38,6 +39,8 @@ class OpLog:
         floating-point operations and touches the bytes of the distinct tensors it reads and writes."""
         k = self.n_ops
         self.n_ops += 1
+        if not k & 255:  # every 256 ops (and once more at the end): a bounded request stops early
+            check_access_limit(len(self._rows))
         self._op_flops.append(int(flops))
         size = self._size
         self._op_bytes.append(sum(size[t] for t in set(reads)) + sum(size[t] for t in set(writes)))
@@ -68,6 +71,7 @@ class OpLog:
         """Columns for :meth:`envs.trace.Trace.from_arrays` (ids renumbered by first access), with the op costs."""
         from envs.trace import renumber
 
+        check_access_limit(len(self._rows))
         a = np.array(self._rows, dtype=np.int64).reshape(-1, 6)
         tid = a[:, 0]
         cols = {
