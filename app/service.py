@@ -163,6 +163,7 @@ class Copilot:
         self._traces: _LRU = _LRU(max_traces)  # key -> (Trace, PreparedTrace, description)
         self._results: _LRU = _LRU(max_results)
         self._bounds: _LRU = _LRU(max_results)
+        self._estimates: _LRU = _LRU(max_results)  # scenario key -> estimated accesses
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=job_workers, thread_name_prefix="copilot-job")
@@ -207,9 +208,14 @@ class Copilot:
 
         try:
             if (scenario.layers or MAX_LAYERS) * (scenario.iterations or MAX_ITERATIONS) > 32:  # large: estimate first
-                estimate = estimate_accesses(scenario.workload, scenario.preset, layers=scenario.layers,
-                                             iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
-                                             batch=scenario.batch)  # fmt: skip
+                with self._lock:
+                    estimate = self._estimates.get(key)
+                if estimate is None:
+                    estimate = estimate_accesses(scenario.workload, scenario.preset, layers=scenario.layers,
+                                                 iterations=scenario.iterations, seed=scenario.seed,
+                                                 method=scenario.method, batch=scenario.batch)  # fmt: skip
+                    with self._lock:
+                        self._estimates.put(key, estimate)
                 if estimate > MAX_ACCESSES:
                     raise CopilotError(f"this scenario would record about {estimate:,} accesses; the limit is "
                                        f"{MAX_ACCESSES:,}: ask for fewer layers or steps")  # fmt: skip
