@@ -43,3 +43,25 @@ def test_bad_entry_folders_are_reported_and_skipped(tmp_path: Path) -> None:
     assert all("must agree" in found.refused[name] for name in ("twin", "thief", "aaa-fifo"))
     assert "nested deeper" in found.refused["deep"] and "digits" in found.refused["digits"]
     assert "ships no rows" in found.refused["lfu"]
+
+
+def test_entries_outside_the_package_with_entries_dir(tmp_path: Path) -> None:
+    """``--entries DIR``: your own entry folders, wherever they live, found by the run and by its worker processes;
+    a name already taken is refused."""
+    import shutil
+
+    from eval.leaderboard.entries import ENTRY_ROOT, discover, registry
+    from eval.leaderboard.run import _evaluate_chunk
+    from tests.conftest import make_suite
+
+    mine = tmp_path / "my-ppo"
+    shutil.copytree(ENTRY_ROOT / "ppo", mine)
+    (mine / "entry.json").write_text(json.dumps({"name": "my-ppo", "kind": "exported-net", "weights": "."}))
+    shutil.copytree(ENTRY_ROOT / "ppo", tmp_path / "ppo")  # the shipped entry's name: refused
+    found = discover(extra=(tmp_path, tmp_path / "missing"))
+    assert "my-ppo" in found.entries and found.entries["ppo"].directory == ENTRY_ROOT / "ppo"
+    assert "already used" in found.refused[str(tmp_path / "ppo")] and str(tmp_path / "missing") in found.refused
+    assert registry(discovery=found).kind("my-ppo") == "learned"
+    inst = make_suite("mini", {"test": (11,)}).instances("test")
+    rows = _evaluate_chunk(("my-ppo", inst, {}, found.extra))  # what a pool worker runs
+    assert rows[0]["agent"] == "my-ppo" and rows[0]["n_req"] > 0

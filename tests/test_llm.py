@@ -192,6 +192,20 @@ def test_adapter_reloads_to_identical_scores_and_drives_the_env(trained_run: Pat
     batched = run_policy_batched(jobs, p1)
     single = [run_policy(pp, p1, c, seed=sd) for pp, c, sd in jobs]
     assert [b.result for b in batched] == [r.result for r in single]
+    # its forward passes run on one torch thread, and the process's own setting is restored after
+    import torch
+
+    seen: list[int] = []
+    forward = p1.model.forward
+    p1.model.forward = lambda *a, **k: (seen.append(torch.get_num_threads()), forward(*a, **k))[1]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_policy(prepared, p1, cap)
+        run_policy_batched(jobs, p1)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)

@@ -11,6 +11,9 @@ pinned (never victims); an op whose operands do not fit together is rejected bef
 
 Belady's next use of a tensor is the index of its next READ/WRITE, or *never* if it is FREEd first or not
 accessed again.
+
+**Step time** (:mod:`envs.sim.step_time`, on the accelerators of :mod:`envs.sim.accelerators`): each op's roofline
+compute from the trace's FLOPs and bytes per op, plus the waits for the link bytes the engine counts per op.
 """
 
 from envs.sim.bandwidth import LINKS, Link, get_link
@@ -19,6 +22,7 @@ from envs.sim.errors import SimError
 from envs.sim.oracle import Oracle
 from envs.sim.prepared import PreparedTrace, prepare
 from envs.sim.simulator import POLICY_CODES, SimResult, Simulation, simulate
+from envs.sim.step_time import StepModel, StepTime, step_time
 
 __all__ = [
     "LINKS",
@@ -30,10 +34,13 @@ __all__ = [
     "SimError",
     "SimResult",
     "Simulation",
+    "StepModel",
+    "StepTime",
     "get_link",
     "headroom_capacity",
     "parse_capacity",
     "prepare",
     "resolve_capacity",
     "simulate",
+    "step_time",
 ]

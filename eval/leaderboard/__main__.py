@@ -35,6 +35,9 @@ class RunConfig:
     """Worker processes (process) or CPUs of a local Ray cluster (ray without an address)."""
     ray_address: str | None = None
     """Ray cluster to join (default $RAY_ADDRESS; neither starts a local cluster)."""
+    entries: tuple[Path, ...] = ()
+    """Extra folders of entries (each holding entry folders like eval/leaderboard/<name>/), for entries of your own
+    outside the installed package."""
     replay_seed: int | None = None
     """Seed of the sample of shipped rows replayed (default: a fresh one, recorded in leaderboard.json; give a
     run's seed to check it again)."""
@@ -68,7 +71,7 @@ def run(cfg: RunConfig) -> int:
     suite = get_suite(cfg.suite)
     for split in cfg.split:
         suite.instances(split)
-    found = discover()
+    found = discover(extra=cfg.entries)
     for name, why in found.refused.items():
         _log(f"skipping entry {name}: {why}")
     agents = resolve_agents(cfg.agents, registry(discovery=found), suite)

@@ -172,26 +172,38 @@ def load_entry(directory: Path) -> Entry:
 
 @dataclass
 class Discovery:
-    """The entries found under a root, and the folders that were refused (with the reason)."""
+    """The entries found under a root (and any extra roots), and the folders that were refused (with the reason).
+
+    Attributes:
+        extra: The extra roots searched after the main one (what a worker process needs to find the same entries).
+    """
 
     entries: dict[str, Entry] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    extra: tuple[Path, ...] = ()
 
 
-def discover(root: Path = ENTRY_ROOT) -> Discovery:
-    """Every valid entry folder under ``root`` (baselines first, then learned entries, alphabetically)."""
-    found = Discovery()
+def discover(root: Path = ENTRY_ROOT, extra: tuple[Path, ...] = ()) -> Discovery:
+    """Every valid entry folder under ``root``, then under each of ``extra`` (your own entries, wherever they
+    live): baselines first, then learned entries, alphabetically. A name is taken once: a later folder with a name
+    already found is refused, as is an extra root that is not a directory."""
+    found = Discovery(extra=tuple(Path(r) for r in extra))
     loaded = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "entry.json").exists()):
-        try:
-            loaded.append(load_entry(d))
-        except EntryError as exc:
-            found.refused[d.name] = str(exc)
-    loaded.sort(key=lambda e: (e.kind != "baseline", e.name))
-    for e in loaded:
+    for i, base in enumerate((root, *found.extra)):
+        label = (lambda d: d.name) if i == 0 else (lambda d: str(d))
+        if not base.is_dir():
+            found.refused[str(base)] = f"{base}: no such entries directory"
+            continue
+        for d in sorted(p for p in base.iterdir() if p.is_dir() and (p / "entry.json").exists()):
+            try:
+                loaded.append((label(d), load_entry(d)))
+            except EntryError as exc:
+                found.refused[label(d)] = str(exc)
+    loaded.sort(key=lambda le: (le[1].kind != "baseline", le[1].name))
+    for label, e in loaded:
         if e.name in found.entries:
             other = found.entries[e.name].directory
-            found.refused[e.directory.name] = f"{e.directory}: the name {e.name!r} is already used by {other}"
+            found.refused[label] = f"{e.directory}: the name {e.name!r} is already used by {other}"
             continue
         found.entries[e.name] = e
     return found

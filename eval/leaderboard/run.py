@@ -69,9 +69,10 @@ def warm_references(instances: list[Instance], executor: Executor, log=None) -> 
         log(f"references: {len(todo)} instances ({where})")
 
 
-def _evaluate_chunk(task: tuple[str, list[Instance], dict]) -> list[dict]:
-    agent, instances, versions = task
-    return evaluate(registry().make(agent), instances=instances, name=agent, versions=versions).rows
+def _evaluate_chunk(task: tuple[str, list[Instance], dict, tuple[Path, ...]]) -> list[dict]:
+    agent, instances, versions, extra = task
+    reg = registry(discovery=discover(extra=extra)) if extra else registry()
+    return evaluate(reg.make(agent), instances=instances, name=agent, versions=versions).rows
 
 
 #: Order-of-magnitude seconds per request of an agent run without a timing hint, by entry kind (measured on this
@@ -155,7 +156,7 @@ class LeaderboardRun:
                 except ShippedRowsError as exc:
                     self._refuse(agent, str(exc), log)
         jobs = [j for j in jobs if j.agent not in self.refused]
-        tasks = [(job.agent, chunk, versions) for job in jobs for chunk in job.chunks]
+        tasks = [(job.agent, chunk, versions, found.extra) for job in jobs for chunk in job.chunks]
         hints = [hint for job in jobs for hint in job.hints]
         order = sorted(range(len(tasks)), key=lambda i: -hints[i])
         if log is not None:
