@@ -3,17 +3,31 @@ does); the OpenAPI docs are at ``/docs``. Every answer comes from :class:`app.se
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.service import MAX_UPLOAD_BYTES, BusyError, Copilot, CopilotError, Memory, NotFoundError, Scenario, job_dict
+from app.service import (
+    MAX_UPLOAD_BYTES,
+    Budget,
+    BusyError,
+    CancelledError,
+    Copilot,
+    CopilotError,
+    Memory,
+    NotFoundError,
+    Scenario,
+    job_dict,
+)
 from envs.sim.accelerators import ACCELERATORS
 from envs.sim.bandwidth import LINKS
 from envs.sim.step_time import DEFAULT_ACCELERATOR
@@ -107,6 +121,8 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     async def _copilot_error(request: Request, exc: CopilotError) -> JSONResponse:
         if isinstance(exc, BusyError):
             return JSONResponse({"detail": _one_line(exc)}, status_code=429, headers={"Retry-After": "15"})
+        if isinstance(exc, CancelledError):
+            return JSONResponse({"detail": _one_line(exc)}, status_code=503)
         return JSONResponse({"detail": _one_line(exc)}, status_code=404 if isinstance(exc, NotFoundError) else 400)
 
     @app.exception_handler(RequestValidationError)
@@ -118,8 +134,20 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     def svc() -> Copilot:
         return app.state.copilot
 
-    def trace_id(ref: TraceRef) -> str:
-        return ref.trace_id if ref.trace_id is not None else svc().add_scenario(ref.scenario.to_scenario())
+    def trace_id(ref: TraceRef, budget: Budget | None = None) -> str:
+        return ref.trace_id if ref.trace_id is not None else svc().add_scenario(ref.scenario.to_scenario(), budget)
+
+    async def bounded(request: Request, work: Callable[[Budget], Any]) -> Any:
+        """Runs ``work(budget)`` in a worker thread under a fresh request budget; when the client goes away the
+        budget is cancelled, so the work stops at its next check instead of computing for nobody."""
+        budget = svc().budget()
+        task = asyncio.ensure_future(run_in_threadpool(work, budget))
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                return task.result()
+            if not budget.cancel.is_set() and await request.is_disconnected():
+                budget.cancel.set()
 
     @app.get("/health")
     def health() -> dict:
@@ -146,9 +174,9 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         return svc().links()
 
     @app.post("/traces")
-    def make_trace(scenario: ScenarioModel) -> dict:
+    async def make_trace(scenario: ScenarioModel, request: Request) -> dict:
         """Generates (or finds cached) the trace of a scenario."""
-        return svc().describe(svc().add_scenario(scenario.to_scenario()))
+        return await bounded(request, lambda b: svc().describe(svc().add_scenario(scenario.to_scenario(), b)))
 
     @app.post("/traces/upload")
     async def upload(file: Annotated[UploadFile, File(description="a trace: .npz, .csv or oracleGeneral .bin")]) -> dict:
@@ -165,16 +193,19 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         """Validation statistics (reuse distance, entropy, locality, sizes)."""
         return svc().stats(trace_id)
 
+    def run_simulation(req: SimulateRequest, points: int) -> Callable[[Budget], dict]:
+        return lambda b: svc().simulate(trace_id(req, b), req.memory.to_memory(), req.strategies, req.link, points,
+                                        accelerator=req.accelerator, budget=b)  # fmt: skip
+
     @app.post("/simulate")
-    def simulate(req: SimulateRequest) -> dict:
+    async def simulate(req: SimulateRequest, request: Request) -> dict:
         """Runs the strategies at one memory size: metrics, and per-strategy timelines and residency."""
-        return svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points,
-                              accelerator=req.accelerator)  # fmt: skip
+        return await bounded(request, run_simulation(req, req.points))
 
     @app.post("/capacity-curve")
-    def capacity_curve(req: CurveRequest) -> dict:
+    async def capacity_curve(req: CurveRequest, request: Request) -> dict:
         """Bytes moved per byte requested against memory size for each strategy, with the lower bound."""
-        return svc().capacity_curve(trace_id(req), req.strategies, req.points)
+        return await bounded(request, lambda b: svc().capacity_curve(trace_id(req, b), req.strategies, req.points, budget=b))
 
     @app.post("/jobs", status_code=202)
     def submit(req: SimulateRequest) -> dict:
@@ -186,10 +217,9 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         return job_dict(svc().job(job_id))
 
     @app.post("/export/csv", response_class=PlainTextResponse)
-    def export_csv(req: SimulateRequest) -> str:
+    async def export_csv(req: SimulateRequest, request: Request) -> str:
         """The metrics table as CSV."""
-        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, 1,
-                             accelerator=req.accelerator)  # fmt: skip
+        res = await bounded(request, run_simulation(req, 1))
         buf = io.StringIO()
         cols = ["strategy", "kind", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
                 "bytes_ratio_vs_lru", "step_s", "compute_s", "stall_s", "speedup_step_vs_lru", "score_vs_bound"]  # fmt: skip
@@ -200,12 +230,11 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         return buf.getvalue()
 
     @app.post("/export/report", response_class=HTMLResponse)
-    def export_report(req: SimulateRequest) -> str:
+    async def export_report(req: SimulateRequest, request: Request) -> str:
         """A self-contained HTML report (tables and inline SVG figures) with the command that reproduces it."""
         from app.run_report import report_html
 
-        res = svc().simulate(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.points,
-                             accelerator=req.accelerator)  # fmt: skip
+        res = await bounded(request, run_simulation(req, req.points))
         return report_html(res, svc().describe(res["trace_id"]))
 
     return app

@@ -40,6 +40,8 @@ MAX_TIMELINE_POINTS = 400
 MAX_PENDING_JOBS = 8
 #: Points of a capacity curve that includes the lower bound (each point solves it).
 MAX_BOUND_POINTS = 8
+#: Wall-clock budget of one interactive request (jobs have none).
+REQUEST_BUDGET_S = 60.0
 JOB_TTL_S = 3600.0
 #: Strategies that take long enough to be run only as background jobs.
 SLOW_STRATEGIES = ("llm",)
@@ -66,6 +68,37 @@ class CopilotError(ValueError):
 
 class BusyError(CopilotError):
     """Too much work is queued: the client should retry later (HTTP 429)."""
+
+
+class CancelledError(CopilotError):
+    """The work was stopped: its client went away, or the server is stopping (HTTP 503 if anyone still listens)."""
+
+
+@dataclass
+class Budget:
+    """How long one request may compute, and the signals that stop it early. The service checks it between
+    strategies, capacities and bound solves, and trace generation checks it every few hundred ops.
+
+    Attributes:
+        seconds: Wall-clock budget (None: none).
+        cancel: Set when the client went away.
+        stopping: Set when the server shuts down.
+    """
+
+    seconds: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    start: float = field(default_factory=time.monotonic)
+
+    def check(self) -> None:
+        """Raises :class:`CancelledError` or :class:`CopilotError` (over budget) when the work should stop."""
+        if self.stopping.is_set():
+            raise CancelledError("the server is stopping")
+        if self.cancel.is_set():
+            raise CancelledError("the client went away")
+        if self.seconds is not None and time.monotonic() - self.start > self.seconds:
+            raise CopilotError(f"the request ran past its {self.seconds:g} s budget: ask for fewer strategies, points, "
+                               "layers or steps, or start it as a job")  # fmt: skip
 
 
 class NotFoundError(CopilotError):
@@ -164,6 +197,7 @@ class Copilot:
         self._results: _LRU = _LRU(max_results)
         self._bounds: _LRU = _LRU(max_results)
         self._estimates: _LRU = _LRU(max_results)  # scenario key -> estimated accesses
+        self._stopping = threading.Event()
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=job_workers, thread_name_prefix="copilot-job")
@@ -196,8 +230,9 @@ class Copilot:
                 for a in ACCELERATORS.values()]  # fmt: skip
 
     # -- traces ----------------------------------------------------------------------------------------------------
-    def add_scenario(self, scenario: Scenario) -> str:
+    def add_scenario(self, scenario: Scenario, budget: Budget | None = None) -> str:
         scenario.check()
+        budget = budget or self.budget(None)
         key = "s-" + scenario.key()
         with self._lock:
             if key in self._traces:
@@ -219,7 +254,7 @@ class Copilot:
                 if estimate > MAX_ACCESSES:
                     raise CopilotError(f"this scenario would record about {estimate:,} accesses; the limit is "
                                        f"{MAX_ACCESSES:,}: ask for fewer layers or steps")  # fmt: skip
-            with access_limit(MAX_ACCESSES):  # stops the generator as soon as it grows past the limit
+            with access_limit(MAX_ACCESSES, budget.check):  # stops the generator past the limit, or when told to
                 trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers,
                                        iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
                                        batch=scenario.batch)  # fmt: skip
@@ -336,7 +371,8 @@ class Copilot:
         return out
 
     def simulate(self, key: str, memory: Memory, strategies: list[str], link: str | None = None, points: int = 100,
-                 allow_slow: bool = False, accelerator: str = DEFAULT_ACCELERATOR) -> dict:  # fmt: skip
+                 allow_slow: bool = False, accelerator: str = DEFAULT_ACCELERATOR,
+                 budget: Budget | None = None) -> dict:  # fmt: skip
         """Metrics, and timelines where available, of every strategy on one trace at one memory size, with each
         one's seconds per step on ``accelerator`` over ``link`` (default: the accelerator's own link)."""
         if not strategies:
@@ -357,6 +393,7 @@ class Copilot:
                 raise CopilotError(f"{name} takes seconds per trace: start it as a job (POST /jobs)")
         trace, prepared, _ = self._get(key)
         capacity = self.capacity(key, memory)
+        budget = budget or self.budget(None)
         t0 = time.perf_counter()
         want_bound = "lower-bound" in strategies
         bound = self.bound(key, capacity) if want_bound else self._cached_bound(prepared, capacity)
@@ -365,6 +402,7 @@ class Copilot:
         for name in strategies:
             if name == "lower-bound":
                 continue
+            budget.check()
             run = self._run(key, prepared, capacity, name, points)
             rows.append(_metrics(name, run["result"], lru, bound, prepared, model, run["timeline"]))
             rows[-1]["kind"] = self.registry().kind(name)
@@ -394,7 +432,8 @@ class Copilot:
         with self._lock:
             return self._bounds.get((prepared.trace.content_hash, capacity))
 
-    def capacity_curve(self, key: str, strategies: list[str], points: int = 8, include_bound: bool = True) -> dict:
+    def capacity_curve(self, key: str, strategies: list[str], points: int = 8, include_bound: bool = True,
+                       budget: Budget | None = None) -> dict:  # fmt: skip
         """Bytes moved per byte requested (read-ins plus write-backs, so the bound is comparable) against memory size
         (headroom 0..1) for each strategy, and the lower bound."""
         if not 2 <= points <= 24:
@@ -406,6 +445,7 @@ class Copilot:
         if "lower-bound" in strategies and points > MAX_BOUND_POINTS:
             raise CopilotError(f"a curve with the lower bound has at most {MAX_BOUND_POINTS} points (one solve each)")
         _, prepared, _ = self._get(key)
+        budget = budget or self.budget(None)
         fractions = np.linspace(0.0, 1.0, points)
         curves: dict[str, list[float]] = {s: [] for s in strategies if s != "lower-bound"}
         bound_curve: list[float | None] = []
@@ -414,9 +454,11 @@ class Copilot:
             cap = self.capacity(key, Memory(headroom=float(f)))
             caps.append(cap)
             for name in curves:
+                budget.check()
                 r = self._run(key, prepared, cap, name, 1)["result"]
                 curves[name].append(r.bytes_moved / r.n_req_bytes if r.n_req_bytes else 0.0)
             if include_bound and "lower-bound" in strategies and not prepared.classic:
+                budget.check()
                 b = self.bound(key, cap)
                 n_req_bytes = self._run(key, prepared, cap, "lru", 1)["result"].n_req_bytes
                 bound_curve.append(b / n_req_bytes if n_req_bytes else 0.0)
@@ -452,7 +494,8 @@ class Copilot:
         def work() -> None:
             job.status = "running"
             try:
-                job.result = self.simulate(key, memory, strategies, link, allow_slow=True, accelerator=accelerator)
+                job.result = self.simulate(key, memory, strategies, link, allow_slow=True, accelerator=accelerator,
+                                           budget=self.budget(None))  # fmt: skip
                 job.status, job.progress = "done", 1.0
             except Exception as exc:  # reported to the client as the job's error
                 job.status, job.error = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -469,7 +512,13 @@ class Copilot:
                 raise NotFoundError(f"unknown job {job_id!r}")
             return self._jobs[job_id]
 
+    def budget(self, seconds: float | None = REQUEST_BUDGET_S) -> Budget:
+        """A fresh budget for one request, stopped with the server."""
+        return Budget(seconds, stopping=self._stopping)
+
     def close(self) -> None:
+        """Stops: running requests and jobs end at their next check, queued jobs are dropped."""
+        self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

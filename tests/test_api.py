@@ -186,3 +186,26 @@ def test_the_job_queue_is_bounded_and_ids_stay_valid() -> None:
             time.sleep(0.2)
         assert all(c.get(f"/jobs/{j}").json()["status"] == "done" for j in ids)  # every id still answers
         assert c.post("/jobs", json=body).status_code == 202
+
+
+def test_work_stops_when_cancelled_over_budget_or_the_server_stops() -> None:
+    from app.service import Budget, CancelledError, Copilot, CopilotError, Memory, Scenario
+
+    copilot = Copilot()
+    key = copilot.add_scenario(Scenario(**{k: v for k, v in SMALL.items()}))
+    gone = Budget()
+    gone.cancel.set()
+    with pytest.raises(CancelledError, match="client went away"):
+        copilot.capacity_curve(key, ["lru", "fifo"], points=4, budget=gone)
+    with pytest.raises(CopilotError, match="budget"):
+        copilot.simulate(key, Memory(headroom=0.3), ["lru", "fifo"], budget=Budget(seconds=0.0))
+    # generation checks too: a cancelled request stops within a few hundred ops, long before the trace is done
+    t0 = time.perf_counter()
+    with pytest.raises(CancelledError):
+        copilot.add_scenario(Scenario(preset="mistral-7b", layers=32, iterations=4), gone)
+    assert time.perf_counter() - t0 < 5
+    # the server stopping ends every request at its next check
+    budget = copilot.budget()
+    copilot.close()
+    with pytest.raises(CancelledError, match="server is stopping"):
+        copilot.simulate(key, Memory(headroom=0.3), ["lru"], budget=budget)

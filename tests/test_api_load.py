@@ -110,3 +110,42 @@ def test_eight_clients_for_a_minute(capsys: pytest.CaptureFixture) -> None:
     assert len(codes) > 100
     assert not hostile_slow, f"hostile requests answered in more than 2 s: {hostile_slow}"
     assert rss_end - rss_start < 500 and rss_end < 2048
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_work_stops_when_the_client_goes_away() -> None:
+    """A client asks for a long trace and hangs up after a second: the server stops generating within seconds
+    (it used to compute on for minutes), and answers the next request."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.api:create_app", "--host", "127.0.0.1",
+                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, start_new_session=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1).read()
+                break
+            except OSError:
+                assert server.poll() is None, "the API did not start"
+                time.sleep(0.5)
+        body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+            time.sleep(2.0)
+        hung_up = time.monotonic()
+        before = _cpu_seconds(server.pid)
+        time.sleep(3.0)
+        busy = _cpu_seconds(server.pid) - before  # about 3 CPU-seconds if it were still generating
+        assert busy < 1.0, f"the server kept computing for a client that left ({busy:.1f} CPU-s in 3 s)"
+        assert _post(base + "/simulate", {"scenario": SCENARIO}) == 200
+        assert time.monotonic() - hung_up < 30
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)

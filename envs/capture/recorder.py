@@ -61,8 +61,10 @@ _TEMPLATE_INPUT = {
 _WRITE_ONLY_DEST = {"copy_", "zero_", "fill_", "normal_", "uniform_", "random_", "bernoulli_"}
 _NO_DATA = {"detach", "alias", "lift_fresh", "_local_scalar_dense", "sym_size", "sym_stride", "sym_numel", "device"}
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
-#: The most accesses a recording in this context may hold (None: no limit); see :func:`access_limit`.
+#: The most accesses a recording in this context may hold (None: no limit), and a callable that raises to stop it
+#: (a cancelled request, a spent time budget); see :func:`access_limit`.
 _ACCESS_LIMIT: ContextVar[int | None] = ContextVar("tensorcache_access_limit", default=None)
+_STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("tensorcache_stop_check", default=None)
 
 
 class AccessLimitError(ValueError):
@@ -70,21 +72,27 @@ class AccessLimitError(ValueError):
 
 
 @contextmanager
-def access_limit(n: int | None) -> Iterator[None]:
+def access_limit(n: int | None, stop_check: Callable[[], None] | None = None) -> Iterator[None]:
     """Within the block, any trace being recorded or generated stops with :class:`AccessLimitError` as soon as it
-    holds more than ``n`` accesses (a server bounds the work a request can ask for)."""
-    token = _ACCESS_LIMIT.set(n)
+    holds more than ``n`` accesses, and calls ``stop_check`` every few hundred ops (it raises to stop the work: a
+    server bounds what a request can cost and drops work nobody waits for)."""
+    tokens = _ACCESS_LIMIT.set(n), _STOP_CHECK.set(stop_check)
     try:
         yield
     finally:
-        _ACCESS_LIMIT.reset(token)
+        _ACCESS_LIMIT.reset(tokens[0])
+        _STOP_CHECK.reset(tokens[1])
 
 
 def check_access_limit(count: int) -> None:
-    """Raises :class:`AccessLimitError` when ``count`` accesses exceed the current context's limit."""
+    """Raises :class:`AccessLimitError` when ``count`` accesses exceed the current context's limit, and whatever the
+    context's stop check raises."""
     limit = _ACCESS_LIMIT.get()
     if limit is not None and count > limit:
         raise AccessLimitError(f"the trace grows past {limit} accesses (the limit here); ask for fewer layers or steps")
+    stop = _STOP_CHECK.get()
+    if stop is not None:
+        stop()
 
 
 def _storage(t: torch.Tensor) -> torch.UntypedStorage:
@@ -137,6 +145,7 @@ class AccessRecorder(TorchDispatchMode):
         self._closed = False
         self.forced_layer: int | None = None
         self._limit = _ACCESS_LIMIT.get()
+        self._stop = _STOP_CHECK.get()
 
     # -- identity -------------------------------------------------------------------------------------------------
     def uid(self, t: torch.Tensor) -> int:
@@ -215,7 +224,7 @@ class AccessRecorder(TorchDispatchMode):
             if n > 0 and u not in written:
                 written.add(u)
                 self._emit(u, n, Op.WRITE, layer)
-        if self._limit is not None and len(self.events.uid) > self._limit:
+        if (self._limit is not None and len(self.events.uid) > self._limit) or (self._stop is not None and not self.n_ops & 255):
             check_access_limit(len(self.events.uid))
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: Mapping | None = None) -> Any:
