@@ -110,12 +110,32 @@ class Executor:
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS")
             if address:
+                check_reachable(address)
                 ray.init(address=address, log_to_driver=False)
             else:
                 ray.init(num_cpus=self.jobs, include_dashboard=False, log_to_driver=False)
         remote = ray.remote(num_cpus=1)(fn)
         futures = [remote.remote(x).future() for x in work]
         return [f.result() for f in futures]
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fails fast, in one line, when a ``host:port`` Ray address does not accept connections (Ray itself retries
+    for minutes); ``auto`` and ``ray://`` addresses are left to Ray.
+
+    Raises:
+        ValueError: Naming the address and the reason.
+    """
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
 def chunked(items: list[Any], parts: int) -> list[list[Any]]:

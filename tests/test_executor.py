@@ -51,6 +51,11 @@ def test_bad_executor_arguments_and_chunks() -> None:
         Executor("process", jobs=0)
     assert chunked(list(range(7)), 3) == [[0, 1, 2], [3, 4], [5, 6]]
     assert chunked([1], 4) == [[1]] and chunked([], 2) == []
+    # an unreachable Ray address fails in one line at once (Ray retried it for minutes)
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"cannot reach a Ray cluster at 127\.0\.0\.1:1"):
+        Executor("ray", address="127.0.0.1:1").map(abs, [1, 2])
+    assert time.perf_counter() - t0 < 10
 
 
 def _pid(_: int) -> int:
