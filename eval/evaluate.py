@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from agents.adapters import as_policy
 from agents.rollout import run_policy, run_policy_batched
 from envs.benchmarks import Instance, Suite, get_suite
+from envs.trace import Trace
 from eval.metrics import aggregate, iqm
 from eval.provenance import package_versions
 from eval.rows import make_row
@@ -93,6 +95,9 @@ def evaluate(
     k: int | None = None,
     candidates: str = "lru",
     versions: dict[str, str] | None = None,
+    trace: Trace | str | Path | None = None,
+    capacity: Any = None,
+    mode: str = "tensor",
 ) -> Evaluation:
     """Runs ``agent`` greedily on every instance of a split and returns its rows.
 
@@ -107,6 +112,10 @@ def evaluate(
         k, candidates: Candidate count and rule of an observation-based agent (its env's; SB3 models default to
             their action space's size).
         versions: Package versions to record (default: this process's).
+        trace, capacity, mode: Run on your own trace instead (a :class:`~envs.trace.Trace` or a file in any
+            format) at one capacity or a list of them (bytes, ``"4GiB"``, a fraction of the peak live bytes, or a
+            :class:`~envs.sim.Headroom`; default headroom 0.3), with the same reference runs, scores and step time
+            as a suite's rows (:mod:`envs.benchmarks.own_trace`).
     """
     if isinstance(agent, str):
         from eval.leaderboard.entries import registry
@@ -117,6 +126,14 @@ def evaluate(
         k = int(space.n) if hasattr(space, "n") else 16
     policy = as_policy(agent, k=k, rule=candidates, name=name)
     label = name or policy.name
+    if trace is not None:
+        from envs.benchmarks.own_trace import trace_instances
+        from envs.sim.capacity import Headroom
+        from envs.trace.formats import read_trace
+
+        source = trace if isinstance(trace, Trace) else read_trace(trace)
+        instances = trace_instances(source, Headroom(0.3) if capacity is None else capacity, mode)
+        split = "own"
     insts = list(instances) if instances is not None else select_instances(
         suite, split, seeds=seeds, tasks=tasks, max_instances=max_instances
     )  # fmt: skip

@@ -169,3 +169,29 @@ def test_hf_traces_are_reproducible_and_layers_cut_the_model(tmp_path: Path) -> 
     assert main(["generate", "--hf-config", str(tmp_path / "a"), "--layers", "1", "--seq", "16", "--dtype", "float32",
                  "--out", str(out)]) == 0  # fmt: skip
     assert Trace.load(out).content_hash == one.content_hash
+
+
+def test_any_agent_scores_your_own_trace(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``evaluate(agent, trace=..., capacity=...)`` and ``tensorcache-leaderboard score``: the suite's rows (bound,
+    score, step time) on a trace of your own, for built-in, learned and offline agents."""
+    from envs.sim import Headroom
+    from eval.evaluate import evaluate
+    from eval.leaderboard.__main__ import main
+
+    path = generate_own(tmp_path)
+    ev = evaluate("schedule", trace=path, capacity=[Headroom(0.2), Headroom(0.6)])
+    assert [r["split"] for r in ev.rows] == ["own", "own"] and all(r["norm_byte_score"] <= 1.0 for r in ev.rows)
+    assert all(r["anchor_bytes"] <= r["bytes_moved"] and r["step_s"] > 0 for r in ev.rows)
+    lru = evaluate("lru", trace=Trace.load(path), capacity=Headroom(0.2)).rows[0]
+    assert lru["norm_byte_score"] == 0.0 and lru["capacity_bytes"] == ev.rows[0]["capacity_bytes"]
+    assert main(["score", str(path), "--agents", "lru,ppo,best-offline", "--headroom", "0.2", "--json"]) == 0
+    rows = {r["agent"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"lru", "ppo", "best-offline"} and rows["best-offline"]["bytes_moved"] >= rows["lru"]["anchor_bytes"]
+    assert main(["score", str(path), "--agents", "oracle9000"]) == 2
+    assert "unknown agent" in capsys.readouterr().err
+
+
+def generate_own(tmp_path: Path) -> Path:
+    from envs.workloads import generate_trace
+
+    return generate_trace("transformer-train", "gpt2-small", layers=1, iterations=3).save(tmp_path / "own.npz")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from envs.cli import run_cli
 @dataclass(frozen=True)
 class RunConfig:
     """Evaluate agents on one split of a suite and write results.csv, leaderboard.json/.md and report.html.
-    (Subcommand: `validate RESULTS.csv` replays a results file.)"""
+    (Subcommands: `validate RESULTS.csv` replays a results file; `score TRACE` scores agents on your own trace.)"""
 
     suite: str = "tcb-v2"
     """Benchmark suite (tcb-v2; tcb-v1 is kept to replay old results)."""
@@ -98,6 +99,68 @@ def run(cfg: RunConfig) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Score agents on your own trace: bytes moved, the score against the certified lower bound, and the step time,
+    at each capacity (the same rows as a suite's)."""
+
+    trace: Annotated[Path, tyro.conf.Positional]
+    """Trace file (.npz, .csv or oracleGeneral)."""
+    agents: str = "lru,next-use,schedule,belady,best-offline"
+    """Comma-separated agent names: built-ins, leaderboard entries, and (tensor mode) the offline references
+    cost-belady, lp-guided, best-offline."""
+    capacity: tuple[str, ...] = ()
+    """Capacities in bytes or with a unit (4GiB)."""
+    headroom: tuple[float, ...] = (0.3,)
+    """Capacities as headroom fractions between the largest op and the peak live bytes (used without --capacity)."""
+    mode: Literal["tensor", "classic"] = "tensor"
+    entries: tuple[Path, ...] = ()
+    """Extra folders of entries."""
+    json: bool = False
+    """Print the rows as one JSON array."""
+
+
+def score(cfg: ScoreConfig) -> int:
+    from envs.benchmarks.own_trace import trace_instances
+    from envs.sim.capacity import Headroom
+    from envs.trace.formats import read_trace
+    from eval.evaluate import evaluate
+    from eval.leaderboard.entries import discover, registry
+    from eval.provenance import package_versions
+    from eval.rows import REFERENCE_ROWS, reference_row
+
+    reg = registry(discovery=discover(extra=cfg.entries))
+    caps = list(cfg.capacity) or [Headroom(h) for h in cfg.headroom]
+    names = [a.strip() for a in cfg.agents.split(",") if a.strip()]
+    if not names:
+        raise ValueError("--agents names no agent")
+    offline = REFERENCE_ROWS if cfg.mode == "tensor" else ()
+    for a in names:
+        if a not in offline:
+            reg.spec(a)  # a one-line error naming the valid agents
+    insts = trace_instances(read_trace(cfg.trace), caps, cfg.mode)
+    versions = package_versions()
+    rows = [
+        row
+        for a in names
+        for row in ([reference_row(i, a, versions) for i in insts] if a in offline else
+                    evaluate(reg.make(a), instances=insts, name=a, versions=versions).rows)
+    ]  # fmt: skip
+    if cfg.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"{'agent':<14} {'capacity':>14} {'GiB moved':>10} {'score':>7} {'s/step':>9} {'step ×':>7}")
+    for r in rows:
+        step = f"{r['step_s']:>9.4f} {r['speedup_step_vs_lru']:>6.3f}×" if r["step_s"] == r["step_s"] else f"{'–':>9} {'–':>7}"
+        print(f"{r['agent']:<14} {r['capacity_bytes']:>14} {r['bytes_moved'] / 2**30:>10.3f} {r['norm_byte_score']:>7.3f} {step}")
+    anchor = "certified lower bound" if cfg.mode == "tensor" else "Belady"
+    for i in insts:
+        print(f"capacity {i.capacity}: LRU moves {i.references.lru.bytes_moved / 2**30:.3f} GiB, the {anchor} "
+              f"{i.anchor_bytes() / 2**30:.3f} GiB")  # fmt: skip
+    print(f"score: (LRU bytes − bytes) / (LRU bytes − {anchor} bytes); s/step on the a100-80gb preset")
+    return 0
+
+
 def validate(cfg: ValidateConfig) -> int:
     from envs.benchmarks import get_suite
     from eval.leaderboard.replay import validate as replay
@@ -116,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["validate"]:
         vcfg = tyro.cli(ValidateConfig, prog="tensorcache-leaderboard validate", args=argv[1:])
         return run_cli(lambda: validate(vcfg))
+    if argv[:1] == ["score"]:
+        scfg = tyro.cli(ScoreConfig, prog="tensorcache-leaderboard score", args=argv[1:])
+        return run_cli(lambda: score(scfg))
     cfg = tyro.cli(RunConfig, prog="tensorcache-leaderboard", args=argv)
     return run_cli(lambda: run(cfg))
 
