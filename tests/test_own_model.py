@@ -124,6 +124,13 @@ def test_cli_and_env_take_a_hf_config(tmp_path: Path, capsys) -> None:
     env = gym.make("tensorcache/Eviction-v1", trace_path=str(out), capacity=Headroom(0.2), k=8).unwrapped
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
+    # the env takes the config directly, with the capture's options
+    options = {"seq": 24, "decode_steps": 3, "dtype": "float32", "layers": 1}
+    env = gym.make("tensorcache/Eviction-v1", hf_config=str(tmp_path), hf_task="infer", hf_options=options).unwrapped
+    meta = env._load(0)[0].trace.meta
+    assert (meta["seq"], meta["decode_steps"], meta["dtype"], meta["layers"]) == (24, 3, "float32", 1)
+    with pytest.raises(ValueError, match="unknown hf_options key 'sequence'"):
+        gym.make("tensorcache/Eviction-v1", hf_config=str(tmp_path), hf_options={"sequence": 8})
 
 
 def test_requests_become_a_trace() -> None:

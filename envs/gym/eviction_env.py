@@ -104,7 +104,8 @@ class EvictionEnv(gym.Env):
     ## Arguments
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).
     - ``hf_config``, ``hf_task``: a Hugging Face ``config.json`` traced without weights (:mod:`envs.capture.hf`),
-      ``"train"`` or ``"infer"``.
+      ``"train"`` or ``"infer"``; ``hf_options``: more of :func:`~envs.capture.hf.capture_hf`'s arguments
+      (``seq``, ``batch``, ``steps``, ``decode_steps``, ``dtype``, ``layers``, ``attn``).
     - ``workload``, ``preset``, ``seeds``, ``layers``, ``iterations``, ``method``: generate traces from a workload;
       each reset draws one of ``seeds``.
     - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v2``,
@@ -152,6 +153,7 @@ class EvictionEnv(gym.Env):
         trace_path: str | Path | None = None,
         hf_config: str | Path | None = None,
         hf_task: str = "train",
+        hf_options: dict | None = None,
         workload: str | None = None,
         preset: str | None = None,
         seeds: Sequence[int] = (0,),
@@ -194,7 +196,12 @@ class EvictionEnv(gym.Env):
                 raise ValueError("give at most one of trace, trace_path, hf_config, workload (with preset) or suite")
             from envs.capture.hf import capture_hf
 
-            trace = capture_hf(hf_config, task=hf_task)
+            options = dict(hf_options or {})
+            allowed = {"seq", "batch", "steps", "decode_steps", "dtype", "layers", "attn"}
+            unknown = sorted(set(options) - allowed)
+            if unknown:
+                raise ValueError(f"unknown hf_options key {unknown[0]!r}; valid: {', '.join(sorted(allowed))}")
+            trace = capture_hf(hf_config, task=hf_task, **options)
         if all(x is None for x in (trace, trace_path, workload, suite)):
             suite = DEFAULT_SUITE
         self._sources = trace_sources(
