@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -180,9 +180,24 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
 
     @app.post("/traces/upload")
     async def upload(file: Annotated[UploadFile, File(description="a trace: .npz, .csv or oracleGeneral .bin")]) -> dict:
-        """Uploads a trace file (at most 64 MiB)."""
+        """Uploads a trace file (at most 64 MiB), or a Hugging Face config.json (traced for training, seq 512)."""
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         return svc().describe(svc().add_upload(file.filename or "upload", data))
+
+    @app.post("/traces/hf-config")
+    async def model_config(
+        request: Request,
+        file: Annotated[UploadFile, File(description="a Hugging Face config.json")],
+        task: Literal["train", "infer"] = "train",
+        seq: Annotated[int, Query(ge=1, le=32768)] = 512,
+        layers: Annotated[int | None, Query(ge=1, le=128)] = None,
+        decode_steps: Annotated[int, Query(ge=1, le=64)] = 8,
+    ) -> dict:
+        """Your own model: a Hugging Face config.json traced without weights (training step or serving), then used
+        like any trace."""
+        data = await file.read((1 << 20) + 1)
+        key = await bounded(request, lambda b: svc().add_model_config(data, task, seq, layers, decode_steps, b))
+        return svc().describe(key)
 
     @app.get("/traces/{trace_id}")
     def get_trace(trace_id: str) -> dict:

@@ -61,7 +61,7 @@ def sidebar() -> dict | None:
     st.sidebar.header("1. Workload")
     workloads = call("GET", "/workloads")
     labels = {w["label"]: w for w in workloads}
-    source = st.sidebar.radio("Trace", ["built-in model", "upload a trace"], key="source", horizontal=True)
+    source = st.sidebar.radio("Trace", ["built-in model", "your model", "upload a trace"], key="source", horizontal=True)
     ref: dict
     if source == "built-in model":
         label = st.sidebar.selectbox("Model family", list(labels), key="family")
@@ -78,6 +78,19 @@ def sidebar() -> dict | None:
         seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
         ref = {"scenario": {"workload": w["name"], "preset": preset, "layers": layers, "iterations": iterations,
                             "batch": batch, "seed": int(seed)}}  # fmt: skip
+    elif source == "your model":
+        cfg = st.sidebar.file_uploader("Hugging Face config.json (no weights needed)", type=["json"], key="hf_config")
+        task = st.sidebar.radio("Step", ["train", "infer"], key="hf_task", horizontal=True,
+                                format_func={"train": "training", "infer": "serving"}.get)  # fmt: skip
+        seq = st.sidebar.number_input("Sequence length", 16, 32768, 512, step=128, key="hf_seq")
+        hf_layers = st.sidebar.number_input("Blocks (0 = all)", 0, 128, 4, key="hf_layers")
+        if cfg is None:
+            st.info("Upload your model's config.json: it is traced without weights (about a second per block).")
+            return None
+        params = {"task": task, "seq": int(seq), **({"layers": int(hf_layers)} if hf_layers else {})}
+        with st.spinner("Tracing your model..."):
+            info = call("POST", "/traces/hf-config", files={"file": ("config.json", cfg.getvalue())}, params=params)
+        ref = {"trace_id": info["trace_id"]}
     else:
         up = st.sidebar.file_uploader("Trace file (.npz, .csv, oracleGeneral .bin; ≤ 64 MiB)", key="upload")
         if up is None:

@@ -263,6 +263,35 @@ class Copilot:
         self._store(key, trace, {"source": "scenario", "scenario": asdict(scenario), "command": scenario.command()})
         return key
 
+    def add_model_config(self, data: bytes, task: str = "train", seq: int = 512, layers: int | None = None,
+                         decode_steps: int = 8, budget: Budget | None = None) -> str:  # fmt: skip
+        """Traces a Hugging Face ``config.json`` (your own model, no weights) and stores the trace; the access limit
+        and the budget bound the work."""
+        from envs.capture.hf import HFConfigError, capture_hf
+        from envs.capture.recorder import AccessLimitError, access_limit
+
+        if len(data) > 1 << 20:
+            raise CopilotError(f"config.json is {len(data)} bytes; the limit is {1 << 20} bytes")
+        if task not in ("train", "infer"):
+            raise CopilotError(f"task must be train or infer, got {task!r}")
+        budget = budget or self.budget(None)
+        key = "c-" + hashlib.sha256(data + json.dumps([task, seq, layers, decode_steps]).encode()).hexdigest()[:16]
+        with self._lock:
+            if key in self._traces:
+                return key
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / "config.json").write_bytes(data)
+            try:
+                with access_limit(MAX_ACCESSES, budget.check):
+                    trace = capture_hf(d, task=task, seq=seq, layers=layers, decode_steps=decode_steps)
+            except (HFConfigError, AccessLimitError) as exc:
+                raise CopilotError(str(exc).replace(d, "config.json")) from None
+        command = f"tensorcache-trace generate --hf-config config.json --task {task} --seq {seq}"
+        command += (f" --layers {layers}" if layers else "") + " --out trace.npz"
+        self._store(key, trace, {"source": "hf-config", "task": task, "seq": seq, "layers": trace.meta.get("layers"),
+                                 "command": command})  # fmt: skip
+        return key
+
     def add_upload(self, filename: str, data: bytes) -> str:
         from envs.trace import TraceError
         from envs.trace.formats import guess_format, read_trace
@@ -270,8 +299,11 @@ class Copilot:
         if len(data) > MAX_UPLOAD_BYTES:
             raise CopilotError(f"upload is {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
         suffix = Path(filename or "trace.npz").suffix.lower()
+        if suffix == ".json":
+            return self.add_model_config(data)
         if suffix not in (".npz", ".csv", ".bin", ".oraclegeneral"):
-            raise CopilotError(f"unknown trace file type {suffix!r}; upload .npz, .csv or an oracleGeneral .bin")
+            raise CopilotError(f"unknown trace file type {suffix!r}; upload .npz, .csv, an oracleGeneral .bin, or a "
+                               "Hugging Face config.json")  # fmt: skip
         with tempfile.TemporaryDirectory() as d:
             path = Path(d) / f"upload{suffix}"
             path.write_bytes(data)

@@ -209,3 +209,22 @@ def test_work_stops_when_cancelled_over_budget_or_the_server_stops() -> None:
     copilot.close()
     with pytest.raises(CancelledError, match="server is stopping"):
         copilot.simulate(key, Memory(headroom=0.3), ["lru"], budget=budget)
+
+
+def test_your_own_model_from_a_config_json(client: TestClient) -> None:
+    """A Hugging Face config.json becomes a trace (no weights), then simulates like any other."""
+    import json
+
+    config = {"model_type": "llama", "vocab_size": 1000, "hidden_size": 64, "intermediate_size": 128,
+              "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "max_position_embeddings": 1024}  # fmt: skip
+    data = json.dumps(config).encode()
+    info = client.post("/traces/hf-config", files={"file": ("config.json", data)}, params={"seq": 32, "layers": 2}).json()
+    assert info["source"] == "hf-config" and info["layers"] == 2 and info["n_accesses"] > 0
+    assert "--hf-config config.json" in info["command"]
+    res = client.post("/simulate", json={"trace_id": info["trace_id"], "strategies": ["lru", "schedule"]}).json()
+    assert res["step_time"]["lru_step_s"] > 0  # traced FLOPs: the step time is known
+    # the plain upload takes it too (training, seq 512)
+    assert client.post("/traces/upload", files={"file": ("config.json", data)}).json()["task"] == "train"
+    bad = client.post("/traces/hf-config", files={"file": ("config.json", b'{"model_type": "nope"}')})
+    assert bad.status_code == 400 and "\n" not in _one_line(bad)
