@@ -17,7 +17,7 @@ from app.run_report import step_headline
 
 KIND_COLORS = {"weight": "#1f77b4", "activation": "#ff7f0e", "gradient": "#2ca02c", "optimizer_state": "#d62728",
                "kv_cache": "#9467bd", "temporary": "#8c564b", "input": "#e377c2"}  # fmt: skip
-DEFAULT_STRATEGIES = ["lru", "fifo", "sieve", "next-use", "belady", "best-offline", "lower-bound", "ppo"]
+DEFAULT_STRATEGIES = ["lru", "fifo", "sieve", "next-use", "schedule", "belady", "best-offline", "lower-bound"]
 
 
 @st.cache_resource
@@ -130,7 +130,11 @@ def metric_cards(res: dict) -> None:
         return
     best = next(r for r in res["strategies"] if r["strategy"] == res["best"])
     st.markdown(f"**{step_headline(res['step_time'])}**")
-    st.subheader(f"Fewest bytes moved: {best['strategy']}")
+    st.subheader(f"Fewest bytes moved by a deployable policy: {best['strategy']} ({best.get('kind', '')})")
+    if res.get("best_offline"):
+        ceiling = next(r for r in res["strategies"] if r["strategy"] == res["best_offline"])
+        st.caption(f"{ceiling['strategy']} moves {fmt_bytes(ceiling['bytes_moved'])} (vs {fmt_bytes(best['bytes_moved'])}) "
+                   "but reads the future: a ceiling, not a policy you can deploy.")  # fmt: skip
     top, bottom = st.columns(4), st.columns(4)
     top[0].metric("Hit rate", f"{best['hit_ratio']:.3f}")
     top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}")
@@ -195,7 +199,7 @@ def heatmap_chart(row: dict) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=z, x=tl["position"], y=["none"] + [str(i) for i in range(len(z) - 1)],
                                colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "resident"}))  # fmt: skip
     fig.update_layout(title=f"Residency by layer over the trace ({row['strategy']})", xaxis_title="access", yaxis_title="layer",
-                      height=360)  # fmt: skip
+                      height=360, yaxis={"type": "category"})  # fmt: skip  # "none", "0", "1": labels, not numbers
     return fig
 
 

@@ -357,7 +357,7 @@ class Copilot:
         try:
             return resolve_capacity(memory.spec(), prepared)
         except SimError as exc:
-            raise CopilotError(f"{exc} (feasible: at least {prepared.op_bytes_max} bytes)") from None
+            raise CopilotError(f"{exc} (feasible: at least {prepared.op_bytes_max / 2**30:.3f} GiB)") from None
 
     def bound(self, key: str, capacity: int) -> int | None:
         _, prepared, _ = self._get(key)
@@ -441,7 +441,12 @@ class Copilot:
         if want_bound and bound is not None:
             rows.append(_bound_row(bound, lru, prepared, model))
         rows.sort(key=lambda r: r["bytes_moved"])
-        best = next(r["strategy"] for r in rows if r["strategy"] != "lower-bound") if len(rows) > 1 or not want_bound else None
+        # the recommendation is a policy one can deploy (it reads only the past); an oracle that does better is named
+        # beside it as a ceiling, never recommended
+        legal = [r["strategy"] for r in rows if r.get("kind") in ("heuristic", "learned")]
+        runs = [r["strategy"] for r in rows if r["strategy"] != "lower-bound"]
+        best = legal[0] if legal else (runs[0] if runs else None)
+        ceiling = next((r["strategy"] for r in rows if r.get("kind") == "offline"), None)
         return {
             "trace_id": key,
             "trace_hash": trace.content_hash,
@@ -453,6 +458,7 @@ class Copilot:
             "link": model.link_name,
             "accelerator": accelerator,
             "best": best,
+            "best_offline": ceiling if ceiling is not None and runs.index(ceiling) < runs.index(best) else None,
             "step_time": _step_summary(rows, lru, prepared, model),
             "strategies": rows,
             "kinds": [k.name.lower() for k in Kind],
@@ -503,11 +509,16 @@ class Copilot:
         _, _, desc = self._get(key)
         first = desc.get("command", f"# the uploaded trace {desc.get('filename', 'trace')} saved as trace.npz")
         engine = [s for s in strategies if s in POLICY_CODES]
+        others = [s for s in strategies if s not in POLICY_CODES and s != "lower-bound"]
         sim = (f"tensorcache-simulate --trace trace.npz --capacity {capacity} --accelerator {model.accelerator} "
                f"--link {model.link_name}")  # fmt: skip
+        lines = [first]
         if engine:
-            sim += " --policy " + " ".join(engine)
-        return f"{first}\n{sim} --json"
+            lines.append(f"{sim} --policy {' '.join(engine)} --json")
+        if others or "lower-bound" in strategies:  # learned agents and offline references; the bound comes with them
+            lines.append(f"tensorcache-leaderboard score trace.npz --agents {','.join(others or ['lru'])} "
+                         f"--capacity {capacity} --json")  # fmt: skip
+        return "\n".join(lines)
 
     # -- jobs ------------------------------------------------------------------------------------------------------
     def submit(self, key: str, memory: Memory, strategies: list[str], link: str | None = None,

@@ -52,6 +52,11 @@ def test_trace_simulate_curve_stats_and_exports(client: TestClient) -> None:
     assert all(r["bytes_moved"] >= res["lower_bound_bytes"] for r in res["strategies"])
     assert rows["best-offline"]["bytes_moved"] <= rows["belady"]["bytes_moved"]
     assert res["best"] != "lower-bound" and len(rows["lru"]["timeline"]["position"]) == 20
+    # the recommendation is deployable: an oracle that moves fewer bytes is named as the ceiling, never recommended
+    assert rows[res["best"]]["kind"] in ("heuristic", "learned")
+    assert res["best_offline"] is None or rows[res["best_offline"]]["kind"] == "offline"
+    assert rows[res["best_offline"] or res["best"]]["bytes_moved"] <= rows[res["best"]]["bytes_moved"]
+    assert "tensorcache-leaderboard score trace.npz --agents best-offline" in res["command"]
     assert sum(rows["lru"]["timeline"]["hits"]) + sum(rows["lru"]["timeline"]["misses"]) > 0
     assert "tensorcache-trace generate" in res["command"] and "tensorcache-simulate" in res["command"]
     gib = client.post("/simulate", json={**body, "memory": {"gib": res["capacity_bytes"] / 2**30}}).json()
