@@ -246,9 +246,10 @@ class Copilot:
                 with self._lock:
                     estimate = self._estimates.get(key)
                 if estimate is None:
-                    estimate = estimate_accesses(scenario.workload, scenario.preset, layers=scenario.layers,
-                                                 iterations=scenario.iterations, seed=scenario.seed,
-                                                 method=scenario.method, batch=scenario.batch)  # fmt: skip
+                    with access_limit(None, budget.check):  # four small traces, also stopped when told to
+                        estimate = estimate_accesses(scenario.workload, scenario.preset, layers=scenario.layers,
+                                                     iterations=scenario.iterations, seed=scenario.seed,
+                                                     method=scenario.method, batch=scenario.batch)  # fmt: skip
                     with self._lock:
                         self._estimates.put(key, estimate)
                 if estimate > MAX_ACCESSES:

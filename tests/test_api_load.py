@@ -140,6 +140,7 @@ def test_work_stops_when_the_client_goes_away() -> None:
                       + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
             time.sleep(2.0)
         hung_up = time.monotonic()
+        time.sleep(1.0)  # the server notices within a poll (0.25 s) and the work within a check (256 ops)
         before = _cpu_seconds(server.pid)
         time.sleep(3.0)
         busy = _cpu_seconds(server.pid) - before  # about 3 CPU-seconds if it were still generating
