@@ -15,6 +15,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def api_server() -> Iterator[tuple[subprocess.Popen, int]]:
+    """A real uvicorn server of the API on a free loopback port, up (its /health answers) until the block ends."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.api:create_app", "--host", "127.0.0.1",
+                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                assert server.poll() is None, "the API did not start"
+                time.sleep(0.5)
+        yield server, port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+
+
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
@@ -54,19 +77,8 @@ def _post(url: str, body: dict, timeout: float = 60) -> int:
 
 
 def test_eight_clients_for_a_minute(capsys: pytest.CaptureFixture) -> None:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.api:create_app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1).read()
-                break
-            except OSError:
-                assert server.poll() is None, "the API did not start"
-                time.sleep(0.5)
+    with api_server() as (server, port):
+        base = f"http://127.0.0.1:{port}"
         assert _post(base + "/simulate", {"scenario": SCENARIO}) == 200  # the trace is generated once
         rss_start = _rss_mib(server.pid)
         statuses: list[int] = []
@@ -97,9 +109,6 @@ def test_eight_clients_for_a_minute(capsys: pytest.CaptureFixture) -> None:
         for t in threads:
             t.join()
         rss_end = _rss_mib(server.pid)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
     codes = np.array(statuses)
     p50, p99 = np.percentile(latencies, [50, 99])
     with capsys.disabled():
@@ -121,19 +130,8 @@ def _cpu_seconds(pid: int) -> float:
 def test_work_stops_when_the_client_goes_away() -> None:
     """A client asks for a long trace and hangs up after a second: the server stops generating within seconds
     (it used to compute on for minutes), and answers the next request."""
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.api:create_app", "--host", "127.0.0.1",
-                               "--port", str(port), "--log-level", "warning"], cwd=ROOT, start_new_session=True)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1).read()
-                break
-            except OSError:
-                assert server.poll() is None, "the API did not start"
-                time.sleep(0.5)
+    with api_server() as (server, port):
+        base = f"http://127.0.0.1:{port}"
         body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -147,6 +145,3 @@ def test_work_stops_when_the_client_goes_away() -> None:
         assert busy < 1.0, f"the server kept computing for a client that left ({busy:.1f} CPU-s in 3 s)"
         assert _post(base + "/simulate", {"scenario": SCENARIO}) == 200
         assert time.monotonic() - hung_up < 30
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)

@@ -210,20 +210,14 @@ class AccessRecorder(TorchDispatchMode):
         self.n_ops += 1
         self.events.op_flops.append(flops)
         self.events.op_bytes.append(touched_bytes(reads) + touched_bytes(writes))
-        seen: set[int] = set()
-        for t in reads:
-            n = _storage(t).nbytes()
-            u = self.uid(t)
-            if n > 0 and u not in seen:
-                seen.add(u)
-                self._emit(u, n, Op.READ, layer)
-        written: set[int] = set()
-        for t in writes:
-            n = _storage(t).nbytes()
-            u = self.uid(t)
-            if n > 0 and u not in written:
-                written.add(u)
-                self._emit(u, n, Op.WRITE, layer)
+        for tensors, op in ((reads, Op.READ), (writes, Op.WRITE)):
+            seen: set[int] = set()  # a storage once per direction
+            for t in tensors:
+                n = _storage(t).nbytes()
+                u = self.uid(t)
+                if n > 0 and u not in seen:
+                    seen.add(u)
+                    self._emit(u, n, op, layer)
         if (self._limit is not None and len(self.events.uid) > self._limit) or (self._stop is not None and not self.n_ops & 255):
             check_access_limit(len(self.events.uid))
 

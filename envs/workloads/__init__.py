@@ -42,6 +42,15 @@ def get_workload(name: str) -> Workload:
     return workloads()[name]
 
 
+def _preset(workload: str, preset: str) -> tuple[Workload, object]:
+    """The workload and the config of its preset ``preset`` (WorkloadError naming the valid ones otherwise)."""
+    w = get_workload(workload)
+    presets = w.presets()
+    if preset not in presets:
+        raise WorkloadError(f"unknown preset {preset!r} for workload {workload!r}; valid: {', '.join(presets)}")
+    return w, presets[preset]
+
+
 def generate_trace(
     workload: str,
     preset: str,
@@ -58,10 +67,7 @@ def generate_trace(
     Raises:
         WorkloadError: On an unknown workload, preset or method, or a non-positive ``layers``/``iterations``.
     """
-    w = get_workload(workload)
-    presets = w.presets()
-    if preset not in presets:
-        raise WorkloadError(f"unknown preset {preset!r} for workload {workload!r}; valid: {', '.join(presets)}")
+    w, _ = _preset(workload, preset)
     if method not in w.methods:
         raise WorkloadError(f"workload {workload!r} has no {method!r} generator; valid: {', '.join(w.methods)}")
     check_positive("layers", layers)
@@ -95,11 +101,7 @@ def estimate_accesses(
     Raises:
         WorkloadError: As :func:`generate_trace`.
     """
-    w = get_workload(workload)
-    presets = w.presets()
-    if preset not in presets:
-        raise WorkloadError(f"unknown preset {preset!r} for workload {workload!r}; valid: {', '.join(presets)}")
-    cfg = presets[preset]
+    w, cfg = _preset(workload, preset)
     blocks = getattr(cfg, "blocks", None)
     first = cfg.n_layers - blocks[2] + 1 if blocks is not None else 1  # a ResNet keeps stages 1, 2 and 4 whole
     n_layers, n_iter = layers or cfg.n_layers, iterations or w.default_iterations
