@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import threading
 import time
@@ -198,6 +199,7 @@ class Copilot:
         self._bounds: _LRU = _LRU(max_results)
         self._estimates: _LRU = _LRU(max_results)  # scenario key -> estimated accesses
         self._stopping = threading.Event()
+        self._runs = ThreadPoolExecutor(max_workers=max(len(os.sched_getaffinity(0)), 1), thread_name_prefix="copilot-run")
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=job_workers, thread_name_prefix="copilot-job")
@@ -375,11 +377,14 @@ class Copilot:
             self._bounds.put(cache_key, value)
         return value
 
-    def _run(self, key: str, prepared: PreparedTrace, capacity: int, name: str, points: int) -> dict:
+    def _run(self, key: str, prepared: PreparedTrace, capacity: int, name: str, points: int,
+             budget: Budget | None = None) -> dict:  # fmt: skip
         cache_key = (prepared.trace.content_hash, capacity, name, points)
         with self._lock:
             if cache_key in self._results:
                 return self._results[cache_key]
+        if budget is not None:
+            budget.check()
         from envs.gym.timeline import record
 
         timeline = None
@@ -430,13 +435,14 @@ class Copilot:
         t0 = time.perf_counter()
         want_bound = "lower-bound" in strategies
         bound = self.bound(key, capacity) if want_bound else self._cached_bound(prepared, capacity)
-        lru = self._run(key, prepared, capacity, "lru", points)["result"]
+        budget.check()  # a stopping server takes no new work
+        names = [n for n in strategies if n != "lower-bound"]
+        # independent runs, started together: the engine's loop releases the GIL, so they share the cores
+        futures = {n: self._runs.submit(self._run, key, prepared, capacity, n, points, budget) for n in {"lru", *names}}
+        lru = futures["lru"].result()["result"]
         rows = []
-        for name in strategies:
-            if name == "lower-bound":
-                continue
-            budget.check()
-            run = self._run(key, prepared, capacity, name, points)
+        for name in names:
+            run = futures[name].result()
             rows.append(_metrics(name, run["result"], lru, bound, prepared, model, run["timeline"]))
             rows[-1]["kind"] = self.registry().kind(name)
         if want_bound and bound is not None:
@@ -564,6 +570,7 @@ class Copilot:
         """Stops: running requests and jobs end at their next check, queued jobs are dropped."""
         self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._runs.shutdown(wait=False, cancel_futures=True)
 
 
 def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, prepared: PreparedTrace, model: StepModel,

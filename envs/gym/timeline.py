@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from envs.gym.episode import Episode
 from envs.gym.features import DecisionView
+from envs.sim import engine as E
 from envs.sim.prepared import PreparedTrace
 from envs.sim.simulator import POLICY_CODES, SimResult, Simulation
 from envs.trace import Kind
@@ -38,6 +40,52 @@ class Timeline:
     bytes_moved: np.ndarray
 
 
+@numba.njit(cache=True, nogil=True)
+def _snapshot(resident, size, kinds, layers, seen, by_kind, by_layer):  # pragma: no cover - compiled
+    """Fills one snapshot: resident bytes per kind, and per layer the resident fraction of the bytes seen so far
+    (one pass over the tensors instead of several array passes)."""
+    n_layers = by_layer.shape[0]
+    total = np.zeros(n_layers)
+    resident_bytes = np.zeros(n_layers)
+    for t in range(size.shape[0]):
+        if seen[t]:
+            total[layers[t]] += size[t]
+        if resident[t] == 1:
+            by_kind[kinds[t]] += size[t]
+            resident_bytes[layers[t]] += size[t]
+    for lay in range(n_layers):
+        by_layer[lay] = resident_bytes[lay] / total[lay] if total[lay] > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _record_engine(T, S, H, dense, tid, opc, op_index, op_end, next_use, stops, kind_of_access, layer_index, kinds,
+                   layers, seen, by_kind, by_layer, hits, misses, moved):  # fmt: skip  # pragma: no cover - compiled
+    """A built-in policy's whole run with its snapshots (what :func:`record`'s Python loop computes for a chooser)."""
+    prev_pos = 0
+    prev_hits = 0
+    prev_req = 0
+    n = tid.shape[0]
+    residents = np.empty(T.shape[0], dtype=np.int64)
+    sizes = np.empty(T.shape[0], dtype=np.int64)
+    for j in range(stops.shape[0]):
+        stop = stops[j]
+        E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop)
+        for i in range(prev_pos, min(stop, n)):
+            t = tid[i]
+            kinds[t] = kind_of_access[i]
+            layers[t] = layer_index[i]
+            seen[t] = True
+        for t in range(T.shape[0]):
+            residents[t] = E.tensor_resident(T, t)
+            sizes[t] = E.tensor_size(T, t)
+        _snapshot(residents, sizes, kinds, layers, seen, by_kind[j], by_layer[:, j])
+        h, r, m = E.request_counts(S)
+        hits[j] = h - prev_hits
+        misses[j] = (r - h) - (prev_req - prev_hits)
+        moved[j] = m
+        prev_pos, prev_hits, prev_req = stop, h, r
+
+
 def record(
     prepared: PreparedTrace,
     capacity: int,
@@ -57,43 +105,36 @@ def record(
     stops = np.unique(np.linspace(0, n, max(points, 1) + 1).astype(np.int64)[1:])
     layer_of_access = prepared.trace.layer.astype(np.int64)
     n_layers = int(layer_of_access.max()) + 2 if n else 1
-    if policy is not None:
-        if policy not in POLICY_CODES:
-            raise ValueError(f"{policy} has no compiled engine policy; pass choose instead")
-        sim = Simulation(prepared, capacity, policy, seed)
-
-        def step(stop: int) -> None:
-            sim.advance(until=stop)
-
-    else:
-        episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
-        sim = episode.sim
-
-        def step(stop: int) -> None:
-            while not episode.advance(until=stop) and episode.pending:
-                episode.evict(choose(episode.view))
-
     kinds = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
     layers = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
     seen = np.zeros(prepared.sizes.shape[0], dtype=bool)
     by_kind = np.zeros((stops.shape[0], len(Kind)))
     by_layer = np.zeros((n_layers, stops.shape[0]))
     hits, misses, moved = (np.zeros(stops.shape[0], dtype=np.int64) for _ in range(3))
+    if policy is not None:  # the whole run and its snapshots in one compiled call
+        if policy not in POLICY_CODES:
+            raise ValueError(f"{policy} has no compiled engine policy; pass choose instead")
+        sim = Simulation(prepared, capacity, policy, seed)
+        kind_of_access = np.ascontiguousarray(prepared.trace.kind, dtype=np.int64)
+        layer_index = np.maximum(layer_of_access, -1) + 1
+        p = prepared
+        _record_engine(sim.T, sim.S, sim.H, sim.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stops,
+                       kind_of_access, layer_index, kinds, layers, seen, by_kind, by_layer, hits, misses, moved)  # fmt: skip
+        sim.set_status(False)
+        return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
+    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
+    sim = episode.sim
     prev_pos = prev_hits = prev_req = 0
     for j, stop in enumerate(stops):
-        step(int(stop))
+        while not episode.advance(until=int(stop)) and episode.pending:
+            episode.evict(choose(episode.view))
         state = sim.tensor_state()
         window = slice(prev_pos, int(stop))
         ids = prepared.tid[window]
         kinds[ids] = prepared.trace.kind[window]
         layers[ids] = np.maximum(layer_of_access[window], -1) + 1
         seen[ids] = True
-        res = state.resident == 1
-        sizes = state.size.astype(np.float64)
-        by_kind[j] = np.bincount(kinds[res], weights=sizes[res], minlength=len(Kind))[: len(Kind)]
-        total = np.bincount(layers[seen], weights=sizes[seen], minlength=n_layers)
-        resident = np.bincount(layers[res], weights=sizes[res], minlength=n_layers)
-        by_layer[:, j] = np.divide(resident, total, out=np.zeros(n_layers), where=total > 0)
+        _snapshot(state.resident, state.size, kinds, layers, seen, by_kind[j], by_layer[:, j])
         h, r = sim.hits, sim.n_requests
         hits[j], misses[j] = h - prev_hits, (r - h) - (prev_req - prev_hits)
         moved[j] = sim.bytes_moved

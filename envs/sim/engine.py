@@ -122,6 +122,17 @@ def tensor_dirty(T, t):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
+def tensor_resident(T, t):  # pragma: no cover - compiled
+    return T[t, F_RES]
+
+
+@numba.njit(cache=True, inline="always")
+def request_counts(S):  # pragma: no cover - compiled
+    """(hits, requests, bytes moved) so far."""
+    return S[S_HITS], S[S_NREQ], S[S_BIN] + S[S_BOUT]
+
+
+@numba.njit(cache=True, inline="always")
 def now(S):  # pragma: no cover - compiled
     """Index of the current access."""
     return S[S_POS]
@@ -444,7 +455,7 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
 
 
 # ---------------------------------------------------------------------------------------------- the loop
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def run(T, S, H, dense_ids, tid, opc, op_index, op_end, next_use, stop):  # pragma: no cover
     """Advances the simulation from ``S[S_POS]`` up to (not including) access ``stop``.
 
