@@ -14,6 +14,7 @@ from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.service import (
@@ -113,8 +114,9 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         yield
         app.state.copilot.close()
 
-    app = FastAPI(title="TensorCache Copilot", version="1.0", lifespan=lifespan,
-                  description="Which eviction policy moves the fewest bytes for this model and this memory size?")  # fmt: skip
+    # the docs pages serve Swagger UI and ReDoc from the package, not a CDN: they work without internet
+    about = "Which eviction policy moves the fewest bytes for this model and this memory size?"
+    app = FastAPIOffline(title="TensorCache Copilot", version="1.0", lifespan=lifespan, description=about)
     app.state.copilot = copilot or Copilot()
 
     @app.exception_handler(CopilotError)
