@@ -89,7 +89,7 @@ class SimulateRequest(TraceRef):
     strategies: list[str] = Field(default_factory=lambda: ["lru", "fifo", "next-use", "belady"], min_length=1, max_length=24)
     accelerator: Literal[tuple(ACCELERATORS)] = DEFAULT_ACCELERATOR  # type: ignore[valid-type]
     link: Literal[tuple(LINKS)] | None = Field(None, description="host link (default: the accelerator's)")  # type: ignore[valid-type]
-    points: int = Field(100, ge=1, le=400, description="timeline snapshots per strategy")
+    points: int = Field(100, ge=0, le=400, description="timeline snapshots per strategy (0: none)")
 
 
 class CurveRequest(TraceRef):
@@ -236,7 +236,7 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/export/csv", response_class=PlainTextResponse)
     async def export_csv(req: SimulateRequest, request: Request) -> str:
         """The metrics table as CSV."""
-        res = await bounded(request, run_simulation(req, 1))
+        res = await bounded(request, run_simulation(req, 0))  # the runs of the page's /simulate, reused
         buf = io.StringIO()
         cols = ["strategy", "kind", "bytes_moved", "bytes_in", "bytes_out", "hit_ratio", "byte_hit_ratio", "transfer_s",
                 "bytes_ratio_vs_lru", "step_s", "compute_s", "stall_s", "speedup_step_vs_lru", "score_vs_bound"]  # fmt: skip

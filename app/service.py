@@ -198,6 +198,7 @@ class Copilot:
         self._results: _LRU = _LRU(max_results)
         self._bounds: _LRU = _LRU(max_results)
         self._estimates: _LRU = _LRU(max_results)  # scenario key -> estimated accesses
+        self._runs_done: _LRU = _LRU(max_results)  # (trace hash, capacity, strategy) -> its SimResult
         self._stopping = threading.Event()
         self._runs = ThreadPoolExecutor(max_workers=max(len(os.sched_getaffinity(0)), 1), thread_name_prefix="copilot-run")
         self._lock = threading.RLock()
@@ -379,16 +380,26 @@ class Copilot:
 
     def _run(self, key: str, prepared: PreparedTrace, capacity: int, name: str, points: int,
              budget: Budget | None = None) -> dict:  # fmt: skip
-        cache_key = (prepared.trace.content_hash, capacity, name, points)
+        """One strategy's run at one capacity, with a timeline of ``points`` snapshots (0: none). Each run is made
+        once: a request without a timeline (exports, capacity curves) reuses any earlier run of the same strategy at
+        the same capacity, whatever its timeline."""
+        run_key = (prepared.trace.content_hash, capacity, name)
+        cache_key = (*run_key, points)
         with self._lock:
             if cache_key in self._results:
                 return self._results[cache_key]
+            if points == 0 and run_key in self._runs_done:
+                return {"result": self._runs_done[run_key], "timeline": None}
         if budget is not None:
             budget.check()
         from envs.gym.timeline import record
 
         timeline = None
-        if name in POLICY_CODES:
+        if name in POLICY_CODES and points == 0:
+            from envs.sim.simulator import simulate
+
+            result = simulate(prepared, name, capacity)
+        elif name in POLICY_CODES:
             result, timeline = record(prepared, capacity, name, points=points)
         elif name in OFFLINE:
             if prepared.classic:
@@ -400,12 +411,15 @@ class Copilot:
         elif name in self.registry():
             policy = self.registry().make(name)
             result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,
-                                      rule=policy.candidate_rule, points=points, schedule=policy.uses_schedule)  # fmt: skip
+                                      rule=policy.candidate_rule, points=max(points, 1),
+                                      schedule=policy.uses_schedule)  # fmt: skip
+            timeline = timeline if points else None
         else:
             raise CopilotError(f"unknown strategy {name!r}; valid: {', '.join(s['name'] for s in self.strategies())}")
         out = {"result": result, "timeline": timeline}
         with self._lock:
             self._results.put(cache_key, out)
+            self._runs_done.put(run_key, result)
         return out
 
     def simulate(self, key: str, memory: Memory, strategies: list[str], link: str | None = None, points: int = 100,
@@ -417,8 +431,8 @@ class Copilot:
             raise CopilotError("choose at least one strategy")
         if len(strategies) > 24 or len(set(strategies)) != len(strategies):
             raise CopilotError("strategies must be distinct and at most 24")
-        if not 1 <= points <= MAX_TIMELINE_POINTS:
-            raise CopilotError(f"points must be in 1..{MAX_TIMELINE_POINTS}")
+        if not 0 <= points <= MAX_TIMELINE_POINTS:
+            raise CopilotError(f"points must be in 0..{MAX_TIMELINE_POINTS} (0: no timelines)")
         try:
             model = StepModel(accelerator, link)
         except ValueError as exc:
@@ -500,12 +514,12 @@ class Copilot:
             caps.append(cap)
             for name in curves:
                 budget.check()
-                r = self._run(key, prepared, cap, name, 1)["result"]
+                r = self._run(key, prepared, cap, name, 0)["result"]
                 curves[name].append(r.bytes_moved / r.n_req_bytes if r.n_req_bytes else 0.0)
             if include_bound and "lower-bound" in strategies and not prepared.classic:
                 budget.check()
                 b = self.bound(key, cap)
-                n_req_bytes = self._run(key, prepared, cap, "lru", 1)["result"].n_req_bytes
+                n_req_bytes = self._run(key, prepared, cap, "lru", 0)["result"].n_req_bytes
                 bound_curve.append(b / n_req_bytes if n_req_bytes else 0.0)
         out = {"headroom": fractions.tolist(), "capacity_bytes": caps, "moved_per_requested_byte": curves}
         if bound_curve:

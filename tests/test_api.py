@@ -238,3 +238,27 @@ def test_your_own_model_from_a_config_json(client: TestClient) -> None:
     assert client.post("/traces/upload", files={"file": ("config.json", data)}).json()["task"] == "train"
     bad = client.post("/traces/hf-config", files={"file": ("config.json", b'{"model_type": "nope"}')})
     assert bad.status_code == 400 and "\n" not in _one_line(bad)
+
+
+def test_one_run_per_strategy_and_memory_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's export after its /simulate reuses the runs, whatever the number of timeline points."""
+    import envs.gym.timeline as timeline
+    import envs.sim.simulator as simulator
+    from app.service import Copilot, Memory, Scenario
+
+    copilot = Copilot()
+    key = copilot.add_scenario(Scenario(**SMALL))
+    runs: list[str] = []
+    record, simulate = timeline.record, simulator.simulate
+    monkeypatch.setattr(
+        timeline, "record", lambda p, c, policy=None, *a, **k: runs.append(policy) or record(p, c, policy, *a, **k)
+    )
+    monkeypatch.setattr(simulator, "simulate", lambda p, policy, *a, **k: runs.append(policy) or simulate(p, policy, *a, **k))
+    first = copilot.simulate(key, Memory(headroom=0.3), ["lru", "fifo", "sieve"], points=100)
+    assert sorted(runs) == ["fifo", "lru", "sieve"]
+    export = copilot.simulate(key, Memory(headroom=0.3), ["lru", "fifo", "sieve"], points=0)
+    assert len(runs) == 3  # nothing ran again
+    assert [r["bytes_moved"] for r in export["strategies"]] == [r["bytes_moved"] for r in first["strategies"]]
+    assert all("timeline" not in r for r in export["strategies"])
+    copilot.simulate(key, Memory(headroom=0.4), ["lru"], points=0)
+    assert runs[-1] == "lru" and len(runs) == 4  # a new size runs, without a timeline
