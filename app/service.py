@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from envs.sim.accelerators import ACCELERATORS
-from envs.sim.bandwidth import LINKS
+from envs.sim.bandwidth import LINKS, get_link
 from envs.sim.capacity import Headroom, resolve_capacity
 from envs.sim.errors import SimError
 from envs.sim.policies import CATALOGUE, kind_of
@@ -599,7 +599,7 @@ def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, prepare
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
         "bytes_moved": r.bytes_moved,
-        "transfer_s": r.bytes_moved / model.link_bytes_per_s,
+        "transfer_s": get_link(model.link_name).seconds(r.bytes_moved),  # all bytes at the link's peak, as in rows
         "bytes_ratio_vs_lru": lru.bytes_moved / r.bytes_moved if r.bytes_moved else None,
         "step_s": mine.step_s if mine else None,
         "compute_s": mine.compute_s if mine else None,
@@ -632,7 +632,7 @@ def _bound_row(bound: int, lru: SimResult, prepared: PreparedTrace, model: StepM
         "bytes_in": None,
         "bytes_out": None,
         "bytes_moved": bound,
-        "transfer_s": bound / model.link_bytes_per_s,
+        "transfer_s": get_link(model.link_name).seconds(bound),
         "bytes_ratio_vs_lru": lru.bytes_moved / bound if bound else None,
         "step_s": floor.step_s if floor else None,  # compute alone: no policy's step is shorter
         "compute_s": floor.compute_s if floor else None,

@@ -129,7 +129,7 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
 
     from eval.evaluate import evaluate
     from eval.leaderboard.entries import Entry
-    from eval.leaderboard.shipped import ShippedRowsError, matching_rows, replays_needed, verified_rows
+    from eval.leaderboard.shipped import ShippedRowsError, replays_needed, shipped_rows, verified_rows
 
     lb = LeaderboardRun(mini_suite, "test", ["next-use", "lru", "belady"])
     lb.run()
@@ -150,7 +150,7 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
     next(r for r in stale_table if r["agent"] == "next-use")["trace_hash"] = "0" * 64
     _write_csv(tmp_path / "stale.csv", stale_table)
     stale = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "stale.csv"})
-    assert matching_rows(stale, instances) is None
+    assert shipped_rows(stale, instances) is None
     # a doctored score is never used: derived columns are recomputed from raw counts
     doctored_table = [dict(r) for r in table]
     for r in doctored_table:

@@ -24,7 +24,7 @@ bytes (and can differ from the ratio of bytes moved, which also counts the first
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -86,10 +86,6 @@ class StepModel:
         flops_s = acc.peak_flops(trace_dtype(trace)) * self.compute_efficiency
         bytes_s = acc.memory_bytes_per_s * self.memory_efficiency
         return np.maximum(trace.op_flops / flops_s, trace.op_bytes / bytes_s)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"accelerator": self.accelerator, "link": self.link_name, "compute_efficiency": self.compute_efficiency,
-                "memory_efficiency": self.memory_efficiency, "link_efficiency": self.link_efficiency}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -189,16 +189,16 @@ def discover(root: Path = ENTRY_ROOT, extra: tuple[Path, ...] = ()) -> Discovery
     already found is refused, as is an extra root that is not a directory."""
     found = Discovery(extra=tuple(Path(r) for r in extra))
     loaded = []
-    for i, base in enumerate((root, *found.extra)):
-        label = (lambda d: d.name) if i == 0 else (lambda d: str(d))
+    for base in (root, *found.extra):
         if not base.is_dir():
             found.refused[str(base)] = f"{base}: no such entries directory"
             continue
         for d in sorted(p for p in base.iterdir() if p.is_dir() and (p / "entry.json").exists()):
+            label = d.name if base is root else str(d)  # the package's entries by name, others by path
             try:
-                loaded.append((label(d), load_entry(d)))
+                loaded.append((label, load_entry(d)))
             except EntryError as exc:
-                found.refused[label(d)] = str(exc)
+                found.refused[label] = str(exc)
     loaded.sort(key=lambda le: (le[1].kind != "baseline", le[1].name))
     for label, e in loaded:
         if e.name in found.entries:

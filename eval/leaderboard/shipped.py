@@ -148,14 +148,6 @@ def shipped_rows(entry: Entry, instances: list[Instance], valid_splits: tuple[st
     return keyed
 
 
-def matching_rows(entry: Entry, instances: list[Instance]) -> dict[tuple[str, int], dict[str, Any]] | None:
-    """:func:`shipped_rows`, with an implausible file read as "no usable rows" (None)."""
-    try:
-        return shipped_rows(entry, instances)
-    except ShippedRowsError:
-        return None
-
-
 def replay_sample(instances: list[Instance], rng: np.random.Generator, n: int) -> list[Instance]:
     """``max(n, families)`` instances (at most all): one of every family first, then uniformly from the rest."""
     by_family: dict[str, list[Instance]] = {}
