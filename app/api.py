@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import signal
+import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -102,6 +104,34 @@ def _one_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _stop_on_signals(copilot: Copilot) -> Callable[[], None]:
+    """On SIGINT or SIGTERM, stops the copilot's running work at its next check, then hands the signal on to the
+    server's own handler. The server waits for open requests before it shuts down; without this a request would
+    compute on to the end of its budget. Returns what puts the previous handlers back (a no-op off the main thread,
+    where signals cannot be handled, e.g. under a test client)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(sig: int, frame: Any) -> None:
+        copilot.stop()
+        before = previous[sig]
+        if callable(before):
+            before(sig, frame)
+        else:  # default or ignored: behave as without this handler
+            signal.signal(sig, before)
+            signal.raise_signal(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, before in previous.items():
+            signal.signal(sig, before)
+
+    return restore
+
+
 def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     """The FastAPI app over ``copilot`` (a new one by default); ``warm`` compiles the kernels at start-up."""
 
@@ -111,8 +141,12 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
             svc: Copilot = app.state.copilot
             key = svc.add_scenario(Scenario())
             svc.simulate(key, Memory(headroom=0.3), ["lru", "fifo", "mru", "lfu", "random", "sieve", "next-use", "belady"])
-        yield
-        app.state.copilot.close()
+        restore = _stop_on_signals(app.state.copilot)
+        try:
+            yield
+        finally:
+            restore()
+            app.state.copilot.close()
 
     # the docs pages serve Swagger UI and ReDoc from the package, not a CDN: they work without internet
     about = "Which eviction policy moves the fewest bytes for this model and this memory size?"

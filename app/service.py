@@ -31,10 +31,11 @@ from envs.sim.prepared import PreparedTrace, prepare
 from envs.sim.simulator import POLICY_CODES, SimResult
 from envs.sim.step_time import DEFAULT_ACCELERATOR, StepModel, compute_floor, step_time, unknown_reason
 from envs.trace import Kind, Trace
+from envs.trace.record import DEFAULT_ACCESS_LIMIT
 
 MAX_LAYERS = 128
 MAX_ITERATIONS = 64
-MAX_ACCESSES = 3_000_000
+MAX_ACCESSES = DEFAULT_ACCESS_LIMIT
 MAX_UPLOAD_BYTES = 64 * 2**20
 MAX_TIMELINE_POINTS = 400
 #: Background jobs queued or running at once (more: 429), and how long a finished job's result is kept.
@@ -580,9 +581,13 @@ class Copilot:
         """A fresh budget for one request, stopped with the server."""
         return Budget(seconds, stopping=self._stopping)
 
+    def stop(self) -> None:
+        """Running requests and jobs end at their next check (the server is going down)."""
+        self._stopping.set()
+
     def close(self) -> None:
         """Stops: running requests and jobs end at their next check, queued jobs are dropped."""
-        self._stopping.set()
+        self.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._runs.shutdown(wait=False, cancel_futures=True)
 

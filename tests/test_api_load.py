@@ -57,8 +57,9 @@ def api_server() -> Iterator[tuple[subprocess.Popen, int]]:
                 time.sleep(0.5)
         yield server, port
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
 
 
 def _rss_mib(pid: int) -> float:
@@ -145,3 +146,22 @@ def test_work_stops_when_the_client_goes_away() -> None:
         assert busy < 1.0, f"the server kept computing for a client that left ({busy:.1f} CPU-s in 3 s)"
         assert _post(base + "/simulate", {"scenario": SCENARIO}) == 200
         assert time.monotonic() - hung_up < 30
+
+
+def test_sigterm_stops_running_work() -> None:
+    """SIGTERM while a long trace is generated: the server stops the work and exits within seconds (uvicorn waits
+    for open requests, which used to run on to the end of their budget)."""
+    with api_server() as (server, port):
+        body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+            time.sleep(2.0)
+            sent = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            server.wait(20)
+            stopped = time.monotonic() - sent
+            s.settimeout(5)
+            answer = s.recv(4096)
+        assert stopped < 10, f"the server took {stopped:.1f} s to stop"
+        assert b" 503 " in answer.split(b"\r\n", 1)[0], answer[:200]

@@ -339,3 +339,13 @@ def test_an_access_limit_stops_generation_early() -> None:
         with access_limit(1000), pytest.raises(AccessLimitError, match="past 1000 accesses"):
             generate_trace("transformer-train", "gpt2-small", layers=2, iterations=2, method=method)
     assert len(generate_trace("transformer-train", "gpt2-small", layers=2, iterations=2, method="analytic")) > 1000
+
+
+def test_the_cli_refuses_a_trace_past_its_access_limit(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    """`generate --layers 10000` used to write a 16 MB trace the Copilot refuses; the CLI stops at the same limit
+    (or at --max-accesses) and writes nothing."""
+    out = tmp_path / "big.npz"
+    args = ["generate", "--workload", "transformer-train", "--preset", "gpt2-small", "--method", "analytic", "--out", str(out)]
+    assert traces_main([*args, "--layers", "2", "--max-accesses", "500"]) == 2
+    assert "past 500 accesses" in capsys.readouterr().err and not out.exists()
+    assert traces_main([*args, "--layers", "2", "--max-accesses", "0"]) == 0 and out.exists()

@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 import tyro
 
 from envs.cli import run_cli
+from envs.trace import Trace
 from envs.trace.formats import read_trace, write_trace
+from envs.trace.record import DEFAULT_ACCESS_LIMIT
 
 Format = Literal["npz", "oracleGeneral", "csv"]
 Workload = Literal["transformer-train", "transformer-infer", "cnn-train", "moe-infer"]
@@ -55,6 +57,9 @@ class Generate:
     """Seed of every random draw."""
     method: Literal["captured", "analytic"] = "captured"
     """Trace the real model on the meta device, or the analytic generator (transformer-train)."""
+    max_accesses: int = DEFAULT_ACCESS_LIMIT
+    """Stop, writing nothing, once the trace grows past this many accesses (0: no limit). The default is the
+    Copilot's limit, so what this command writes the Copilot can load."""
 
 
 @dataclass(frozen=True)
@@ -94,23 +99,35 @@ class Import:
 
 
 def _generate(cmd: Generate) -> int:
+    from envs.capture.recorder import AccessLimitError, access_limit
+
+    if cmd.max_accesses < 0:
+        raise ValueError(f"--max-accesses must be >= 0, got {cmd.max_accesses}")
+    try:
+        with access_limit(cmd.max_accesses or None):
+            trace = _generate_trace(cmd)
+    except AccessLimitError as exc:
+        raise ValueError(f"{exc} (or raise --max-accesses)") from None
+    trace.save(cmd.out)
+    print(f"wrote {cmd.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
+    return 0
+
+
+def _generate_trace(cmd: Generate) -> Trace:
     if cmd.hf_config is not None:
         if cmd.workload is not None or cmd.preset is not None:
             raise ValueError("give either --hf-config or --workload with --preset, not both")
         from envs.capture.hf import capture_hf
 
-        trace = capture_hf(cmd.hf_config, task=cmd.task, layers=cmd.layers, seq=cmd.seq, batch=cmd.batch or 1,
+        return capture_hf(cmd.hf_config, task=cmd.task, layers=cmd.layers, seq=cmd.seq, batch=cmd.batch or 1,
                            steps=cmd.iterations or 1, decode_steps=cmd.decode_steps, dtype=cmd.dtype, attn=cmd.attn)  # fmt: skip
     else:
         if cmd.workload is None or cmd.preset is None:
             raise ValueError("give --workload and --preset (or --hf-config)")
         from envs.workloads import generate_trace
 
-        trace = generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
-                               method=cmd.method, batch=cmd.batch, requests=cmd.requests)  # fmt: skip
-    trace.save(cmd.out)
-    print(f"wrote {cmd.out}: {len(trace)} accesses, {trace.n_tensors} tensors, hash {trace.content_hash[:12]}")
-    return 0
+        return generate_trace(cmd.workload, cmd.preset, layers=cmd.layers, iterations=cmd.iterations, seed=cmd.seed,
+                              method=cmd.method, batch=cmd.batch, requests=cmd.requests)  # fmt: skip
 
 
 def _info(cmd: Info) -> int:

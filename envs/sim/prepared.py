@@ -118,13 +118,10 @@ def prepare(trace: Trace, mode: str = "tensor") -> PreparedTrace:
         tid = np.ascontiguousarray(trace.tensor_id)
     else:
         tid = np.ascontiguousarray(trace.tensor_id, dtype=np.int64)  # no copy when held in int64; reused as .tid
-        op_index = trace.op_index
-        # distinct non-FREE operand bytes per op
-        req = opc != Op.FREE
-        pairs = np.unique(np.stack([op_index[req], tid[req]]), axis=1)
-        per_op = np.bincount(pairs[0], weights=sizes[pairs[1]].astype(np.float64))
-        op_arg = int(np.argmax(per_op)) if per_op.size else 0
-        op_max = int(per_op[op_arg]) if per_op.size else 0
+        from envs.trace.scan_kernels import largest_op
+
+        op_index = np.ascontiguousarray(trace.op_index, dtype=np.int64)
+        op_arg, op_max = largest_op(tid, opc, op_index, np.ascontiguousarray(sizes, dtype=np.int64), int(Op.FREE))
     frees = bool((opc == Op.FREE).any())
     peak = int(sizes.sum()) if not frees else trace.peak_live_bytes()  # nothing freed: every tensor stays live
     next_use = _next_use(tid, opc, classic)

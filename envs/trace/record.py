@@ -56,6 +56,11 @@ class Phase(enum.IntEnum):
     DECODE = 4
 
 
+#: The most accesses a trace may hold unless a caller says otherwise: the Copilot's limit and the default of
+#: ``tensorcache-trace generate``, so what the command writes the Copilot can load.
+DEFAULT_ACCESS_LIMIT = 3_000_000
+
+
 class TraceError(ValueError):
     """A trace file or array set is malformed."""
 
@@ -202,16 +207,9 @@ class Trace:
                 op_arr = np.array([names[o.lower()] if isinstance(o, str) else int(o) for o in ops])
             except KeyError as exc:
                 raise TraceError(f"unknown op {exc.args[0]!r}; valid: {', '.join(names)}") from None
-        arrays = {
-            "tensor_id": renumber(ids_arr) if n else ids_arr,
-            "size": sizes,
-            "op": op_arr,
-            "kind": np.full(n, Kind.INPUT),
-            "layer": np.full(n, -1),
-            "phase": np.full(n, Phase.FORWARD),
-            "op_index": np.arange(n) if op_index is None else op_index,
-            "iteration": np.zeros(n),
-        }
+        arrays = {**default_columns(n), "tensor_id": renumber(ids_arr) if n else ids_arr, "size": sizes, "op": op_arr}
+        if op_index is not None:
+            arrays["op_index"] = op_index
         return cls.from_arrays(arrays, {"workload": "requests", **(meta or {})})
 
     # -- derived quantities -------------------------------------------------------------------------------------
@@ -331,6 +329,19 @@ class Trace:
         if stored_cost_hash is not None and stored_cost_hash != trace.meta.get("cost_hash"):
             raise TraceError(f"{path}: op cost hash mismatch (op_flops/op_bytes corrupted or edited)")
         return trace
+
+
+def default_columns(n: int) -> dict[str, np.ndarray]:
+    """What a column means when a plain request list leaves it out, for ``n`` accesses: every access a READ of an
+    input tensor in its own forward op, outside any layer, in iteration 0."""
+    return {
+        "op": np.full(n, int(Op.READ), dtype=np.int64),
+        "kind": np.full(n, int(Kind.INPUT), dtype=np.int64),
+        "layer": np.full(n, -1, dtype=np.int64),
+        "phase": np.full(n, int(Phase.FORWARD), dtype=np.int64),
+        "op_index": np.arange(n, dtype=np.int64),
+        "iteration": np.zeros(n, dtype=np.int64),
+    }
 
 
 def _as_column(name: str, values: Any, dtype: np.dtype) -> np.ndarray:

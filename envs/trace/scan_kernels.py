@@ -205,3 +205,24 @@ def next_use_scan(tid: np.ndarray, opc: np.ndarray, classic: bool, free_op: int,
             nxt[i] = j
         last[t] = i
     return nxt
+
+
+@numba.njit(cache=True, nogil=True)
+def largest_op(tid: np.ndarray, opc: np.ndarray, op_index: np.ndarray, sizes: np.ndarray, free_op: int) -> tuple[int, int]:
+    """``(op, bytes)`` of the op whose distinct non-FREE operands take the most bytes (the first such op on a tie;
+    ``(0, 0)`` when no op has one); ``op_index`` is non-decreasing, so one pass suffices."""
+    seen = np.full(sizes.shape[0], -1, dtype=np.int64)  # the last op each tensor was counted in
+    best_op, best, cur_op, cur = 0, 0, -1, 0
+    for i in range(tid.shape[0]):
+        op = op_index[i]
+        if op != cur_op:
+            if cur > best:
+                best_op, best = cur_op, cur
+            cur_op, cur = op, 0
+        t = tid[i]
+        if opc[i] != free_op and seen[t] != op:
+            seen[t] = op
+            cur += sizes[t]
+    if cur > best:
+        best_op, best = cur_op, cur
+    return best_op, best
