@@ -92,7 +92,9 @@ def sidebar() -> dict | None:
             info = call("POST", "/traces/hf-config", files={"file": ("config.json", cfg.getvalue())}, params=params)
         ref = {"trace_id": info["trace_id"]}
     else:
-        up = st.sidebar.file_uploader("Trace file (.npz, .csv, oracleGeneral .bin; ≤ 64 MiB)", key="upload")
+        up = st.sidebar.file_uploader(
+            "Trace file (.npz, oracleGeneral .bin, or .csv: at least tensor_id,size,op; ≤ 64 MiB)", key="upload"
+        )
         if up is None:
             st.info("Upload a trace to continue.")
             return None

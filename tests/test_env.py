@@ -305,3 +305,28 @@ def test_v2_offers_the_schedule_s_choice_first_and_passes_the_checkers(small_tra
         gym_check(env.unwrapped)
         sb3_check(env.unwrapped)
     assert not [str(w.message) for w in caught]
+
+
+def test_capacity_specs_say_what_they_mean(small_train_trace) -> None:
+    """A bare float is a fraction of the peak live bytes; the suites' task numbers are headroom. Both can be named,
+    and the info says which one an episode used."""
+    from envs.sim import SimError
+    from envs.sim.capacity import Headroom
+
+    prepared = prepare(small_train_trace)
+    seen = {}
+    for spec in (0.5, "peak:0.5", Headroom(0.3), "headroom:0.3"):
+        env = gym.make("tensorcache/Eviction-v1", trace=small_train_trace, capacity=spec)
+        _, info = env.reset(seed=0)
+        seen[str(spec)] = (info["capacity_spec"], info["capacity_bytes"])
+    assert seen["0.5"] == seen["peak:0.5"] == ("peak:0.5", int(0.5 * prepared.peak_live_bytes))
+    assert seen[str(Headroom(0.3))] == seen["headroom:0.3"] == ("headroom:0.3", headroom_capacity(prepared, 0.3))
+    with pytest.raises(SimError, match="does not parse"):
+        gym.make("tensorcache/Eviction-v1", trace=small_train_trace, capacity="room:0.3")
+    env = gym.make("tensorcache/Eviction-v1", suite="tcb-v2", split="validation", task="gpt2-serve@0.3")
+    _, info = env.reset(seed=0)
+    from envs.benchmarks import get_suite
+
+    inst = next(i for i in get_suite("tcb-v2").instances("validation", tasks=("gpt2-serve@0.3",))
+                if i.prepared.trace.content_hash == info["trace_hash"])  # fmt: skip
+    assert (info["capacity_spec"], info["capacity_bytes"]) == ("headroom:0.3", inst.capacity)

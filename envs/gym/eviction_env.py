@@ -13,7 +13,7 @@ from gymnasium import spaces
 from envs.gym.episode import EPISODE_RULES, Episode
 from envs.gym.features import OBSERVATION_VERSIONS, FeatureBuilder, observation_size
 from envs.gym.sources import trace_sources
-from envs.sim.capacity import Headroom, check_capacity_spec, resolve_capacity
+from envs.sim.capacity import Headroom, check_capacity_spec, describe_capacity, resolve_capacity
 from envs.sim.prepared import MODES, PreparedTrace, prepare
 from envs.sim.simulator import simulate
 from envs.sim.step_time import DEFAULT_ACCELERATOR, StepModel, step_time
@@ -110,8 +110,10 @@ class EvictionEnv(gym.Env):
       each reset draws one of ``seeds``.
     - ``suite``, ``split``, ``task``: draw traces and capacities from a benchmark suite split (e.g. ``tcb-v2``,
       ``train``), optionally of one task (``"gpt2-serve@0.3"``); the suite's capacities are used.
-    - ``capacity``: bytes (int or ``"4GiB"``), a float in (0, 1] = that fraction of the trace's peak live bytes,
-      or :class:`envs.sim.Headroom` (see :mod:`envs.sim.capacity`).
+    - ``capacity``: bytes (int or ``"4GiB"``); a float in (0, 1] or ``"peak:0.5"`` = that fraction of the trace's
+      peak live bytes; :class:`envs.sim.Headroom` or ``"headroom:0.3"`` = that fraction of the way from the
+      tightest feasible cache to the peak, which is what the suites' task names mean (``gpt2-serve@0.3``); see
+      :mod:`envs.sim.capacity`. ``info["capacity_spec"]`` says which was used.
     - ``k``: number of candidates offered (≥ 1). ``reward``: ``"bytes"`` or ``"hits"``.
     - ``mode``: ``"tensor"`` (default) or ``"classic"`` (see :mod:`envs.sim`).
     - ``candidates``: the candidate rule, ``"lru"`` (default), ``"mixed"``, or ``"schedule"`` (the K tensors the
@@ -122,13 +124,16 @@ class EvictionEnv(gym.Env):
 
     ## Info
     Every step: ``bytes_moved``, ``hits``, ``decisions``, ``action_mask`` and ``invalid_action``. At reset and on
-    the terminating step also ``misses``, ``bytes_in``, ``bytes_out``, ``trace_hash`` and ``capacity_bytes``, and
+    the terminating step also ``misses``, ``bytes_in``, ``bytes_out``, ``trace_hash``, ``capacity_bytes`` and
+    ``capacity_spec`` (``"headroom:0.3"``, ``"peak:0.5"`` or the bytes given), and
     at the end ``byte_hit_ratio``, ``hit_ratio``, ``result`` (a :class:`~envs.sim.SimResult`) and the step time
     (:mod:`envs.sim.step_time`; None where the trace records no op costs): ``step_s``, ``compute_s`` and
     ``stall_s`` (seconds per steady-state step on ``accelerator``), ``lru_step_s`` (LRU's, from one LRU run per
     trace) and ``speedup_step_vs_lru``. :meth:`counters` returns the full set at any time.
 
     ## Version History
+    - Both versions, later: ``capacity`` also takes ``"headroom:0.3"`` and ``"peak:0.5"``, and the info names the
+      spec (``capacity_spec``); suite tasks resolve their capacity from their headroom (the same bytes).
     - Both versions, later: the terminal info carries the step time (``step_s`` and its companions); observations,
       rewards and results unchanged.
     - v2: observation version 2 (the schedule's predictions and the phases appended to v1's columns, whose offsets
@@ -207,7 +212,8 @@ class EvictionEnv(gym.Env):
         self._sources = trace_sources(
             trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity
         )
-        self._loaded: dict[int, tuple[PreparedTrace, int, FeatureBuilder]] = {}
+        self._loaded: dict[int, tuple[PreparedTrace, int, FeatureBuilder, str]] = {}
+        self._capacity_spec = ""
         if len(self._sources) == 1:
             self._load(0)  # fail at construction on a bad trace or capacity
         self.action_space = spaces.Discrete(self.k)
@@ -219,18 +225,21 @@ class EvictionEnv(gym.Env):
         self._masks = _prefix_masks(self.k)
 
     # -- trace loading ------------------------------------------------------------------------------------------
-    def _load(self, index: int) -> tuple[PreparedTrace, int, FeatureBuilder]:
+    def _load(self, index: int) -> tuple[PreparedTrace, int, FeatureBuilder, str]:
         if index not in self._loaded:
             trace, capacity = self._sources[index]()
-            feats = FeatureBuilder(prepare(trace, self.mode))
-            self._loaded[index] = (feats.prepared, resolve_capacity(capacity, feats.prepared), feats)
+            if not (isinstance(trace, PreparedTrace) and trace.mode == self.mode):
+                trace = prepare(trace.trace if isinstance(trace, PreparedTrace) else trace, self.mode)
+            feats = FeatureBuilder(trace)
+            cap = resolve_capacity(capacity, feats.prepared)
+            self._loaded[index] = (feats.prepared, cap, feats, describe_capacity(capacity))
         return self._loaded[index]
 
     # -- Gymnasium API ------------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         index = int(self.np_random.integers(len(self._sources))) if len(self._sources) > 1 else 0
-        prepared, cap, feats = self._load(index)
+        prepared, cap, feats, self._capacity_spec = self._load(index)
         self.episode = Episode(
             prepared,
             cap,
@@ -313,6 +322,7 @@ class EvictionEnv(gym.Env):
             "bytes_out": b_out,
             "trace_hash": episode.prepared.trace.content_hash,
             "capacity_bytes": sim.capacity,
+            "capacity_spec": self._capacity_spec,
         }
         if episode.done:
             result = episode.result()

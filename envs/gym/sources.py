@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from envs.sim.capacity import Headroom
 from envs.trace import Trace
 
 
 def trace_sources(trace, trace_path, workload, preset, seeds, layers, iterations, method, suite, split, task, capacity):
-    """The env's trace sources: a list of zero-argument loaders, each returning (trace, capacity spec).
+    """The env's trace sources: a list of zero-argument loaders, each returning (a trace or a prepared trace, capacity spec).
 
     Exactly one of ``trace`` (a :class:`~envs.trace.Trace`), ``trace_path`` (any format
     :func:`envs.trace.formats.read_trace` reads), ``workload`` (with ``preset``; one loader per seed) or ``suite``
@@ -49,4 +50,5 @@ def trace_sources(trace, trace_path, workload, preset, seeds, layers, iterations
     from envs.benchmarks import get_suite
 
     instances = get_suite(suite).instances(split, tasks=None if task is None else (task,))
-    return [(lambda inst=inst: (inst.trace(), inst.capacity)) for inst in instances]
+    # the trace read once; Headroom(h) resolves to exactly inst.capacity, and the info says what it means
+    return [(lambda inst=inst: (inst.prepared, Headroom(inst.headroom))) for inst in instances]

@@ -4,9 +4,10 @@ Every entry point (the simulator, the env, the CLIs, the suites, the dashboard) 
 :func:`resolve_capacity`, so a capacity means the same thing everywhere:
 
 - an integer, or a string with a unit (``4096``, ``"128MiB"``, ``"1.5GiB"``): bytes;
-- a float in (0, 1]: that fraction of the trace's peak live bytes;
-- :class:`Headroom` (``Headroom(0.3)``): that fraction of the way from the tightest feasible cache (the largest
-  op's operand bytes) to one holding the peak live bytes.
+- a float in (0, 1], or the string ``"peak:0.5"``: that fraction of the trace's peak live bytes;
+- :class:`Headroom` (``Headroom(0.3)``), or the string ``"headroom:0.3"``: that fraction of the way from the
+  tightest feasible cache (the largest op's operand bytes) to one holding the peak live bytes. The suites' tasks
+  are named by headroom (``gpt2-serve@0.3`` is ``"headroom:0.3"``), so a bare float and a task's number differ.
 
 In tensor mode a capacity below the largest op's operand bytes is refused, since all operands of an op must be
 resident together.
@@ -75,12 +76,38 @@ def parse_capacity(text: str | int) -> int:
     return value
 
 
+def _named_fraction(spec: CapacitySpec) -> CapacitySpec:
+    """``"headroom:0.3"`` as ``Headroom(0.3)`` and ``"peak:0.5"`` as ``0.5``; anything else unchanged."""
+    if isinstance(spec, str) and ":" in spec:
+        name, _, value = spec.partition(":")
+        name = name.strip().lower()
+        if name not in ("headroom", "peak"):
+            raise SimError(f"capacity {spec!r} does not parse (use bytes such as 4GiB, headroom:0.3 or peak:0.5)")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise SimError(f"capacity {spec!r}: {value.strip()!r} is not a number") from None
+        return Headroom(fraction) if name == "headroom" else fraction
+    return spec
+
+
+def describe_capacity(spec: CapacitySpec) -> str:
+    """The spec in words that say what it means: ``"headroom:0.3"``, ``"peak:0.5"`` or the bytes given."""
+    spec = _named_fraction(spec)
+    if isinstance(spec, Headroom):
+        return f"headroom:{float(spec.fraction):g}"
+    if isinstance(spec, (float, np.floating)):
+        return f"peak:{float(spec):g}"
+    return str(spec)
+
+
 def check_capacity_spec(spec: CapacitySpec) -> None:
     """Checks a capacity spec without a trace (fails early, before any trace is generated).
 
     Raises:
         SimError: On a spec that no trace could resolve.
     """
+    spec = _named_fraction(spec)
     if isinstance(spec, Headroom):
         return
     if isinstance(spec, (float, np.floating)):
@@ -118,6 +145,7 @@ def resolve_capacity(spec: CapacitySpec, prepared: PreparedTrace) -> int:
         SimError: On a malformed spec or an infeasible capacity.
     """
     check_capacity_spec(spec)
+    spec = _named_fraction(spec)
     if isinstance(spec, Headroom):
         cap = headroom_capacity(prepared, spec.fraction)
     elif isinstance(spec, (float, np.floating)):
