@@ -198,6 +198,30 @@ def test_any_agent_scores_your_own_trace(tmp_path: Path, capsys: pytest.CaptureF
     assert "unknown agent" in capsys.readouterr().err
 
 
+def test_tensorcache_simulate_runs_every_kind_of_policy(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``tensorcache-simulate --policy`` takes engine policies, registered agents (learned entries included), the
+    offline references and the lower bound: one JSON row each per capacity, agreeing with the leaderboard's rows."""
+    from envs.sim import Headroom
+    from eval.evaluate import evaluate
+    from eval.simulate_agents import main
+
+    path = generate_own(tmp_path)
+    policies = ["lru", "schedule", "ppo", "cost-belady", "best-offline", "lower-bound"]
+    assert main(["--trace", str(path), "--policy", *policies, "--headroom", "0.2", "0.6", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["policy"], r["capacity_bytes"]) for r in rows][::2] == [(p, rows[0]["capacity_bytes"]) for p in policies]
+    by = {(r["policy"], r["capacity_bytes"]): r for r in rows}
+    for cap in {r["capacity_bytes"] for r in rows}:
+        bound = by[("lower-bound", cap)]["bytes_moved"]
+        assert all(by[(p, cap)]["bytes_moved"] >= bound for p in policies)
+        assert by[("best-offline", cap)]["bytes_moved"] <= by[("cost-belady", cap)]["bytes_moved"]
+    ev = evaluate("ppo", trace=path, capacity=Headroom(0.2)).rows[0]
+    assert by[("ppo", ev["capacity_bytes"])]["bytes_moved"] == ev["bytes_moved"]
+    assert by[("lower-bound", ev["capacity_bytes"])]["bytes_moved"] == ev["anchor_bytes"]
+    assert main(["--trace", str(path), "--policy", "oracle9000", "--headroom", "0.2"]) == 2
+    assert "unknown policy 'oracle9000'; valid: lru" in capsys.readouterr().err
+
+
 def generate_own(tmp_path: Path) -> Path:
     from envs.workloads import generate_trace
 
