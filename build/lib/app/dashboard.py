@@ -1,0 +1,271 @@
+"""The Copilot dashboard (Streamlit): pick a model, a memory size and strategies; see what moves the fewest bytes.
+
+Run with ``bash scripts/dashboard.sh``. Every number comes from the HTTP API (:mod:`app.api`) at
+``$TENSORCACHE_API_URL`` (default ``http://127.0.0.1:8000``); with ``TENSORCACHE_API_URL=inprocess`` the same
+requests go to an in-process app (tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.run_report import step_headline
+
+KIND_COLORS = {"weight": "#1f77b4", "activation": "#ff7f0e", "gradient": "#2ca02c", "optimizer_state": "#d62728",
+               "kv_cache": "#9467bd", "temporary": "#8c564b", "input": "#e377c2"}  # fmt: skip
+DEFAULT_STRATEGIES = ["lru", "fifo", "sieve", "next-use", "schedule", "belady", "best-offline", "lower-bound"]
+
+
+@st.cache_resource
+def api_client():
+    """An HTTP client for the API (or the in-process app for tests)."""
+    url = os.environ.get("TENSORCACHE_API_URL", "http://127.0.0.1:8000")
+    if url == "inprocess":
+        from fastapi.testclient import TestClient
+
+        from app.api import create_app
+
+        client = TestClient(create_app(warm=False))
+        client.__enter__()
+        return client
+    import httpx
+
+    return httpx.Client(base_url=url, timeout=600)
+
+
+def call(method: str, path: str, **kwargs) -> dict | list | str:
+    resp = api_client().request(method, path, **kwargs)
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail")
+        except ValueError:
+            detail = resp.text
+        raise RuntimeError(f"{detail}")
+    return resp.json() if resp.headers.get("content-type", "").startswith("application/json") else resp.text
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def sidebar() -> dict | None:
+    st.sidebar.header("1. Workload")
+    workloads = call("GET", "/workloads")
+    labels = {w["label"]: w for w in workloads}
+    source = st.sidebar.radio("Trace", ["built-in model", "your model", "upload a trace"], key="source", horizontal=True)
+    ref: dict
+    if source == "built-in model":
+        label = st.sidebar.selectbox("Model family", list(labels), key="family")
+        w = labels[label]
+        preset = st.sidebar.selectbox("Preset", w["presets"], key="preset")
+        has_layers = w["name"] != "cnn-train"
+        layers = st.sidebar.slider("Layers", 1, 96, 4, key="layers") if has_layers else None
+        steps_label = "Decode steps" if w["name"].endswith("infer") else "Training steps"
+        iterations = st.sidebar.slider(steps_label, 1, 16, 2, key="iterations")
+        batch = None
+        if w["name"].endswith("train"):
+            b = st.sidebar.number_input("Largest batch (0 = the preset's choices)", 0, 256, 0, key="batch")
+            batch = int(b) or None
+        seed = st.sidebar.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
+        ref = {"scenario": {"workload": w["name"], "preset": preset, "layers": layers, "iterations": iterations,
+                            "batch": batch, "seed": int(seed)}}  # fmt: skip
+    elif source == "your model":
+        cfg = st.sidebar.file_uploader("Hugging Face config.json (no weights needed)", type=["json"], key="hf_config")
+        task = st.sidebar.radio("Step", ["train", "infer"], key="hf_task", horizontal=True,
+                                format_func={"train": "training", "infer": "serving"}.get)  # fmt: skip
+        seq = st.sidebar.number_input("Sequence length", 16, 32768, 512, step=128, key="hf_seq")
+        hf_layers = st.sidebar.number_input("Blocks (0 = all)", 0, 128, 4, key="hf_layers")
+        if cfg is None:
+            st.info("Upload your model's config.json: it is traced without weights (about a second per block).")
+            return None
+        params = {"task": task, "seq": int(seq), **({"layers": int(hf_layers)} if hf_layers else {})}
+        with st.spinner("Tracing your model..."):
+            info = call("POST", "/traces/hf-config", files={"file": ("config.json", cfg.getvalue())}, params=params)
+        ref = {"trace_id": info["trace_id"]}
+    else:
+        up = st.sidebar.file_uploader(
+            "Trace file (.npz, oracleGeneral .bin, or .csv: at least tensor_id,size,op; ≤ 64 MiB)", key="upload"
+        )
+        if up is None:
+            st.info("Upload a trace to continue.")
+            return None
+        info = call("POST", "/traces/upload", files={"file": (up.name, up.getvalue())})
+        ref = {"trace_id": info["trace_id"]}
+    trace = call("POST", "/traces", json=ref["scenario"]) if "scenario" in ref else call("GET", f"/traces/{ref['trace_id']}")
+    st.sidebar.header("2. Memory")
+    lo, peak = trace["min_capacity_bytes"], trace["peak_live_bytes"]
+    st.sidebar.caption(f"Feasible: from {fmt_bytes(lo)} (the largest op's operands) to {fmt_bytes(peak)} (everything fits).")
+    unit = st.sidebar.radio("Size as", ["headroom", "GiB"], key="unit", horizontal=True)
+    if unit == "GiB":
+        gib = st.sidebar.number_input("Memory (GiB)", min_value=0.001, value=round((lo + 0.3 * (peak - lo)) / 2**30, 3),
+                                      step=0.5, format="%.3f", key="gib")  # fmt: skip
+        memory = {"gib": float(gib)}
+    else:
+        h = st.sidebar.slider("Headroom (0 = tightest, 1 = peak)", 0.0, 1.0, 0.3, 0.05, key="headroom")
+        memory = {"headroom": float(h)}
+    st.sidebar.header("3. Strategies")
+    strategies = [s for s in call("GET", "/strategies") if not s["slow"]]
+    names = [s["name"] for s in strategies]
+    chosen = st.sidebar.multiselect("Strategies", names, [s for s in DEFAULT_STRATEGIES if s in names], key="strategies")
+    accelerators = call("GET", "/accelerators")
+    accelerator = st.sidebar.selectbox("Accelerator", [a["name"] for a in accelerators], key="accelerator",
+                                       help="for the step time: peak FLOP/s, memory bandwidth and host link")  # fmt: skip
+    own = next(a["link"] for a in accelerators if a["name"] == accelerator)
+    links = [x["name"] for x in call("GET", "/links")]
+    link = st.sidebar.selectbox("Link", links, index=links.index(own), key="link")
+    st.sidebar.button("Run", type="primary", key="run")
+    return {**ref, "memory": memory, "strategies": chosen, "link": link, "accelerator": accelerator, "trace": trace}
+
+
+def metric_cards(res: dict) -> None:
+    if res["best"] is None:
+        st.info("Only the lower bound was chosen: add a strategy to compare.")
+        return
+    best = next(r for r in res["strategies"] if r["strategy"] == res["best"])
+    st.markdown(f"**{step_headline(res['step_time'])}**")
+    st.subheader(f"Fewest bytes moved by a deployable policy: {best['strategy']} ({best.get('kind', '')})")
+    if res.get("best_offline"):
+        ceiling = next(r for r in res["strategies"] if r["strategy"] == res["best_offline"])
+        st.caption(f"{ceiling['strategy']} moves {fmt_bytes(ceiling['bytes_moved'])} (vs {fmt_bytes(best['bytes_moved'])}) "
+                   "but reads the future: a ceiling, not a policy you can deploy.")  # fmt: skip
+    top, bottom = st.columns(4), st.columns(4)
+    top[0].metric("Hit rate", f"{best['hit_ratio']:.3f}")
+    top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}")
+    top[2].metric("Bytes in", fmt_bytes(best["bytes_in"]), help="read misses transferred to the accelerator")
+    top[3].metric("Bytes out", fmt_bytes(best["bytes_out"]), help="dirty tensors written back on eviction")
+    bottom[0].metric("Step time", "–" if best["step_s"] is None else f"{best['step_s']:.4g} s",
+                     help=f"seconds per steady-state step on {res['accelerator']} over {res['link']}: roofline compute "
+                     "plus waits for transfers")  # fmt: skip
+    bottom[1].metric(
+        "Step speed-up vs LRU",
+        f"{best['speedup_step_vs_lru']:.2f}×" if best["speedup_step_vs_lru"] else "–",
+        help=f"LRU's seconds per step / this one's (LRU moves {best['bytes_ratio_vs_lru'] or 0:.2f}× its bytes)",
+    )
+    score = best["score_vs_bound"]
+    bottom[2].metric("Score vs bound", "–" if score is None else f"{score:.3f}",
+                     help="(LRU bytes − bytes) / (LRU bytes − lower bound): 0 = LRU, 1 = nothing can do better")  # fmt: skip
+    bottom[3].metric("Lower bound", fmt_bytes(res["lower_bound_bytes"]), help="no policy can move fewer bytes")
+
+
+def bar_chart(res: dict) -> go.Figure:
+    rows = res["strategies"]
+    fig = go.Figure(go.Bar(x=[r["bytes_moved"] / 2**30 for r in rows], y=[r["strategy"] for r in rows], orientation="h",
+                           marker_color=["#d62728" if r["strategy"] == "lower-bound" else "#1f77b4" for r in rows],
+                           hovertemplate="%{y}: %{x:.3f} GiB<extra></extra>"))  # fmt: skip
+    fig.update_layout(title="Bytes moved (GiB; fewer is better)", yaxis={"autorange": "reversed"}, height=60 + 34 * len(rows),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
+    return fig
+
+
+def step_chart(res: dict) -> go.Figure | None:
+    """Seconds per step of every timed strategy: compute (the same for all) and link stalls, stacked."""
+    rows = sorted((r for r in res["strategies"] if r.get("step_s") is not None), key=lambda r: r["step_s"])
+    if not rows:
+        return None
+    names = [r["strategy"] for r in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=[r["compute_s"] for r in rows], y=names, orientation="h", name="compute",
+                         marker_color="#7f7f7f", hovertemplate="%{y}: %{x:.4g} s compute<extra></extra>"))  # fmt: skip
+    fig.add_trace(go.Bar(x=[r["stall_s"] for r in rows], y=names, orientation="h", name="waiting on the link",
+                         marker_color="#ff7f0e", hovertemplate="%{y}: %{x:.4g} s stalled<extra></extra>"))  # fmt: skip
+    fig.update_layout(title=f"Seconds per step on {res['accelerator']} (fewer is better)", barmode="stack",
+                      yaxis={"autorange": "reversed"}, height=80 + 34 * len(rows), xaxis_title="s/step",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
+    return fig
+
+
+def timeline_chart(row: dict, kinds: list[str], capacity: int) -> go.Figure:
+    tl = row["timeline"]
+    fig = go.Figure()
+    for kind, series in zip(kinds, tl["resident_by_kind"], strict=True):
+        if any(series):
+            fig.add_trace(go.Scatter(x=tl["position"], y=[v / 2**30 for v in series], name=kind, stackgroup="one",
+                                     line={"color": KIND_COLORS.get(kind)}))  # fmt: skip
+    fig.add_hline(y=capacity / 2**30, line_dash="dash", line_color="#d62728", annotation_text="capacity")
+    fig.update_layout(title=f"Resident bytes by kind ({row['strategy']})", xaxis_title="access", yaxis_title="GiB", height=340)
+    return fig
+
+
+def heatmap_chart(row: dict) -> go.Figure:
+    tl = row["timeline"]
+    z = tl["layer_residency"]
+    fig = go.Figure(go.Heatmap(z=z, x=tl["position"], y=["none"] + [str(i) for i in range(len(z) - 1)],
+                               colorscale="Blues", zmin=0, zmax=1, colorbar={"title": "resident"}))  # fmt: skip
+    fig.update_layout(title=f"Residency by layer over the trace ({row['strategy']})", xaxis_title="access", yaxis_title="layer",
+                      height=360, yaxis={"type": "category"})  # fmt: skip  # "none", "0", "1": labels, not numbers
+    return fig
+
+
+def curve_chart(curve: dict) -> go.Figure:
+    fig = go.Figure()
+    for name, ys in curve["moved_per_requested_byte"].items():
+        fig.add_trace(go.Scatter(x=[c / 2**30 for c in curve["capacity_bytes"]], y=ys, name=name, mode="lines+markers",
+                                 line={"dash": "dash"} if name == "lower-bound" else None))  # fmt: skip
+    fig.update_layout(title="Bytes moved per byte requested, against memory size", xaxis_title="memory (GiB)",
+                      yaxis_title="(in + write-back) / requested",
+                      height=360)  # fmt: skip
+    return fig
+
+
+def main() -> None:
+    st.set_page_config(page_title="TensorCache Copilot", layout="wide")
+    st.title("TensorCache Copilot")
+    st.caption("Which eviction policy moves the fewest bytes between host and accelerator, for this model and this memory?")
+    try:
+        choice = sidebar()
+        if choice is None:
+            return
+        if not choice["strategies"]:
+            st.warning("Choose at least one strategy.")
+            return
+        body = {k: choice[k] for k in ("memory", "strategies", "link", "accelerator") if k in choice}
+        body.update({k: choice[k] for k in ("scenario", "trace_id") if k in choice})
+        res = call("POST", "/simulate", json=body)
+    except RuntimeError as exc:
+        st.error(str(exc))
+        return
+    metric_cards(res)
+    bars, steps = st.columns(2)
+    bars.plotly_chart(bar_chart(res), use_container_width=True, key="bars")
+    step_fig = step_chart(res)
+    if step_fig is not None:
+        steps.plotly_chart(step_fig, use_container_width=True, key="steps")
+    else:
+        steps.info(res["step_time"]["unknown"] or "No strategy could be timed.")
+    timed = [r for r in res["strategies"] if r.get("timeline")]
+    if timed:
+        pick = st.selectbox("Strategy for the timeline and heatmap", [r["strategy"] for r in timed], key="timeline_strategy")
+        row = next(r for r in timed if r["strategy"] == pick)
+        left, right = st.columns(2)
+        left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), use_container_width=True, key="timeline")
+        right.plotly_chart(heatmap_chart(row), use_container_width=True, key="heatmap")
+    curve_body = {k: body[k] for k in ("scenario", "trace_id") if k in body}
+    curve_ok = {s["name"] for s in call("GET", "/strategies") if s["curve"]}
+    engine = [s for s in body["strategies"] if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
+    bound = ["lower-bound"] if "lower-bound" in body["strategies"] else []
+    curve = call("POST", "/capacity-curve", json={**curve_body, "strategies": engine + bound})
+    st.plotly_chart(curve_chart(curve), use_container_width=True, key="curve")
+    with st.expander("Trace statistics"):
+        stats = call("GET", f"/traces/{res['trace_id']}/stats")
+        st.json({k: v for k, v in stats.items() if not isinstance(v, list)})
+    st.subheader("Export")
+    table = call("POST", "/export/csv", json=body)  # reuses the runs above (one run per strategy and memory size)
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Results (CSV)", table, "copilot.csv", "text/csv", key="dl_csv")
+    c2.download_button("Results (JSON)", json.dumps(res, indent=2), "copilot.json", "application/json", key="dl_json")
+    c3.download_button("Report (HTML)", call("POST", "/export/report", json=body), "copilot.html", "text/html", key="dl_html")
+    st.code(res["command"], language="bash")
+    st.caption(f"Answered in {res['seconds'] * 1000:.0f} ms by the API; trace {res['trace_hash'][:12]}.")
+
+
+if __name__ == "__main__":  # Streamlit runs the page as __main__; a process that imports it does not run it
+    main()

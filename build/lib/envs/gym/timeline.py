@@ -1,0 +1,142 @@
+"""What happens inside a run: memory by tensor kind, residency by layer, hits and misses, at evenly spaced points.
+
+The dashboard's memory timeline and residency heatmap come from here. A built-in engine policy runs in the
+compiled loop, paused at each snapshot; any other chooser plays through the episode driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from envs.gym.episode import Episode
+from envs.gym.features import DecisionView
+from envs.sim import engine as E
+from envs.sim.prepared import PreparedTrace
+from envs.sim.simulator import POLICY_CODES, SimResult, Simulation
+from envs.trace import Kind
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Snapshots of one run.
+
+    Attributes:
+        position: Access index of each snapshot (after the accesses before it).
+        resident_by_kind: Resident bytes per :class:`~envs.trace.Kind` at each snapshot (points x kinds).
+        layer_residency: Fraction of each layer's bytes seen so far that is resident (layers x points).
+        hits, misses: Requests that hit / missed in the window ending at each snapshot.
+        bytes_moved: Cumulative bytes moved at each snapshot.
+    """
+
+    position: np.ndarray
+    resident_by_kind: np.ndarray
+    layer_residency: np.ndarray
+    hits: np.ndarray
+    misses: np.ndarray
+    bytes_moved: np.ndarray
+
+
+@numba.njit(cache=True, nogil=True)
+def _snapshot(resident, size, kinds, layers, seen, by_kind, by_layer):  # pragma: no cover - compiled
+    """Fills one snapshot: resident bytes per kind, and per layer the resident fraction of the bytes seen so far
+    (one pass over the tensors instead of several array passes)."""
+    n_layers = by_layer.shape[0]
+    total = np.zeros(n_layers)
+    resident_bytes = np.zeros(n_layers)
+    for t in range(size.shape[0]):
+        if seen[t]:
+            total[layers[t]] += size[t]
+        if resident[t] == 1:
+            by_kind[kinds[t]] += size[t]
+            resident_bytes[layers[t]] += size[t]
+    for lay in range(n_layers):
+        by_layer[lay] = resident_bytes[lay] / total[lay] if total[lay] > 0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _record_engine(T, S, H, dense, tid, opc, op_index, op_end, next_use, stops, kind_of_access, layer_index, kinds,
+                   layers, seen, by_kind, by_layer, hits, misses, moved):  # fmt: skip  # pragma: no cover - compiled
+    """A built-in policy's whole run with its snapshots (what :func:`record`'s Python loop computes for a chooser)."""
+    prev_pos = 0
+    prev_hits = 0
+    prev_req = 0
+    n = tid.shape[0]
+    residents = np.empty(T.shape[0], dtype=np.int64)
+    sizes = np.empty(T.shape[0], dtype=np.int64)
+    for j in range(stops.shape[0]):
+        stop = stops[j]
+        E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop)
+        for i in range(prev_pos, min(stop, n)):
+            t = tid[i]
+            kinds[t] = kind_of_access[i]
+            layers[t] = layer_index[i]
+            seen[t] = True
+        for t in range(T.shape[0]):
+            residents[t] = E.tensor_resident(T, t)
+            sizes[t] = E.tensor_size(T, t)
+        _snapshot(residents, sizes, kinds, layers, seen, by_kind[j], by_layer[:, j])
+        h, r, m = E.request_counts(S)
+        hits[j] = h - prev_hits
+        misses[j] = (r - h) - (prev_req - prev_hits)
+        moved[j] = m
+        prev_pos, prev_hits, prev_req = stop, h, r
+
+
+def record(
+    prepared: PreparedTrace,
+    capacity: int,
+    policy: str | None = None,
+    choose: Callable[[DecisionView], int] | None = None,
+    *,
+    k: int | None = None,
+    rule: str = "lru",
+    points: int = 100,
+    seed: int = 0,
+    schedule: bool = False,
+) -> tuple[SimResult, Timeline]:
+    """Runs a built-in ``policy`` (compiled) or a ``choose`` function (episode driver) and snapshots it."""
+    if (policy is None) == (choose is None):
+        raise ValueError("give exactly one of policy (a built-in engine policy) or choose")
+    n = prepared.tid.shape[0]
+    stops = np.unique(np.linspace(0, n, max(points, 1) + 1).astype(np.int64)[1:])
+    layer_of_access = prepared.trace.layer.astype(np.int64)
+    n_layers = int(layer_of_access.max()) + 2 if n else 1
+    kinds = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
+    layers = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
+    seen = np.zeros(prepared.sizes.shape[0], dtype=bool)
+    by_kind = np.zeros((stops.shape[0], len(Kind)))
+    by_layer = np.zeros((n_layers, stops.shape[0]))
+    hits, misses, moved = (np.zeros(stops.shape[0], dtype=np.int64) for _ in range(3))
+    if policy is not None:  # the whole run and its snapshots in one compiled call
+        if policy not in POLICY_CODES:
+            raise ValueError(f"{policy} has no compiled engine policy; pass choose instead")
+        sim = Simulation(prepared, capacity, policy, seed)
+        kind_of_access = np.ascontiguousarray(prepared.trace.kind, dtype=np.int64)
+        layer_index = np.maximum(layer_of_access, -1) + 1
+        p = prepared
+        _record_engine(sim.T, sim.S, sim.H, sim.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stops,
+                       kind_of_access, layer_index, kinds, layers, seen, by_kind, by_layer, hits, misses, moved)  # fmt: skip
+        sim.set_status(False)
+        return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
+    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
+    sim = episode.sim
+    prev_pos = prev_hits = prev_req = 0
+    for j, stop in enumerate(stops):
+        while not episode.advance(until=int(stop)) and episode.pending:
+            episode.evict(choose(episode.view))
+        state = sim.tensor_state()
+        window = slice(prev_pos, int(stop))
+        ids = prepared.tid[window]
+        kinds[ids] = prepared.trace.kind[window]
+        layers[ids] = np.maximum(layer_of_access[window], -1) + 1
+        seen[ids] = True
+        _snapshot(state.resident, state.size, kinds, layers, seen, by_kind[j], by_layer[:, j])
+        h, r = sim.hits, sim.n_requests
+        hits[j], misses[j] = h - prev_hits, (r - h) - (prev_req - prev_hits)
+        moved[j] = sim.bytes_moved
+        prev_pos, prev_hits, prev_req = int(stop), h, r
+    return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
