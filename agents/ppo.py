@@ -19,16 +19,19 @@ from envs.gym.features import feature_tables
 
 if TYPE_CHECKING:
     from agents.candidate_net import CandidateNet
+    from agents.mlp_actor import MLPActor
     from envs.gym.features import DecisionView
 
 WEIGHTS, CONFIG = "policy.safetensors", "policy.json"
 EXPORT_FORMAT = "tensorcache-candidate-net"
+#: An SB3 ``MlpPolicy``'s actor (:class:`agents.mlp_actor.MLPActor`), written by :mod:`training.export_sb3`.
+MLP_FORMAT = "tensorcache-mlp-actor"
 
 
 class PPOPolicy(Policy):
     """Greedy (deterministic) policy of a trained candidate-scoring network."""
 
-    def __init__(self, net: CandidateNet, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None,
+    def __init__(self, net: CandidateNet | MLPActor, rule: str, name: str = "ppo", meta: dict[str, Any] | None = None,
                  observation_version: int = 1) -> None:  # fmt: skip
         if rule not in EPISODE_RULES:
             raise ValueError(f"unknown candidate rule {rule!r}; valid: {', '.join(EPISODE_RULES)}")
@@ -94,12 +97,20 @@ class PPOPolicy(Policy):
             if not (d / f).is_file():
                 raise ValueError(f"{d}: missing {f} (an exported policy needs {WEIGHTS} and {CONFIG})")
         spec = json.loads((d / CONFIG).read_text())
-        if spec.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{d / CONFIG}: format {spec.get('format')!r} is not {EXPORT_FORMAT!r}")
-        net_cfg = NetConfig(**spec["net"])
-        if net_cfg.net_version != NET_VERSION:
-            raise ValueError(f"{d / CONFIG}: network version {net_cfg.net_version}, this code reads {NET_VERSION}")
-        net = CandidateNet(net_cfg)
+        if spec.get("format") == MLP_FORMAT:
+            from agents.mlp_actor import MLPActor, MLPConfig
+
+            try:
+                net = MLPActor(MLPConfig(**{**spec["net"], "widths": tuple(spec["net"]["widths"])}))
+            except (TypeError, KeyError, ValueError) as exc:
+                raise ValueError(f"{d / CONFIG}: bad network shape ({exc})") from None
+        elif spec.get("format") == EXPORT_FORMAT:
+            net_cfg = NetConfig(**spec["net"])
+            if net_cfg.net_version != NET_VERSION:
+                raise ValueError(f"{d / CONFIG}: network version {net_cfg.net_version}, this code reads {NET_VERSION}")
+            net = CandidateNet(net_cfg)
+        else:
+            raise ValueError(f"{d / CONFIG}: format {spec.get('format')!r} is not {EXPORT_FORMAT!r} or {MLP_FORMAT!r}")
         import torch
         from safetensors import SafetensorError
 
@@ -116,7 +127,7 @@ class PPOPolicy(Policy):
         return cls(net, spec["candidates"], name or spec.get("name", "ppo"), spec.get("meta"), version)
 
 
-def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str = "ppo", meta: dict | None = None,
+def export_policy(net: CandidateNet | MLPActor, rule: str, directory: str | Path, name: str = "ppo", meta: dict | None = None,
                   observation_version: int = 1) -> Path:  # fmt: skip
     """Writes ``net`` as ``policy.safetensors`` + ``policy.json`` into ``directory`` (created)."""
     from safetensors.torch import save_file
@@ -127,7 +138,10 @@ def export_policy(net: CandidateNet, rule: str, directory: str | Path, name: str
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(d / WEIGHTS) as tmp:
         save_file(state, str(tmp))
-    spec = {"format": EXPORT_FORMAT, "name": name, "net": net.cfg.to_dict(), "candidates": rule, "meta": meta or {}}
+    from agents.mlp_actor import MLPActor
+
+    fmt = MLP_FORMAT if isinstance(net, MLPActor) else EXPORT_FORMAT
+    spec = {"format": fmt, "name": name, "net": net.cfg.to_dict(), "candidates": rule, "meta": meta or {}}
     if observation_version != 1:  # version 1 exports stay byte for byte as they were
         spec["observation_version"] = observation_version
     write_text_atomic(d / CONFIG, json.dumps(spec, indent=2, sort_keys=True))

@@ -18,7 +18,6 @@ from envs.trace import Kind, Op, Phase, Trace, TraceError
 from envs.version import ENV_ID, ENV_ID_V2, ENV_VERSION, __version__
 
 
-
 def _kernel_cache_outside_site_packages() -> None:
     installed = {"site-packages", "dist-packages"} & set(Path(__file__).resolve().parts)
     if not installed or os.environ.get("NUMBA_CACHE_DIR"):

@@ -1,1 +1,0 @@
-"""The leaderboard runner (``python -m eval.leaderboard``) and its shipped entries (sub-folders)."""
