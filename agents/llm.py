@@ -34,6 +34,19 @@ def require_llm() -> None:
     missing = [m for m in ("transformers", "peft", "trl", "bitsandbytes") if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"the LLM policy needs the 'llm' extra (missing: {', '.join(missing)}); run: {LLM_EXTRA_HINT}")
+    _quiet_llm_libraries()
+
+
+def _quiet_llm_libraries() -> None:
+    """Silences the LLM stack's noise that says nothing about this run: bitsandbytes' notice that an optional CPU
+    kernel package is absent, and deprecation warnings the libraries raise about their own internals."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    for module in ("transformers", "trl", "peft", "accelerate"):
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=rf"{module}(\..*)?$")
 
 
 class LLMPolicy(Policy):

@@ -70,7 +70,7 @@ def measure(cfg: CalibrateConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = tyro.cli(CalibrateConfig, args=argv, prog="python -m eval.calibrate_device")
+    cfg = tyro.cli(CalibrateConfig, args=argv, prog="tensorcache-calibrate-device")
     import torch
 
     from envs.sim.accelerators import get_accelerator

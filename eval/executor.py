@@ -67,21 +67,30 @@ class Executor:
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise ValueError(f"--jobs must be an integer >= 1, got {self.jobs!r}")
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], progress: Callable[[], None] | None = None) -> list[Any]:
+        """``[fn(x) for x in items]`` on this executor, in order; ``progress()`` is called as each result arrives
+        (in order: a slow first item holds back the count, never the work)."""
         work = list(items)
         if not work:
             return []
         if self.kind == "serial" or (self.kind == "process" and (self.jobs == 1 or len(work) == 1)):
-            return [fn(x) for x in work]
-        if self.kind == "process":
+            results = (fn(x) for x in work)
+        elif self.kind == "process":
             if self._pool is None:
                 import multiprocessing as mp
                 from concurrent.futures import ProcessPoolExecutor
 
                 pool = ProcessPoolExecutor(self.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
                 object.__setattr__(self, "_pool", pool)  # frozen: the pool is a cache, not part of the value
-            return list(self._pool.map(fn, work))
-        return self._ray_map(fn, work)
+            results = self._pool.map(fn, work)
+        else:
+            results = iter(self._ray_map(fn, work))
+        out = []
+        for r in results:
+            out.append(r)
+            if progress is not None:
+                progress()
+        return out
 
     def close(self) -> None:
         """Stops the process pool's workers (a later ``map`` starts new ones)."""

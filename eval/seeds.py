@@ -74,7 +74,7 @@ def compare(cfg: SeedsConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    cfg = tyro.cli(SeedsConfig, prog="python -m eval.seeds", args=argv)
+    cfg = tyro.cli(SeedsConfig, prog="tensorcache-seeds", args=argv)
     try:
         table = compare(cfg)
     except (ValueError, OSError) as exc:

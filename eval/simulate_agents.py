@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
-from envs.cli import run_cli
+from envs.cli import NONE_BY_DEFAULT, run_cli
 from envs.cli.simulate_cli import SimulateConfig, run
 
 
@@ -18,7 +19,7 @@ class AgentSimulateConfig(SimulateConfig):
     """Simulate eviction policies and agents over a trace (give exactly one of --capacity, --capacity-fraction,
     --headroom)."""
 
-    entries: tuple[Path, ...] = ()
+    entries: Annotated[tuple[Path, ...], NONE_BY_DEFAULT] = ()
     """Extra folders of leaderboard entries whose agents --policy may name."""
 
 

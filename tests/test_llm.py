@@ -328,3 +328,39 @@ def test_core_imports_do_not_pull_llm_libraries() -> None:
     code = "import envs, agents, eval.leaderboard.run, sys; print(any(m in sys.modules for m in ('transformers', 'peft', 'trl')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+class _Planted:
+    """A pickle payload: unpickling it would write a file."""
+
+    target = ""
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(_Planted.target), "ran"))
+
+
+@pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
+def test_resume_loads_no_pickle_from_the_run_directory(trained_run: Path, tmp_path: Path) -> None:
+    """The HF Trainer's checkpoint files (optimizer.pt, scheduler.pt, rng_state.pth) are pickles; resume reads them
+    with torch.load(weights_only=True) and never reads training_args.bin, so a payload planted there is refused,
+    not run, and the untouched run resumes."""
+    import shutil
+
+    import torch
+
+    from training.train_llm import LLMConfig, train
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (latest,) = sorted((run / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[-1:]
+    _Planted.target = str(tmp_path / "pwned")
+    for name in ("rng_state.pth", "optimizer.pt", "scheduler.pt", "training_args.bin"):
+        if (latest / name).exists():
+            torch.save({"state": _Planted()}, latest / name)
+    with pytest.raises(Exception, match=r"(?i)weights.only|unpickl|unsupported global"):
+        train(LLMConfig(resume=str(run), max_steps=84))
+    assert not (tmp_path / "pwned").exists()
+    clean = tmp_path / "clean"
+    shutil.copytree(trained_run, clean)
+    train(LLMConfig(resume=str(clean), max_steps=84))
+    assert json.loads((clean / "summary.json").read_text())["global_step"] == 84

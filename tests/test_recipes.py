@@ -131,3 +131,16 @@ def test_recipe_the_feature_table_is_the_one_source_of_the_layout() -> None:
     # the README uses names and observation_size(), never literal widths
     readme = (ROOT / "README.md").read_text()
     assert not re.search(r"\b\d+ \* 17\b|\bK×17\b|reshape\(\d+, 17\)", readme)
+
+
+def test_recipe_short_episodes_for_a_short_sb3_run() -> None:
+    """gym.make(..., max_episode_steps=N) truncates at N decisions, so SB3's Monitor reports episodes early."""
+    from stable_baselines3.common.monitor import Monitor
+
+    env = Monitor(gym.make("tensorcache/Eviction-v1", task="gpt2-serve@0.3", max_episode_steps=40))
+    env.reset(seed=0)
+    steps, term, trunc = 0, False, False
+    while not (term or trunc):
+        _, _, term, trunc, info = env.step(0)
+        steps += 1
+    assert (steps, trunc, term) == (40, True, False) and info["episode"]["l"] == 40

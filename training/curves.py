@@ -82,7 +82,7 @@ def llm_curve(run_dir: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.curves", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="tensorcache-curves", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path, nargs="+", help="one LLM run, or PPO runs (one line per seed)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)

@@ -175,7 +175,7 @@ def pretrain(base: str | Path, labels: str | Path, steps: int, lr: float = 1e-3,
 def main(argv: list[str] | None = None) -> int:
     from agents.llm import require_llm
 
-    p = argparse.ArgumentParser(prog="python -m training.llm_base", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="tensorcache-llm-base", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="tokenizer + randomly initialised base model")
     b.add_argument("--preset", default="small", help=f"one of: {', '.join(PRESETS)}")

@@ -27,7 +27,7 @@ class FullSizeCheck:
     """Options of the check (every field is a CLI flag)."""
 
     preset: str = "mistral-7b"
-    """Base preset of training.llm_base (``mistral-7b`` for the real dimensions, ``tiny`` for a CPU smoke run)."""
+    """Base preset of training.llm_base ('mistral-7b' for the real dimensions, 'tiny' for a CPU smoke run)."""
     out: str | None = None
     """Directory for the saved base (default: a temporary directory, removed afterwards)."""
     decisions: int = 8

@@ -127,8 +127,11 @@ def write_labels(cfg: LabelConfig) -> Path:
     if old and old.get("prompt_version") not in (None, version):
         raise ValueError(f"{mpath} describes labels of prompt version {old.get('prompt_version')}, these are {version}")
     t0 = time.perf_counter()
+    from envs.io.progress import Progress, log_progress
+
+    log_progress(f"labelling {len(instances)} {cfg.split} instances of {cfg.suite} ({cfg.teacher}, every {cfg.stride}. decision)")
     with executor:
-        parts = executor.map(_instance_lines, [(inst, cfg) for inst in instances])
+        parts = executor.map(_instance_lines, [(inst, cfg) for inst in instances], Progress("instances labelled", len(instances)))
     n = sum(len(p) for p in parts)
     with atomic_path(path) as tmp, tmp.open("w") as fh:
         for part in parts:
@@ -171,7 +174,7 @@ def read_labels(path: str | Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    cfg = tyro.cli(LabelConfig, prog="python -m training.make_labels", args=argv)
+    cfg = tyro.cli(LabelConfig, prog="tensorcache-make-labels", args=argv)
     try:
         path = write_labels(cfg)
     except ValueError as exc:

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -36,7 +37,8 @@ class LLMConfig:
     """Configuration of one LLM fine-tuning run (every field is a CLI flag)."""
 
     base: str = "small"
-    """Local model directory, or a preset name of training.llm_base (built and pretrained in the run directory)."""
+    """Local model directory, or a base preset built and pretrained in the run directory: tiny, small, fast
+    (training/llm_base.py; mistral-7b has the real dimensions, for a GPU)."""
     labels: str = "artifacts/labels"
     """Directory with train.jsonl and validation.jsonl (python -m training.make_labels)."""
     exp_name: str = "llm"
@@ -81,8 +83,8 @@ class LLMConfig:
     """Run directory to continue from its latest checkpoint."""
     k: int = 16
     """Candidates per decision (must match the labels)."""
-    candidates: str = "mixed"
-    """Candidate rule of the labels (lru or mixed)."""
+    candidates: Literal["lru", "mixed"] = "mixed"
+    """Candidate rule of the labels (as make_labels wrote them)."""
 
 
 def top1_agreement(policy, rows: list[dict]) -> tuple[float, float]:
@@ -260,8 +262,21 @@ def train(cfg: LLMConfig) -> Path:
         def on_train_end(self, args, state, control, **kwargs):
             self.run(state)
 
+    class ProgressLines(TrainerCallback):
+        """One timestamped line per logging step (no carriage-return bars off a terminal)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            from envs.io.progress import log_progress
+
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (logs or {}).items())
+            log_progress(f"step {state.global_step}/{cfg.max_steps}: {shown}")
+
     validation = Validation()
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[validation])
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[validation, ProgressLines()])  # fmt: skip
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints raw dicts; ProgressLines says the same with a time
     validation.trainer = trainer
     checkpoints = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     t0 = time.perf_counter()
@@ -281,7 +296,7 @@ def train(cfg: LLMConfig) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
-    cfg = tyro.cli(LLMConfig, args=argv)
+    cfg = tyro.cli(LLMConfig, prog="tensorcache-train-llm", args=argv)
     try:
         run_dir = train(cfg)
     except (ImportError, ValueError) as exc:

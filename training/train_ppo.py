@@ -20,12 +20,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+import tyro
 
 from envs.version import ENV_ID, ENV_ID_V2
 from training.seeding import seed_everything
+
+_TOTAL_DEFAULT = "(default: 1,000,000; with --resume: the run's)"
 
 
 @dataclass
@@ -38,24 +41,25 @@ class PPOConfig:
     """Seed of python, numpy, torch and the environments."""
     suite: str = "tcb-v2"
     """Benchmark suite whose train split is trained on and whose validation split selects the best model."""
-    total_timesteps: int | None = None
-    """Environment steps (eviction decisions) of PPO, summed over vector envs (default 1,000,000; with
-    ``--resume``, the resumed run's total)."""
+    total_timesteps: Annotated[int | None, tyro.conf.arg(help_behavior_hint="(default: 1,000,000; with --resume: the run's)")] = (
+        None
+    )
+    """Environment steps (eviction decisions) of PPO, summed over vector envs."""
     max_episode_steps: int = 0
     """Truncate episodes after this many decisions (0 = replay each trace to its end)."""
     n_envs: int = 8
     """Parallel environments."""
-    vec_env: str = "dummy"
-    """Vector env: ``dummy`` (in-process; fastest on 2 cores) or ``async`` (gymnasium AsyncVectorEnv workers)."""
+    vec_env: Literal["dummy", "async"] = "dummy"
+    """Vector env: 'dummy' (in-process; fastest on 2 cores) or 'async' (gymnasium AsyncVectorEnv workers)."""
     k: int = 32
     """Eviction candidates offered per decision."""
     candidates: Literal["lru", "mixed", "schedule"] = "mixed"
-    """Candidate rule of the env (``lru``, ``mixed`` or ``schedule``: the K the schedule heuristic would evict first)."""
+    """Candidate rule of the env ('lru', 'mixed' or 'schedule': the K the schedule heuristic would evict first)."""
     observation_version: Literal[1, 2] = 1
-    """Observation version of the env (1: ``tensorcache/Eviction-v1``; 2: with the schedule's predictions and the
-    phases, as ``tensorcache/Eviction-v2``)."""
-    reward: str = "bytes"
-    """Reward mode of the env (``bytes`` or ``hits``)."""
+    """Observation version of the env (1: 'tensorcache/Eviction-v1'; 2: with the schedule's predictions and the
+    phases, as 'tensorcache/Eviction-v2')."""
+    reward: Literal["bytes", "hits"] = "bytes"
+    """Reward mode of the env ('bytes' or 'hits')."""
     hidden: int = 64
     """Width of the candidate-scoring network."""
     learning_rate: float = 3e-5
@@ -76,8 +80,8 @@ class PPOConfig:
     """Entropy bonus coefficient."""
     vf_coef: float = 0.5
     """Value-loss coefficient."""
-    teacher: str = "lp-guided"
-    """Offline teacher whose choices label the cloning data (``belady``, ``cost-belady`` or ``lp-guided``, the
+    teacher: Literal["belady", "cost-belady", "lp-guided"] = "lp-guided"
+    """Offline teacher whose choices label the cloning data ('belady', 'cost-belady' or 'lp-guided', the
     size- and write-back-aware reference that plays the lower bound's LP solution)."""
     bc_stride: int = 2
     """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
@@ -99,10 +103,10 @@ class PPOConfig:
     """Use only the first n suite instances for cloning and evaluation (0 = all; for smoke tests)."""
     runs_dir: str = "runs"
     """Parent directory of run directories."""
-    torch_threads: int = 1
+    threads: int = 1
     """torch CPU threads (1 is fastest for this small network on 2 cores)."""
-    executor: str = "process"
-    """Where the train instances are labelled for cloning (``serial``, ``process`` or ``ray``; same labels)."""
+    executor: Literal["serial", "process", "ray"] = "process"
+    """Where the train instances are labelled for cloning ('serial', 'process' or 'ray'; same labels)."""
     jobs: int = 2
     """Workers of the labelling executor."""
     resume: str | None = None
@@ -227,6 +231,20 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
                         fmt.writer.flush()
                 state["hparams_written"] = True
 
+        def _on_rollout_end(self) -> None:
+            from envs.io.progress import log_progress
+
+            now, n = time.monotonic(), self.num_timesteps
+            last = getattr(self, "_last_progress", None)
+            if last is None:
+                self._last_progress = (now, n)
+            elif now - last[0] >= 60.0:
+                rate = (n - last[1]) / (now - last[0])
+                best = state.get("best_score")
+                log_progress(f"PPO step {n:,}/{cfg.total_timesteps:,}: {rate:,.0f} steps/s"
+                             + (f", best validation score {best:.3f}" if best is not None else ""))  # fmt: skip
+                self._last_progress = (now, n)
+
         def _on_rollout_start(self) -> None:
             frozen = cfg.bc_stride > 0 and self.num_timesteps < cfg.critic_warmup_steps
             net = self.model.policy.net
@@ -260,6 +278,9 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
             self.logger.record("eval/bytes_moved", res.bytes_moved)
             self.logger.record("eval/seconds", time.perf_counter() - t0)
             state.setdefault("evals", []).append({"step": n, "normalized_score": res.score, "per_task": res.per_task})
+            from envs.io.progress import log_progress
+
+            log_progress(f"validation at step {n:,}: score {res.score:.3f} ({time.perf_counter() - t0:.0f} s)")
             if res.score > state.get("best_score", -np.inf):
                 state["best_score"] = res.score
                 state["best_step"] = n
@@ -303,7 +324,7 @@ def new_run_dir(cfg: PPOConfig) -> Path:
 
 def check_config(cfg: PPOConfig) -> None:
     """One-line errors for values no run can use."""
-    for name in ("n_envs", "k", "hidden", "n_steps", "batch_size", "n_epochs", "torch_threads"):
+    for name in ("n_envs", "k", "hidden", "n_steps", "batch_size", "n_epochs", "threads"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     for name in ("max_episode_steps", "bc_stride", "bc_epochs", "bc_dagger_rounds", "critic_warmup_steps", "eval_freq",
@@ -372,7 +393,9 @@ def train(cfg: PPOConfig) -> Path:
             raise ValueError(f"--resume {run_dir}: no config.json and checkpoints/ (not a run directory?)")
         known = {f.name for f in dataclasses.fields(PPOConfig)}
         try:
-            saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k in known}
+            saved = json.loads((run_dir / "config.json").read_text())
+            saved.setdefault("threads", saved.get("torch_threads", 1))  # runs before the option's rename
+            saved = {k: v for k, v in saved.items() if k in known}
         except ValueError:
             raise ValueError(f"--resume {run_dir}: config.json is not JSON") from None
         cfg = PPOConfig(**{**saved, "resume": cfg.resume, "total_timesteps": cfg.total_timesteps or saved["total_timesteps"]})
@@ -390,17 +413,18 @@ def train(cfg: PPOConfig) -> Path:
 
 def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
     from agents.ppo import export_policy
+    from envs.io.progress import log_progress
     from training.checkpoint import load_latest
 
-    log = print
+    log = log_progress  # timestamped lines on stderr, flushed: a log file shows each phase as it happens
     log(f"run directory: {run_dir}")
     state: dict = {}
-    seed_everything(cfg.seed, cfg.torch_threads)
+    seed_everything(cfg.seed, cfg.threads)
     vec = make_vec_env(cfg)
     model = build_model(cfg, vec)
     if cfg.resume:
         state = load_latest(model, run_dir)
-        seed_everything(cfg.seed + int(state["num_timesteps"]), cfg.torch_threads)
+        seed_everything(cfg.seed + int(state["num_timesteps"]), cfg.threads)
         model.set_logger(_logger(run_dir, int(state["num_timesteps"])))
         log(f"resuming {run_dir} at step {model.num_timesteps}")
     else:

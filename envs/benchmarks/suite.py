@@ -176,8 +176,10 @@ class Instance:
                 and cached.has_costs  # files from before op costs are generated again (same content hash)
             ):
                 return cached
+        from envs.io.progress import log_progress
         from envs.workloads import generate_trace
 
+        log_progress(f"generating the trace of {self.task} seed {self.seed} (first use; cached in {self.cache_dir})")
         trace = generate_trace(**self.spec)
         trace.save(self.path)
         return trace

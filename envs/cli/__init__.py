@@ -7,6 +7,11 @@ import os
 import sys
 from collections.abc import Callable
 
+import tyro
+
+#: For an option whose default is empty (a tuple), so the help says "(default: none)" and not "(default: )".
+NONE_BY_DEFAULT = tyro.conf.arg(help_behavior_hint="(default: none)")
+
 
 def run_cli(body: Callable[[], int]) -> int:
     """Runs a command body: a bad input is one ``error:`` line and exit 2; a closed pipe (``| head``) is quiet."""

@@ -8,11 +8,11 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 
-from envs.cli import run_cli
+from envs.cli import NONE_BY_DEFAULT, run_cli
 from envs.sim.accelerators import ACCELERATORS
 from envs.sim.bandwidth import LINKS
 from envs.sim.policies import CATALOGUE, OFFLINE_STRATEGIES
@@ -41,11 +41,11 @@ class SimulateConfig:
     """Policies to run: the simulator's (lru, fifo, mru, lfu, random, sieve, next-use, belady; s3fifo in classic
     mode), the offline references cost-belady, lp-guided and best-offline, and lower-bound (tensor mode); with
     tensorcache-simulate also every registered agent (schedule, bc, ppo, llm, ...)."""
-    capacity: tuple[str, ...] = ()
+    capacity: Annotated[tuple[str, ...], NONE_BY_DEFAULT] = ()
     """Capacities in bytes or with a unit, e.g. 128MiB 1GiB."""
-    capacity_fraction: tuple[float, ...] = ()
+    capacity_fraction: Annotated[tuple[float, ...], NONE_BY_DEFAULT] = ()
     """Capacities as fractions in (0, 1] of the peak live bytes."""
-    headroom: tuple[float, ...] = ()
+    headroom: Annotated[tuple[float, ...], NONE_BY_DEFAULT] = ()
     """Capacities as headroom fractions in [0, 1] between the largest op and the peak live bytes."""
     format: Literal["npz", "oracleGeneral", "csv"] | None = None
     """Trace format (default: from the suffix)."""

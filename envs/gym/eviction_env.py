@@ -99,7 +99,9 @@ class EvictionEnv(gym.Env):
 
     ## Episode End
     - Termination: the trace has been replayed to its end.
-    - Truncation: ``max_episode_steps`` decisions (set at registration, 100 000; ``gymnasium.make`` can change it).
+    - Truncation: ``max_episode_steps`` decisions (set at registration, 100 000). A trace's episode takes 1–100k
+      decisions, so SB3 logs ``ep_rew_mean`` late in a short run: ``gymnasium.make(..., max_episode_steps=2000)``
+      truncates episodes at 2,000 decisions (Gymnasium's TimeLimit), and the next reset draws a fresh task.
 
     ## Arguments
     - ``trace`` / ``trace_path``: a :class:`~envs.trace.Trace` or a trace file (npz, oracleGeneral or csv).

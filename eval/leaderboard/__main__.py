@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 import tyro
 
-from envs.cli import run_cli
+from envs.cli import NONE_BY_DEFAULT, run_cli
+from envs.io.progress import log_progress
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class RunConfig:
     """Worker processes (process) or CPUs of a local Ray cluster (ray without an address)."""
     ray_address: str | None = None
     """Ray cluster to join (default $RAY_ADDRESS; neither starts a local cluster)."""
-    entries: tuple[Path, ...] = ()
+    entries: Annotated[tuple[Path, ...], NONE_BY_DEFAULT] = ()
     """Extra folders of entries (each holding entry folders like eval/leaderboard/<name>/), for entries of your own
     outside the installed package."""
     replay_seed: int | None = None
@@ -52,10 +53,6 @@ class ValidateConfig:
     """The results.csv to check."""
     suite: str = "tcb-v2"
     """Suite the rows belong to."""
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def run(cfg: RunConfig) -> int:
@@ -74,17 +71,17 @@ def run(cfg: RunConfig) -> int:
         suite.instances(split)
     found = discover(extra=cfg.entries)
     for name, why in found.refused.items():
-        _log(f"skipping entry {name}: {why}")
+        log_progress(f"skipping entry {name}: {why}")
     agents = resolve_agents(cfg.agents, registry(discovery=found), suite)
     check_writable_dir(cfg.out)
     with DirectoryLock(cfg.out), executor:
         t0 = time.perf_counter()
-        _log(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
+        log_progress(f"{suite.name} {'+'.join(cfg.split)}: {len(agents)} agents -> {cfg.out}")
         lb = LeaderboardRun(suite, tuple(cfg.split), agents, recompute=cfg.recompute, executor=executor, discovery=found,
                             replay_seed=cfg.replay_seed)  # fmt: skip
-        lb.run(log=_log)
+        lb.run(log=log_progress)
         board = write_outputs(lb, cfg.out)
-        _log(f"wrote {cfg.out}")
+        log_progress(f"wrote {cfg.out}")
     print(side_by_side_markdown(board))
     for split, b in board["splits"].items():
         print(f"\n## {split}\n\n{table_markdown(b)}\n\n{STEP_TIME_CAPTION.format(device=suite.device)}\n\n"
@@ -109,12 +106,12 @@ class ScoreConfig:
     agents: str = "lru,next-use,schedule,belady,best-offline"
     """Comma-separated agent names: built-ins, leaderboard entries, and (tensor mode) the offline references
     cost-belady, lp-guided, best-offline."""
-    capacity: tuple[str, ...] = ()
+    capacity: Annotated[tuple[str, ...], NONE_BY_DEFAULT] = ()
     """Capacities in bytes or with a unit (4GiB)."""
     headroom: tuple[float, ...] = (0.3,)
     """Capacities as headroom fractions between the largest op and the peak live bytes (used without --capacity)."""
     mode: Literal["tensor", "classic"] = "tensor"
-    entries: tuple[Path, ...] = ()
+    entries: Annotated[tuple[Path, ...], NONE_BY_DEFAULT] = ()
     """Extra folders of entries."""
     json: bool = False
     """Print the rows as one JSON array."""
