@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 from pathlib import Path
 
@@ -19,6 +20,16 @@ from eval.leaderboard.board import (
     ratio_text,
     step_time_rows,
 )
+
+_LINESTYLES = ("-", "--", ":", "-.")
+
+
+def agent_styles(agents: list[str]) -> dict[str, dict]:
+    """One colour per agent (matplotlib's 20-colour tab20, in sorted name order, so an agent keeps its colour in
+    every figure of a report), and a line style that changes once the colours run out."""
+    cmap = plt.get_cmap("tab20")
+    return {a: {"color": cmap(i % 20), "linestyle": _LINESTYLES[(i // 20) % len(_LINESTYLES)]}
+            for i, a in enumerate(sorted(agents))}  # fmt: skip
 
 
 def bar_chart(board: dict, path: Path) -> Path:
@@ -68,12 +79,13 @@ def capacity_curves(rows: list[dict], path: Path) -> Path:
     flat = list(axes.flat)
     for ax in flat[len(families) :]:
         ax.axis("off")
+    styles = agent_styles(agents)
     for ax, fam in zip(flat, families, strict=False):
         for a in agents:
             pts = [(float(r["headroom"]), float(r["byte_hit_ratio"])) for r in rows if r["family"] == fam and r["agent"] == a]
             hs = sorted({h for h, _ in pts})
             ys = [np.mean([y for h2, y in pts if h2 == h]) for h in hs]
-            ax.plot(hs, ys, marker="o", ms=3, label=a)
+            ax.plot(hs, ys, marker="o", ms=3, label=a, **styles[a])
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("capacity (headroom fraction)")
         ax.set_ylabel("byte hit ratio")
@@ -96,7 +108,9 @@ COLUMN_DEFINITIONS = (
      "that resamples runs within each task."),
     ("mean", "the plain mean of the same per-run scores, with its CI."),
     ("worst task", "the task with the lowest mean score: what a user of that workload would see."),
-    ("hit score", "the same normalization applied to the hit ratio, with Belady's hit ratio as 1 (secondary)."),
+    ("hit score", "the same normalization applied to the hit ratio, with Belady's hit ratio as 1 (secondary). It can "
+     "exceed 1: Belady keeps the tensors used soonest, which maximises hits only when every tensor is the same size; "
+     "with tensors of different sizes, a policy that keeps many small tensors hits more often while moving more bytes."),
     ("byte hit ratio", "hit bytes / requested bytes, mean over runs."),
     ("LRU bytes / bytes", "LRU bytes moved / agent bytes moved, mean over runs: a ratio of bytes, not of time."),
     ("step speed-up vs LRU", "LRU's seconds per training or serving step / the agent's, geometric mean over runs. A "
@@ -151,7 +165,8 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int, 
          "between the largest op and the peak live bytes), mean over seeds, one panel per trace family."),
     ]  # fmt: skip
     figs = "".join(
-        f'<figure><img src="{f.name}" alt="{html.escape(c)}"><figcaption>Figure {i}. {html.escape(c)}</figcaption></figure>'
+        f'<figure><img src="{_data_uri(f)}" alt="{html.escape(c)}"><figcaption>Figure {i}. {html.escape(c)} '
+        f"({html.escape(f.name)} beside this file.)</figcaption></figure>"
         for i, (f, c) in enumerate(figures, first_figure)
     )
     excluded = board.get("excluded_instances") or []
@@ -162,16 +177,33 @@ def _split_section(board: dict, rows: list[dict], out: Path, first_figure: int, 
 <p>{board["n_rows"]} runs over {len(board["tasks"])} tasks; 1 = {html.escape(anchor)}. Higher is better.</p>{left_out}
 <p>Grouped by kind: learned agents, legal heuristics (past accesses only), offline references (they read the
 future: a ceiling, not something to deploy), and the bound; the rank is over all of them.</p>
-{_table(["rank", "agent", "kind", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
-         "byte hit ratio", "LRU bytes / bytes", "step speed-up vs LRU"], overall)}
-<h3>Per task</h3>{_table(["agent", *board["tasks"]], per_task)}
+<div class="wide">{_table(["rank", "agent", "kind", "byte score IQM [95% CI]", "mean [95% CI]", "worst task", "hit score IQM",
+         "byte hit ratio", "LRU bytes / bytes", "step speed-up vs LRU"], overall)}</div>
+<h3>Per task</h3><div class="wide">{_table(["agent", *board["tasks"]], per_task)}</div>
 <h3>Step time</h3><p>{html.escape(STEP_TIME_CAPTION.format(device=device))}</p>
 {_table(STEP_TIME_HEADERS, step_time_rows(board))}
-<h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable, between
-the top legal agents (offline references read the future and are left out).</p>
+<h3>Probability of improvement</h3><p>P(first agent beats second on a random run of a random task), as in rliable, for
+each pair of the top legal agents once, the higher-ranked first (the reverse is one minus it, ties counted half;
+offline references read the future and are left out).</p>
 {_table(["pair", "P(improvement)"], poi)}
 {figs}"""  # fmt: skip
     return section, first_figure + len(figures)
+
+
+def _data_uri(path: Path) -> str:
+    """The PNG at ``path`` inline, so report.html is one self-contained file."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _provenance_html(boards: dict) -> str:
+    prov = boards.get("provenance") or {}
+    versions = prov.get("versions") or {}
+    desc = boards.get("suite_definition") or {}
+    listed = ", ".join(f"{k} {v}" for k, v in versions.items())
+    return (f"<p class=\"prov\">Made {html.escape(str(prov.get('created', 'unknown')))} from commit "
+            f"<code>{html.escape(str(prov.get('commit', 'unknown')))}</code>; suite {html.escape(boards['suite'])} "
+            f"v{html.escape(str(desc.get('version', '?')))}, device {html.escape(str(desc.get('device', '?')))}; "
+            f"{html.escape(listed)}.</p>")  # fmt: skip
 
 
 def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
@@ -193,8 +225,9 @@ def write_report(boards: dict, rows: list[dict], out: Path) -> Path:
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;line-height:1.4}}
 table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}} th,td{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
 td:nth-child(2),th:nth-child(2){{text-align:left}} thead{{background:#f0f0f0}} img{{max-width:100%}}
-figcaption{{font-size:0.9em;color:#444}} dt{{font-weight:bold}}</style>
-</head><body><h1>{html.escape(boards["suite"])} leaderboard</h1>
+figcaption{{font-size:0.9em;color:#444}} dt{{font-weight:bold}} .wide{{overflow-x:auto;max-width:100%}}
+.wide table{{font-size:0.8em}} .prov{{font-size:0.85em;color:#444}}</style>
+</head><body><h1>{html.escape(boards["suite"])} leaderboard</h1>{_provenance_html(boards)}
 <p>Env {html.escape(first["env_version"])}, trace generator v{first["generator_version"]}.
 Splits: {html.escape(", ".join(boards["splits"]))}. Shipped rows checked by a replayed sample drawn with seed
 {boards.get("replay_seed", "–")}.</p>{refused}

@@ -90,6 +90,18 @@ def test_leaderboard_run_outputs_and_replay(mini_suite: Suite, tmp_path) -> None
     assert test_board["agents"]["lru"]["step_speedup_vs_lru"] == pytest.approx(1.0)
     assert test_board["agents"]["belady"]["per_task_step_s"]["mistral-train@0.2"] > 0
     assert "step speed-up vs LRU" in (out / "leaderboard.md").read_text() and "LRU s/step" in report
+    # the report stands alone (figures inline), says what made it, and lists each improvement pair once
+    import re
+
+    assert 'src="data:image/png;base64,' in report and not re.search(r'<img src="[^d]', report)
+    assert saved["provenance"]["versions"]["numpy"] and saved["provenance"]["created"].endswith("Z")
+    assert "from commit <code>" in report and "numba" in report
+    pairs = [tuple(p.split(" > ")) for p in test_board["probability_of_improvement"]]
+    assert pairs and len({frozenset(p) for p in pairs}) == len(pairs)
+    from eval.report import agent_styles
+
+    styles = agent_styles([f"agent{i}" for i in range(15)])
+    assert len({s["color"] for s in styles.values()}) == 15
     # identical across two runs
     again = LeaderboardRun(mini_suite, "test", agents).run()
     strip = ("walltime_s", "decisions_per_s")

@@ -99,7 +99,7 @@ def make_board(rows: list[dict], suite_description: dict, split: str, agents: li
     order = ranking(summaries)
     poi = {}
     legal = [a for a in order if a not in OFFLINE_AGENTS]
-    for a, b in itertools.permutations(legal[:TOP_FOR_POI], 2):
+    for a, b in itertools.combinations(legal[:TOP_FOR_POI], 2):  # each pair once, the higher-ranked first
         xa = _by_task([r for r in rows if r["agent"] == a], tasks, "norm_byte_score")
         xb = _by_task([r for r in rows if r["agent"] == b], tasks, "norm_byte_score")
         poi[f"{a} > {b}"] = probability_of_improvement([xa[t] for t in tasks], [xb[t] for t in tasks])

@@ -24,7 +24,7 @@ from eval.leaderboard.board import (
 )
 from eval.leaderboard.entries import Discovery, discover, registry
 from eval.leaderboard.shipped import ShippedPlan, ShippedRowsError, plan_replay
-from eval.provenance import package_versions
+from eval.provenance import package_versions, run_provenance
 from eval.rows import COLUMNS, REFERENCE_ROWS, reference_row
 
 
@@ -245,6 +245,7 @@ class LeaderboardRun:
             "suite_definition": desc,
             "replay_seed": self.replay_seed,
             "refused": dict(self.refused),
+            "provenance": run_provenance(),
         }
 
 
