@@ -265,6 +265,8 @@ def test_cli_generate_info_and_unknown_names(tmp_path, capsys) -> None:
 
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["n_accesses"] > 0 and info["bytes_by_kind"]["weight"] > 0
+    # GPT-2 small cut to one block: 7,087,872 per block + 38,597,376 (wte) + 786,432 (wpe) + 1,536 (ln_f)
+    assert info["parameters"] == 7_087_872 + 38_597_376 + 786_432 + 1_536
     with pytest.raises(SystemExit) as exc:  # tyro refuses a workload outside the Literal choices
         traces_main(["generate", "--workload", "bogus", "--preset", "x", "--out", str(out)])
     assert exc.value.code == 2

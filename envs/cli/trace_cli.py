@@ -134,12 +134,14 @@ def _info(cmd: Info) -> int:
     from envs.sim.step_time import trace_dtype
 
     trace = read_trace(cmd.file, cmd.format)
+    by_kind = trace.bytes_by_kind()
     info = {
         "n_accesses": len(trace),
         "n_requests": int(trace.requests().size),
         "n_tensors": trace.n_tensors,
         "peak_live_bytes": trace.peak_live_bytes(),
-        "bytes_by_kind": trace.bytes_by_kind(),
+        "bytes_by_kind": by_kind,
+        "parameters": _parameters(trace.meta, by_kind.get("weight", 0), trace_dtype(trace)),
         "content_hash": trace.content_hash,
         "n_ops": trace.n_ops,
         "dtype": trace_dtype(trace),
@@ -155,6 +157,15 @@ def _info(cmd: Info) -> int:
                 print(f"{k:>16}: {v}")
         print(f"{'workload':>16}: {trace.meta.get('workload')} / {trace.meta.get('preset')}")
     return 0
+
+
+def _parameters(meta: dict, weight_bytes: int, dtype: str | None) -> int | None:
+    """The model's parameter count: recorded at capture, else its distinct weight bytes over the dtype's size
+    (every weight is held once, in the model's dtype, in every trace the project makes); None when unknown."""
+    if isinstance(meta.get("parameters"), int):
+        return meta["parameters"]
+    size = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}.get(dtype or "")
+    return weight_bytes // size if size and weight_bytes else None
 
 
 def _convert(file: Path, fmt_in: Format | None, out: Path, fmt_out: Format) -> int:
