@@ -33,6 +33,10 @@ class Policy(ABC):
     uses_engine_choice: bool = False
     #: Whether the policy reads the schedule-aware predictions of its views (``DecisionView.schedule_distance``).
     uses_schedule: bool = False
+    #: A compiled twin that plays this policy's every decision without Python (built per prepared trace, with
+    #: ``play(simulation, stop) -> decisions``; :class:`envs.gym.schedule.CompiledSchedule`), or None. Whole runs
+    #: and timelines use it; both paths give identical numbers (tested).
+    compiled: Any = None
     #: The observation version the policy reads (:data:`envs.gym.features.OBSERVATION_VERSIONS`).
     observation_version: int = 1
     #: Candidates per decision the policy was built for (None = every evictable tensor) and their rule.

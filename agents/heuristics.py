@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Policy, ScorerPolicy
-from envs.gym.schedule import preference
+from envs.gym.schedule import CompiledSchedule, preference
 from envs.sim import engine as E
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class ScheduleAware(Policy):
 
     name = "schedule"
     uses_schedule = True
+    compiled = CompiledSchedule
 
     def choose(self, view: DecisionView) -> int:
         dist = view.schedule_distance

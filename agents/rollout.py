@@ -58,6 +58,14 @@ def run_policy(
         policy.reset(seed)
         result = simulate(prepared, policy.engine_policy, capacity, seed=seed)
         return Run(result, result.n_evictions, time.perf_counter() - t0)
+    if fast and policy.compiled is not None and k is None:
+        from envs.sim.simulator import Simulation
+
+        policy.reset(seed)
+        sim = Simulation(prepared, capacity, pause=True, seed=seed)
+        decisions = policy.compiled(prepared).play(sim)
+        sim.set_status(False)
+        return Run(sim.result(), decisions, time.perf_counter() - t0)
     episode = start_episode(prepared, policy, capacity, k=k, seed=seed)
     if _decides_from_observations(policy):
         _play_observations([episode], policy)

@@ -413,7 +413,7 @@ class Copilot:
             policy = self.registry().make(name)
             result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,
                                       rule=policy.candidate_rule, points=max(points, 1),
-                                      schedule=policy.uses_schedule)  # fmt: skip
+                                      schedule=policy.uses_schedule, compiled=policy.compiled)  # fmt: skip
             timeline = timeline if points else None
         else:
             raise CopilotError(f"unknown strategy {name!r}; valid: {', '.join(s['name'] for s in self.strategies())}")

@@ -104,3 +104,23 @@ def test_the_heuristic_beats_lru_here_and_runs_through_every_runner() -> None:
 
     result, timeline = record(prepared, cap, choose=policy.choose, points=4, schedule=True)
     assert result.bytes_moved == run.result.bytes_moved and timeline.position.shape == (4,)
+
+
+def test_the_compiled_heuristic_makes_the_episode_driver_s_choices(small_train_trace, small_serve_trace) -> None:
+    """The compiled twin (whole runs, timelines) and the episode driver with ScheduleAware give identical counters
+    and decisions on training and serving traces at several memory sizes, and identical timelines."""
+    from envs.gym.timeline import record
+
+    policy = builtin_registry().make("schedule")
+    for trace in (small_train_trace, small_serve_trace, _training_like(n_weights=12, iterations=5)):
+        prepared = prepare(trace)
+        for headroom in (0.05, 0.3, 0.7):
+            cap = headroom_capacity(prepared, headroom)
+            fast = run_policy(prepared, policy, cap)
+            slow = run_policy(prepared, policy, cap, fast=False)
+            assert fast.result == slow.result and fast.decisions == slow.decisions > 0
+        compiled = record(prepared, cap, choose=policy.choose, points=7, schedule=True, compiled=policy.compiled)
+        driven = record(prepared, cap, choose=policy.choose, points=7, schedule=True)
+        assert compiled[0] == driven[0]
+        for a, b in zip(compiled[1].__dict__.values(), driven[1].__dict__.values(), strict=True):
+            np.testing.assert_array_equal(a, b)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -97,8 +98,10 @@ def record(
     points: int = 100,
     seed: int = 0,
     schedule: bool = False,
+    compiled: Callable[[PreparedTrace], Any] | None = None,
 ) -> tuple[SimResult, Timeline]:
-    """Runs a built-in ``policy`` (compiled) or a ``choose`` function (episode driver) and snapshots it."""
+    """Runs a built-in ``policy`` (compiled) or a ``choose`` function (episode driver; or ``compiled``, its
+    compiled twin, e.g. :class:`envs.gym.schedule.CompiledSchedule`) and snapshots it."""
     if (policy is None) == (choose is None):
         raise ValueError("give exactly one of policy (a built-in engine policy) or choose")
     n = prepared.tid.shape[0]
@@ -122,11 +125,17 @@ def record(
                        kind_of_access, layer_index, kinds, layers, seen, by_kind, by_layer, hits, misses, moved)  # fmt: skip
         sim.set_status(False)
         return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
-    episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
-    sim = episode.sim
+    if compiled is not None:  # the chooser's compiled twin plays each stretch between snapshots
+        sim = Simulation(prepared, capacity, pause=True)
+        play = compiled(prepared)
+    else:
+        episode = Episode(prepared, capacity, k=k, rule=rule, seed=seed, schedule=schedule)
+        sim = episode.sim
     prev_pos = prev_hits = prev_req = 0
     for j, stop in enumerate(stops):
-        while not episode.advance(until=int(stop)) and episode.pending:
+        if compiled is not None:
+            play.play(sim, int(stop))
+        while compiled is None and not episode.advance(until=int(stop)) and episode.pending:
             episode.evict(choose(episode.view))
         state = sim.tensor_state()
         window = slice(prev_pos, int(stop))
@@ -139,4 +148,6 @@ def record(
         hits[j], misses[j] = h - prev_hits, (r - h) - (prev_req - prev_hits)
         moved[j] = sim.bytes_moved
         prev_pos, prev_hits, prev_req = int(stop), h, r
+    if compiled is not None:
+        sim.set_status(False)
     return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
