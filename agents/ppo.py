@@ -46,15 +46,14 @@ class PPOPolicy(Policy):
         self.candidate_rule = rule
         self.meta = meta or {}
         from agents.candidate_net import CandidateNet
-        from envs.sim.simulator import CANDIDATE_RULES
 
-        if isinstance(net, CandidateNet) and observation_version == 1 and rule in CANDIDATE_RULES:
+        if isinstance(net, CandidateNet):
             self.compiled = self._compiled  # whole runs play the network in compiled code (agents.compiled_net)
 
     def _compiled(self, prepared):
         from agents.compiled_net import CompiledCandidateNet
 
-        return CompiledCandidateNet(self.net, self.candidate_k, self.candidate_rule, prepared)
+        return CompiledCandidateNet(self.net, self.candidate_k, self.candidate_rule, prepared, self.observation_version)
 
     def choose(self, view: DecisionView) -> int:
         obs = view.observation(self.observation_version)[None, :].copy()  # a view's observation is read-only

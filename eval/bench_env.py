@@ -1,7 +1,8 @@
 """Environment throughput: ``python -m eval.bench_env [--steps N] [--repeats R] [--json]``.
 
 Measures eviction decisions per second of ``tensorcache/Eviction-v1`` driven by a trivial policy (always
-candidate 0, which is always valid) on one tcb-v2 test trace: a single env for each candidate rule, a no-op env
+candidate 0, which is always valid) on one tcb-v2 test trace: a single env for each candidate rule (and v2's
+observation with the schedule rule, Eviction-v2's defaults), a no-op env
 with the same spaces (the floor of Python and the Gymnasium API, in the same process), ``gym.make`` with its
 defaults (the train split's tasks, resets included), and a 4-env ``gymnasium.vector.AsyncVectorEnv`` (decisions
 summed over envs). Prints the median of ``--repeats`` runs.
@@ -17,10 +18,10 @@ import time
 import numpy as np
 
 
-def single_env_rate(trace, capacity: int, k: int, rule: str, steps: int) -> float:
+def single_env_rate(trace, capacity: int, k: int, rule: str, steps: int, version: int = 1) -> float:
     from envs.gym.eviction_env import EvictionEnv
 
-    env = EvictionEnv(trace=trace, capacity=capacity, k=k, candidates=rule)
+    env = EvictionEnv(trace=trace, capacity=capacity, k=k, candidates=rule, observation_version=version)
     env.reset(seed=0)
     for _ in range(100):  # warm-up (compiled kernels loaded)
         env.step(0)
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     inst = get_suite("tcb-v2").instances("test")[0]
     trace = inst.trace()
     rows = []
-    for rule in ("lru", "mixed"):
-        rates = [single_env_rate(trace, inst.capacity, args.k, rule, args.steps) for _ in range(args.repeats)]
-        setup = f"single env, {rule} candidates"
+    for rule, version in (("lru", 1), ("mixed", 1), ("schedule", 2)):
+        rates = [single_env_rate(trace, inst.capacity, args.k, rule, args.steps, version) for _ in range(args.repeats)]
+        setup = f"single env, {rule} candidates" + (f", observation v{version}" if version != 1 else "")
         rows.append({"setup": setup, "median_decisions_per_s": statistics.median(rates), "runs": rates})
     from envs.gym.features import observation_size
 

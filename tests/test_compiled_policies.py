@@ -10,6 +10,7 @@ import torch
 from agents.candidate_net import CandidateNet, NetConfig
 from agents.ppo import PPOPolicy
 from agents.rollout import run_policy
+from envs.gym.features import feature_tables
 from envs.gym.timeline import record
 from envs.sim import headroom_capacity, prepare
 
@@ -20,7 +21,10 @@ def _policies() -> list[PPOPolicy]:
     reg = registry()
     torch.manual_seed(3)
     fresh = PPOPolicy(CandidateNet(NetConfig(k=8, hidden=16)), "lru", name="fresh")
-    return [reg.make("ppo"), reg.make("bc"), fresh]
+    fresh_v2 = PPOPolicy(CandidateNet(NetConfig(k=8, hidden=16, n_cand_features=len(feature_tables(2)[0]),
+                                                n_global_features=len(feature_tables(2)[1]))),
+                         "schedule", name="fresh-v2", observation_version=2)  # fmt: skip
+    return [reg.make("ppo"), reg.make("bc"), reg.make("bc-v2"), fresh, fresh_v2]
 
 
 @pytest.mark.parametrize("trace_name", ["small_train_trace", "small_serve_trace"])
@@ -40,9 +44,9 @@ def test_compiled_networks_choose_as_torch_does(trace_name: str, request: pytest
             np.testing.assert_array_equal(a, b)
 
 
-def test_only_what_the_fused_step_serves_is_compiled() -> None:
-    from eval.leaderboard.entries import registry
+def test_exported_mlp_actors_stay_on_the_torch_path() -> None:
+    from agents.mlp_actor import MLPActor, MLPConfig
 
-    assert registry().make("bc-v2").compiled is None  # observation version 2 steps in Python
-    net = CandidateNet(NetConfig(k=8, hidden=16))
-    assert PPOPolicy(net, "schedule").compiled is None
+    actor = MLPActor(MLPConfig(k=8, widths=(8 * 17 + 12, 16, 8), activation="relu", n_cand_features=17,
+                               n_global_features=12))  # fmt: skip
+    assert PPOPolicy(actor, "lru").compiled is None

@@ -252,29 +252,36 @@ def test_view_is_sealed(small_train_trace: Trace) -> None:
         assert type(value).__name__ not in ("Simulation", "Oracle", "Episode")
 
 
-@pytest.mark.parametrize("rule", ["lru", "mixed"])
-def test_fused_step_equals_evict_advance_and_view(small_train_trace: Trace, rule: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("rule", ["lru", "mixed", "schedule"])
+@pytest.mark.parametrize("trace_name", ["small_train_trace", "small_serve_trace"])
+def test_fused_step_equals_evict_advance_and_view(trace_name: str, rule: str, version: int, request) -> None:
+    """Every candidate rule and observation version steps in one compiled call that gives exactly the candidates,
+    observations and counters of evict -> advance -> view.observation."""
     from envs.gym.episode import Episode
     from envs.gym.features import observation_size
 
-    prepared = prepare(small_train_trace, "tensor")
+    prepared = prepare(request.getfixturevalue(trace_name), "tensor")
     cap = headroom_capacity(prepared, 0.3)
-    slow, fused = Episode(prepared, cap, k=6, rule=rule), Episode(prepared, cap, k=6, rule=rule)
+    kw = {"k": 6, "rule": rule, "observation_version": version}
+    slow, fused = Episode(prepared, cap, **kw), Episode(prepared, cap, **kw)
     rng = np.random.default_rng(0)
-    obs = np.zeros(observation_size(6), dtype=np.float32)
+    obs = np.zeros(observation_size(6, version), dtype=np.float32)
     slow.advance()
     fused.step(None, obs)
     steps = 0
     while not slow.done:
         assert fused.pending and np.array_equal(slow.candidates, fused.candidates)
-        assert np.array_equal(slow.view.observation(), obs) and np.array_equal(fused.view.observation(), obs)
+        want = slow.view.observation(version)
+        assert np.array_equal(want, obs), np.flatnonzero(want != obs)
+        assert np.array_equal(fused.view.observation(version), obs)
         index = int(rng.integers(-1, 8))  # some invalid: both fall back to candidate 0
         obs = np.zeros_like(obs)
         assert slow.evict(index, strict=False) == fused.step(index, obs)
         slow.advance()
         assert slow.result() == fused.result() and slow.n_decisions == fused.n_decisions
         steps += 1
-    assert fused.done and not fused.pending and not obs.any() and steps > 100
+    assert fused.done and not fused.pending and not obs.any() and steps > 50
 
 
 def test_v2_offers_the_schedule_s_choice_first_and_passes_the_checkers(small_train_trace: Trace) -> None:

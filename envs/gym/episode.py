@@ -91,8 +91,9 @@ class Episode:
         self._prediction: np.ndarray | None = None  # the schedule rule's predictions of the pending candidates
         self.observation_version = observation_version
         self._schedule = schedule or rule == "schedule" or observation_version != 1
-        # the fused compiled step serves the engine's own rules and version 1; the rest steps in Python
-        self._fused = rule in CANDIDATE_RULES and observation_version == 1
+        # every step is one compiled call: decide() for the engine's own rules and version 1, decide_any() for the
+        # schedule rule and version 2 (the schedule's tables and scratch after the decision's own arguments)
+        self._fused = True
         # the pending decision: its candidates are the first _n of _buf (_n = -1: none pending); _cands is a
         # read-only copy made when someone asks for them
         self._buf = np.empty(self.k, dtype=np.int64)
@@ -103,6 +104,9 @@ class Episode:
         sim = self.sim  # the engine's arrays are never reallocated, so one tuple serves every step
         self._state = (sim.T, sim.S, sim.H, sim.dense, features.block, self.k, self._rule_code, self._buf)
         self._scratch_obs = np.zeros(observation_size(self.k, observation_version), dtype=np.float32)
+        self._decide, self._extra = step_kernel.decide, ()
+        if rule not in CANDIDATE_RULES or observation_version != 1:
+            self._decide, self._extra = step_kernel.decide_any, features.fused_scratch(self.k, observation_version)
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def advance(self, until: int | None = None) -> bool:
@@ -223,10 +227,10 @@ class Episode:
         if obs is None:
             obs = self._scratch_obs
             obs[:] = 0.0
-        n = step_kernel.decide(*self._state, victim, obs)
+        n = self._decide(*self._state, victim, obs, *self._extra)
         self._n = n
         self.sim.set_status(n >= 0)
-        self._cands = self._view = None
+        self._cands = self._view = self._prediction = None
         return valid
 
     def _step_in_python(self, index: int | None, obs: np.ndarray | None) -> bool:

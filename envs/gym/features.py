@@ -83,6 +83,10 @@ G_LOG2_POSITION_IN_ITERATION = _GLOBAL["log2_position_in_iteration"]
 G_INCOMING_KIND = _GLOBAL[f"incoming_kind_{Kind(0).name.lower()}"]  # the incoming tensor's one-hot kind block
 C_LAST_PHASE = _CAND[f"last_phase_{Phase(0).name.lower()}"]  # version 2: the one-hot phase at the last access
 G_PHASE = _GLOBAL[f"phase_{Phase(0).name.lower()}"]  # version 2: the current access's one-hot phase
+C_SCHEDULE_LOG2_DISTANCE, C_SCHEDULE_DEAD = _CAND["schedule_log2_distance"], _CAND["schedule_dead"]
+C_SCHEDULE_NEXT_READ, C_SCHEDULE_CHOICE = _CAND["schedule_next_read"], _CAND["schedule_choice"]
+G_LOG2_POSITION_IN_PHASE, G_HAS_PREVIOUS_ITERATION = _GLOBAL["log2_position_in_phase"], _GLOBAL["has_previous_iteration"]
+N_CAND_FEATURES_V2, N_GLOBAL_FEATURES_V2 = len(CANDIDATE_FEATURES_V2), len(GLOBAL_FEATURES_V2)
 
 
 def feature_tables(version: int = 1) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -304,6 +308,14 @@ class FeatureBuilder:
         if predictor is None:
             predictor = self.__dict__["_schedule"] = SchedulePredictor(self.source)
         return predictor
+
+    def fused_scratch(self, k: int, version: int) -> tuple:
+        """The arguments :func:`envs.gym.step_kernel.decide_any` takes after the decision's own, for ``k``
+        candidate slots and observation ``version``: the schedule's tables, scratch buffers and the phase columns."""
+        n_ids = max(int(self.source.sizes.shape[0]), 1)
+        scratch = (np.empty(n_ids, dtype=np.int64), np.empty(n_ids, dtype=np.int64), np.empty(n_ids, dtype=np.int64),
+                   np.empty((2, n_ids)), np.empty((2, k)), np.zeros(observation_size(k), dtype=np.float32))  # fmt: skip
+        return (version, self.schedule.tables, *scratch, self.access_phase, self.phase_start, self.access_iteration)
 
     def owns(self, prepared: PreparedTrace) -> bool:
         """Whether this builder was made from ``prepared`` (or is its :attr:`prepared`)."""

@@ -118,6 +118,11 @@ class SchedulePredictor:
                         it_start, it_end, op[uses], uses, use_read, use_ptr, op[frees], free_ptr, birth_op, birth_key,
                         birth_rank, born_ptr, born)  # fmt: skip
 
+    @property
+    def tables(self) -> tuple:
+        """The compiled query's arguments after the decision's own (for compiled callers of :func:`_distances`)."""
+        return self._tables
+
     def predict(self, now: int, candidates: np.ndarray, last_access: np.ndarray, reuse_interval: np.ndarray) -> np.ndarray:
         """Predictions at the decision of access ``now`` from the candidates' last access positions and previous
         reuse intervals (0: none yet): row 0 the accesses until each candidate's next use (:data:`DEAD` when it is
@@ -320,7 +325,7 @@ class CompiledSchedule:
 
     def __init__(self, prepared: PreparedTrace, predictor: SchedulePredictor | None = None) -> None:
         self.prepared = prepared
-        self.tables = (predictor or SchedulePredictor(prepared))._tables
+        self.tables = (predictor or SchedulePredictor(prepared)).tables
         n_ids = max(int(prepared.sizes.shape[0]), 1)
         self._buffers = (np.empty(n_ids, dtype=np.int64), np.empty(n_ids, dtype=np.int64),
                          np.empty(n_ids, dtype=np.int64), np.empty((2, n_ids), dtype=np.float64))  # fmt: skip
