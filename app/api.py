@@ -223,7 +223,8 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     @app.post("/traces/hf-config")
     async def model_config(
         request: Request,
-        file: Annotated[UploadFile, File(description="a Hugging Face config.json")],
+        file: Annotated[UploadFile | None, File(description="a Hugging Face config.json")] = None,
+        example: Annotated[str | None, Query(description="or a bundled example (GET /model-configs)")] = None,
         task: Literal["train", "infer"] = "train",
         seq: Annotated[int, Query(ge=1, le=32768)] = 512,
         layers: Annotated[int | None, Query(ge=1, le=128)] = None,
@@ -231,9 +232,17 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     ) -> dict:
         """Your own model: a Hugging Face config.json traced without weights (training step or serving), then used
         like any trace."""
-        data = await file.read((1 << 20) + 1)
-        key = await bounded(request, lambda b: svc().add_model_config(data, task, seq, layers, decode_steps, b))
+        if (file is None) == (example is None):
+            return JSONResponse({"detail": "give exactly one of a config.json file or an example name"}, status_code=422)
+        data = await file.read((1 << 20) + 1) if file is not None else svc().example_config(example)
+        name = example or "config.json"
+        key = await bounded(request, lambda b: svc().add_model_config(data, task, seq, layers, decode_steps, b, name))
         return svc().describe(key)
+
+    @app.get("/model-configs")
+    def model_configs() -> list[dict]:
+        """Example Hugging Face configs, written from public model cards: name, source, parameters, blocks."""
+        return svc().model_configs()
 
     @app.get("/traces/{trace_id}")
     def get_trace(trace_id: str) -> dict:

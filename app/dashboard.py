@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.run_report import step_headline
+from app.run_report import byte_unit, step_headline, strategy_colour
 
 KIND_COLORS = {"weight": "#1f77b4", "activation": "#ff7f0e", "gradient": "#2ca02c", "optimizer_state": "#d62728",
                "kv_cache": "#9467bd", "temporary": "#8c564b", "input": "#e377c2"}  # fmt: skip
@@ -79,17 +80,27 @@ def sidebar() -> dict | None:
         ref = {"scenario": {"workload": w["name"], "preset": preset, "layers": layers, "iterations": iterations,
                             "batch": batch, "seed": int(seed)}}  # fmt: skip
     elif source == "your model":
+        examples = {m["name"]: m for m in call("GET", "/model-configs")}
+        example = st.sidebar.selectbox("Example model (or upload your config.json below)", ["", *examples], key="hf_example",
+                                       format_func=lambda n: n or "none: upload a config")  # fmt: skip
         cfg = st.sidebar.file_uploader("Hugging Face config.json (no weights needed)", type=["json"], key="hf_config")
         task = st.sidebar.radio("Step", ["train", "infer"], key="hf_task", horizontal=True,
                                 format_func={"train": "training", "infer": "serving"}.get)  # fmt: skip
         seq = st.sidebar.number_input("Sequence length", 16, 32768, 512, step=128, key="hf_seq")
         hf_layers = st.sidebar.number_input("Blocks (0 = all)", 0, 128, 4, key="hf_layers")
-        if cfg is None:
-            st.info("Upload your model's config.json: it is traced without weights (about a second per block).")
+        if cfg is None and not example:
+            st.info("Pick an example model or upload your model's config.json: it is traced without weights (about a "
+                    "second per block).")  # fmt: skip
             return None
         params = {"task": task, "seq": int(seq), **({"layers": int(hf_layers)} if hf_layers else {})}
-        with st.spinner("Tracing your model..."):
-            info = call("POST", "/traces/hf-config", files={"file": ("config.json", cfg.getvalue())}, params=params)
+        what = f"{cfg.name if cfg is not None else example}: {'training step' if task == 'train' else 'serving'}, "
+        what += f"sequence {int(seq)}, {f'{int(hf_layers)} blocks' if hf_layers else 'every block'}, bfloat16"
+        with st.spinner(f"Tracing {what}..."):
+            if cfg is not None:
+                info = call("POST", "/traces/hf-config", files={"file": ("config.json", cfg.getvalue())}, params=params)
+            else:
+                info = call("POST", "/traces/hf-config", params={**params, "example": example})
+        st.sidebar.caption(f"Traced {what}: {info['n_accesses']:,} accesses.")
         ref = {"trace_id": info["trace_id"]}
     else:
         up = st.sidebar.file_uploader(
@@ -137,11 +148,25 @@ def metric_cards(res: dict) -> None:
         ceiling = next(r for r in res["strategies"] if r["strategy"] == res["best_offline"])
         st.caption(f"{ceiling['strategy']} moves {fmt_bytes(ceiling['bytes_moved'])} (vs {fmt_bytes(best['bytes_moved'])}) "
                    "but reads the future: a ceiling, not a policy you can deploy.")  # fmt: skip
+    lru = next((r for r in res["strategies"] if r["strategy"] == "lru"), None)
+
+    def vs_lru(key: str, text) -> str | None:  # the change from LRU, shown under each card
+        return None if lru is None or best is lru else f"{text(best[key] - lru[key])} vs LRU"
+
     top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("Hit rate", f"{best['hit_ratio']:.3f}")
-    top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}")
-    top[2].metric("Bytes in", fmt_bytes(best["bytes_in"]), help="read misses transferred to the accelerator")
-    top[3].metric("Bytes out", fmt_bytes(best["bytes_out"]), help="dirty tensors written back on eviction")
+    top[0].metric("Hit rate", f"{best['hit_ratio']:.3f}", vs_lru("hit_ratio", lambda d: f"{d:+.3f}"))
+    top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}", vs_lru("byte_hit_ratio", lambda d: f"{d:+.3f}"))
+
+    def signed(d: float) -> str:
+        return ("+" if d >= 0 else "−") + fmt_bytes(abs(d))
+
+    top[2].metric("Bytes in", fmt_bytes(best["bytes_in"]), vs_lru("bytes_in", signed), delta_color="inverse",
+                  help="read misses transferred to the accelerator")  # fmt: skip
+    top[3].metric("Bytes out", fmt_bytes(best["bytes_out"]), vs_lru("bytes_out", signed), delta_color="inverse",
+                  help="dirty tensors written back on eviction")  # fmt: skip
+    if lru is not None and best is not lru:
+        st.caption(f"LRU beside it: hit rate {lru['hit_ratio']:.3f}, {fmt_bytes(lru['bytes_moved'])} moved"
+                   + (f", {lru['step_s']:.4g} s/step" if lru.get("step_s") else "") + ".")  # fmt: skip
     bottom[0].metric("Step time", "–" if best["step_s"] is None else f"{best['step_s']:.4g} s",
                      help=f"seconds per steady-state step on {res['accelerator']} over {res['link']}: roofline compute "
                      "plus waits for transfers")  # fmt: skip
@@ -158,11 +183,12 @@ def metric_cards(res: dict) -> None:
 
 def bar_chart(res: dict) -> go.Figure:
     rows = res["strategies"]
-    fig = go.Figure(go.Bar(x=[r["bytes_moved"] / 2**30 for r in rows], y=[r["strategy"] for r in rows], orientation="h",
-                           marker_color=["#d62728" if r["strategy"] == "lower-bound" else "#1f77b4" for r in rows],
-                           hovertemplate="%{y}: %{x:.3f} GiB<extra></extra>"))  # fmt: skip
-    fig.update_layout(title="Bytes moved (GiB; fewer is better)", yaxis={"autorange": "reversed"}, height=60 + 34 * len(rows),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
+    unit, scale = byte_unit(max(r["bytes_moved"] for r in rows))
+    fig = go.Figure(go.Bar(x=[r["bytes_moved"] / scale for r in rows], y=[r["strategy"] for r in rows], orientation="h",
+                           marker_color=[strategy_colour(r["strategy"]) for r in rows],
+                           hovertemplate=f"%{{y}}: %{{x:.3f}} {unit}<extra></extra>"))  # fmt: skip
+    fig.update_layout(title=f"Bytes moved ({unit}; fewer is better)", yaxis={"autorange": "reversed"},
+                      height=60 + 34 * len(rows), margin={"l": 10, "r": 10, "t": 40, "b": 30})  # fmt: skip
     return fig
 
 
@@ -185,13 +211,14 @@ def step_chart(res: dict) -> go.Figure | None:
 
 def timeline_chart(row: dict, kinds: list[str], capacity: int) -> go.Figure:
     tl = row["timeline"]
+    unit, scale = byte_unit(capacity)
     fig = go.Figure()
     for kind, series in zip(kinds, tl["resident_by_kind"], strict=True):
         if any(series):
-            fig.add_trace(go.Scatter(x=tl["position"], y=[v / 2**30 for v in series], name=kind, stackgroup="one",
+            fig.add_trace(go.Scatter(x=tl["position"], y=[v / scale for v in series], name=kind, stackgroup="one",
                                      line={"color": KIND_COLORS.get(kind)}))  # fmt: skip
-    fig.add_hline(y=capacity / 2**30, line_dash="dash", line_color="#d62728", annotation_text="capacity")
-    fig.update_layout(title=f"Resident bytes by kind ({row['strategy']})", xaxis_title="access", yaxis_title="GiB", height=340)
+    fig.add_hline(y=capacity / scale, line_dash="dash", line_color="#000000", annotation_text="capacity")
+    fig.update_layout(title=f"Resident bytes by kind ({row['strategy']})", xaxis_title="access", yaxis_title=unit, height=340)
     return fig
 
 
@@ -205,14 +232,16 @@ def heatmap_chart(row: dict) -> go.Figure:
     return fig
 
 
-def curve_chart(curve: dict) -> go.Figure:
+def curve_chart(curve: dict, chosen: int) -> go.Figure:
+    unit, scale = byte_unit(max(curve["capacity_bytes"]))
     fig = go.Figure()
     for name, ys in curve["moved_per_requested_byte"].items():
-        fig.add_trace(go.Scatter(x=[c / 2**30 for c in curve["capacity_bytes"]], y=ys, name=name, mode="lines+markers",
-                                 line={"dash": "dash"} if name == "lower-bound" else None))  # fmt: skip
-    fig.update_layout(title="Bytes moved per byte requested, against memory size", xaxis_title="memory (GiB)",
-                      yaxis_title="(in + write-back) / requested",
-                      height=360)  # fmt: skip
+        line = {"color": strategy_colour(name), "dash": "dash" if name == "lower-bound" else None}
+        fig.add_trace(go.Scatter(x=[c / scale for c in curve["capacity_bytes"]], y=ys, name=name, mode="lines+markers",
+                                 line=line))  # fmt: skip
+    fig.add_vline(x=chosen / scale, line_dash="dot", line_color="#444444", annotation_text="your memory")
+    fig.update_layout(title="Bytes moved per byte requested, against memory size", xaxis_title=f"memory ({unit})",
+                      yaxis_title="(in + write-back) / requested", height=360)  # fmt: skip
     return fig
 
 
@@ -229,7 +258,10 @@ def main() -> None:
             return
         body = {k: choice[k] for k in ("memory", "strategies", "link", "accelerator") if k in choice}
         body.update({k: choice[k] for k in ("scenario", "trace_id") if k in choice})
-        res = call("POST", "/simulate", json=body)
+        asked = time.perf_counter()
+        with st.spinner(f"Running {len(body['strategies'])} strategies..."):
+            res = call("POST", "/simulate", json=body)
+        waited = time.perf_counter() - asked
     except RuntimeError as exc:
         st.error(str(exc))
         return
@@ -253,10 +285,12 @@ def main() -> None:
     engine = [s for s in body["strategies"] if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
     bound = ["lower-bound"] if "lower-bound" in body["strategies"] else []
     curve = call("POST", "/capacity-curve", json={**curve_body, "strategies": engine + bound})
-    st.plotly_chart(curve_chart(curve), use_container_width=True, key="curve")
+    st.plotly_chart(curve_chart(curve, res["capacity_bytes"]), use_container_width=True, key="curve")
     with st.expander("Trace statistics"):
         stats = call("GET", f"/traces/{res['trace_id']}/stats")
-        st.json({k: v for k, v in stats.items() if not isinstance(v, list)})
+        shown = {k: fmt_bytes(v) if "bytes" in k and isinstance(v, (int, float)) else v
+                 for k, v in stats.items() if not isinstance(v, list)}  # fmt: skip
+        st.table({"statistic": list(shown), "value": [str(v) for v in shown.values()]})
     st.subheader("Export")
     table = call("POST", "/export/csv", json=body)  # reuses the runs above (one run per strategy and memory size)
     c1, c2, c3 = st.columns(3)
@@ -264,7 +298,8 @@ def main() -> None:
     c2.download_button("Results (JSON)", json.dumps(res, indent=2), "copilot.json", "application/json", key="dl_json")
     c3.download_button("Report (HTML)", call("POST", "/export/report", json=body), "copilot.html", "text/html", key="dl_html")
     st.code(res["command"], language="bash")
-    st.caption(f"Answered in {res['seconds'] * 1000:.0f} ms by the API; trace {res['trace_hash'][:12]}.")
+    st.caption(f"Answered in {waited:.2f} s as you waited ({res['seconds'] * 1000:.0f} ms of it computing in the API); "
+               f"trace {res['trace_hash'][:12]}.")  # fmt: skip
 
 
 if __name__ == "__main__":  # Streamlit runs the page as __main__; a process that imports it does not run it

@@ -4,19 +4,44 @@ from __future__ import annotations
 
 import html
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+#: 20 distinct colours (matplotlib's tab20 order); the lower bound is black, in every chart and the report.
+PALETTE = (
+    *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
+    *("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"),
+)
+#: Strategies in a fixed order, so each keeps one colour on every page; others take a colour from their name.
+_ORDER = ("lru", "fifo", "mru", "lfu", "random", "sieve", "next-use", "schedule", "belady", "cost-belady", "lp-guided",
+          "best-offline", "bc", "bc-v2", "ppo", "llm", "llm-base", "s3fifo")  # fmt: skip
+
+
+def strategy_colour(name: str) -> str:
+    """The one colour of strategy ``name`` in the dashboard's charts and the HTML report."""
+    if name == "lower-bound":
+        return "#000000"
+    if name in _ORDER:
+        return PALETTE[_ORDER.index(name) % len(PALETTE)]
+    return PALETTE[sum(name.encode()) % len(PALETTE)]
+
+
+def byte_unit(largest: float) -> tuple[str, int]:
+    """The unit for byte values up to ``largest``: the largest binary unit it reaches (at least KiB)."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if largest >= scale:
+            return unit, scale
+    return "KiB", 2**10
 
 
 def _bars(rows: list[dict]) -> str:
     width, bar_h = 640, 22
     top = max(r["bytes_moved"] for r in rows) or 1
+    unit, scale = byte_unit(top)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{bar_h * len(rows) + 10}" role="img">']
     for i, r in enumerate(rows):
         w = (width - 220) * r["bytes_moved"] / top
         y = 5 + i * bar_h
         parts.append(f'<text x="0" y="{y + 15}" font-size="12">{html.escape(r["strategy"])}</text>')
-        parts.append(f'<rect x="120" y="{y}" width="{w:.1f}" height="{bar_h - 6}" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        parts.append(f'<text x="{124 + w:.1f}" y="{y + 13}" font-size="11">{r["bytes_moved"] / 2**30:.2f} GiB</text>')
+        parts.append(f'<rect x="120" y="{y}" width="{w:.1f}" height="{bar_h - 6}" fill="{strategy_colour(r["strategy"])}"/>')
+        parts.append(f'<text x="{124 + w:.1f}" y="{y + 13}" font-size="11">{r["bytes_moved"] / scale:.2f} {unit}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

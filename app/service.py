@@ -221,8 +221,9 @@ class Copilot:
     def strategies(self) -> list[dict]:
         reg = self.registry()
         names = [*reg.names(), *CATALOGUE_ONLY]
-        return [{"name": n, "kind": reg.kind(n), "slow": n in SLOW_STRATEGIES,
-                 "curve": n not in SLOW_STRATEGIES and n not in OFFLINE} for n in names]  # fmt: skip
+        return [{"name": n, "kind": reg.kind(n), "description": describe_strategy(n, reg.kind(n)),
+                 "slow": n in SLOW_STRATEGIES, "curve": n not in SLOW_STRATEGIES and n not in OFFLINE}
+                for n in names]  # fmt: skip
 
     def links(self) -> list[dict]:
         return [{"name": k, "gb_per_s": v.gb_per_s} for k, v in LINKS.items()]
@@ -269,7 +270,7 @@ class Copilot:
         return key
 
     def add_model_config(self, data: bytes, task: str = "train", seq: int = 512, layers: int | None = None,
-                         decode_steps: int = 8, budget: Budget | None = None) -> str:  # fmt: skip
+                         decode_steps: int = 8, budget: Budget | None = None, name: str = "config.json") -> str:  # fmt: skip
         """Traces a Hugging Face ``config.json`` (your own model, no weights) and stores the trace; the access limit
         and the budget bound the work."""
         from envs.capture.hf import HFConfigError, capture_hf
@@ -291,11 +292,30 @@ class Copilot:
                     trace = capture_hf(d, task=task, seq=seq, layers=layers, decode_steps=decode_steps)
             except (HFConfigError, AccessLimitError) as exc:
                 raise CopilotError(str(exc).replace(d, "config.json")) from None
-        command = f"tensorcache-trace generate --hf-config config.json --task {task} --seq {seq}"
+        command = f"tensorcache-trace generate --hf-config {name} --task {task} --seq {seq}"
         command += (f" --layers {layers}" if layers else "") + " --out trace.npz"
         self._store(key, trace, {"source": "hf-config", "task": task, "seq": seq, "layers": trace.meta.get("layers"),
                                  "command": command})  # fmt: skip
         return key
+
+    def model_configs(self) -> list[dict]:
+        """The bundled example configs (:data:`envs.capture.hf.EXAMPLE_CONFIGS`): name, source, blocks, dims."""
+        from envs.capture.hf import EXAMPLE_CONFIGS
+
+        out = []
+        for name, path in EXAMPLE_CONFIGS.items():
+            raw = json.loads(path.read_text())
+            out.append({"name": name, "source": raw.get("_source", ""), "model_type": raw.get("model_type"),
+                        "blocks": raw.get("num_hidden_layers"), "hidden_size": raw.get("hidden_size")})  # fmt: skip
+        return out
+
+    def example_config(self, name: str) -> bytes:
+        """The bytes of bundled example config ``name``."""
+        from envs.capture.hf import EXAMPLE_CONFIGS
+
+        if name not in EXAMPLE_CONFIGS:
+            raise NotFoundError(f"unknown example model {name!r}; valid: {', '.join(EXAMPLE_CONFIGS)}")
+        return EXAMPLE_CONFIGS[name].read_bytes()
 
     def add_upload(self, filename: str, data: bytes) -> str:
         from envs.trace import TraceError
@@ -459,7 +479,8 @@ class Copilot:
         for name in names:
             run = futures[name].result()
             rows.append(_metrics(name, run["result"], lru, bound, prepared, model, run["timeline"]))
-            rows[-1]["kind"] = self.registry().kind(name)
+            rows[-1]["kind"] = kind = self.registry().kind(name)
+            rows[-1]["description"] = describe_strategy(name, kind)
         if want_bound and bound is not None:
             rows.append(_bound_row(bound, lru, prepared, model))
         rows.sort(key=lambda r: r["bytes_moved"])
@@ -590,6 +611,14 @@ class Copilot:
         self.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._runs.shutdown(wait=False, cancel_futures=True)
+
+
+def describe_strategy(name: str, kind: str) -> str:
+    """One line on what a strategy is: the catalogue's description, or what a learned entry is."""
+    entry = next((p for p in CATALOGUE if p.name == name), None)
+    if entry is not None:
+        return entry.description
+    return {"learned": "a learned policy (leaderboard entry; legal: it sees the past only)"}.get(kind, kind)
 
 
 def _metrics(name: str, r: SimResult, lru: SimResult, bound: int | None, prepared: PreparedTrace, model: StepModel,

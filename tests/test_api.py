@@ -238,6 +238,14 @@ def test_your_own_model_from_a_config_json(client: TestClient) -> None:
     assert client.post("/traces/upload", files={"file": ("config.json", data)}).json()["task"] == "train"
     bad = client.post("/traces/hf-config", files={"file": ("config.json", b'{"model_type": "nope"}')})
     assert bad.status_code == 400 and "\n" not in _one_line(bad)
+    # the bundled examples, written from public model cards, by name
+    examples = {m["name"]: m for m in client.get("/model-configs").json()}
+    assert {"llama-3-8b", "pythia-1.4b", "gemma-2b", "qwen2-0.5b"} <= set(examples)
+    assert examples["llama-3-8b"]["blocks"] == 32 and examples["pythia-1.4b"]["model_type"] == "gpt_neox"
+    info = client.post("/traces/hf-config", params={"example": "gemma-2b", "seq": 32, "layers": 1}).json()
+    assert info["n_accesses"] > 0 and "--hf-config gemma-2b" in info["command"]
+    assert client.post("/traces/hf-config", params={"example": "gpt-9"}).status_code == 404
+    assert client.post("/traces/hf-config").status_code == 422
 
 
 def test_one_run_per_strategy_and_memory_size(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,3 +61,19 @@ def test_an_infeasible_memory_is_a_one_line_message(page) -> None:
     page.number_input(key="gib").set_value(0.001).run()
     assert not page.exception
     assert "cannot hold op" in page.error[0].value and "\n" not in page.error[0].value
+
+
+def test_your_model_from_an_example_config_and_a_deployable_recommendation(page) -> None:
+    """'your model' with a bundled example traces it and shows what presets show; the recommendation is a legal
+    strategy (the offline ones are a ceiling), and LRU stands beside it."""
+    page.radio(key="source").set_value("your model").run()
+    page.selectbox(key="hf_example").set_value("qwen2-0.5b").run()
+    page.number_input(key="hf_seq").set_value(64).run()
+    page.number_input(key="hf_layers").set_value(1).run()
+    assert not page.exception, page.exception
+    assert any("Traced qwen2-0.5b" in c.value for c in page.sidebar.caption)
+    assert {"Hit rate", "Step time", "Score vs bound"} <= set(_metrics(page))
+    pick = next(h.value for h in page.subheader if h.value.startswith("Fewest bytes moved by a deployable policy"))
+    assert pick.endswith(("(heuristic)", "(learned)")), pick
+    assert any(c.value.startswith("LRU beside it") for c in page.caption) or "lru" in pick
+    assert any("as you waited" in c.value for c in page.caption)

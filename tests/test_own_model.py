@@ -226,3 +226,22 @@ def generate_own(tmp_path: Path) -> Path:
     from envs.workloads import generate_trace
 
     return generate_trace("transformer-train", "gpt2-small", layers=1, iterations=3).save(tmp_path / "own.npz")
+
+
+@pytest.mark.parametrize(
+    ("name", "published"),
+    [("llama-3-8b", 8_030_261_248), ("pythia-1.4b", 1_414_647_808), ("gemma-2b", 2_506_172_416),
+     ("qwen2-0.5b", 494_032_768)],
+)  # fmt: skip
+def test_bundled_example_configs_build_the_published_models(name: str, published: int) -> None:
+    """The example configs (written from public model cards) build models with the published parameter counts, and
+    trace by name (one block here)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from envs.capture.hf import capture_hf, example_config, load_config
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(load_config(example_config(name)))
+    assert sum(p.numel() for p in model.parameters()) == published
+    assert len(capture_hf(name, layers=1, seq=16)) > 0

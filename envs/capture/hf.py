@@ -44,7 +44,8 @@ def load_config(path: str | Path, layers: int | None = None):
 
 
 def read_config(path: str | Path, layers: int | None = None) -> tuple[Any, str]:
-    """A transformers config from a ``config.json`` file or a directory holding one, and the SHA-256 of the
+    """A transformers config from a ``config.json`` file, a directory holding one, or the name of a bundled example
+    (:data:`EXAMPLE_CONFIGS`), and the SHA-256 of the
     settings it was built from (sorted JSON: the same settings give the same digest wherever the file lies).
 
     Args:
@@ -58,11 +59,14 @@ def read_config(path: str | Path, layers: int | None = None) -> tuple[Any, str]:
     from transformers import AutoConfig
 
     p = Path(path)
+    if not p.exists() and str(path) in EXAMPLE_CONFIGS:  # a bundled example by name
+        p = EXAMPLE_CONFIGS[str(path)]
     file = p / "config.json" if p.is_dir() else p
     try:
         raw = json.loads(file.read_text())
     except OSError:
-        raise HFConfigError(f"{file}: no such config file") from None
+        known = f" (or one of the examples: {', '.join(EXAMPLE_CONFIGS)})" if EXAMPLE_CONFIGS else ""
+        raise HFConfigError(f"{file}: no such config file{known}") from None
     except (ValueError, UnicodeDecodeError):
         raise HFConfigError(f"{file}: not a JSON config") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
@@ -123,6 +127,21 @@ def build_model(config, dtype: str = "bfloat16", attn: str = "sdpa"):
     if n_params > MAX_PARAMETERS:
         raise HFConfigError(f"{config.model_type}: {n_params} parameters is above the limit of {MAX_PARAMETERS}")
     return model, mode
+
+
+#: Example configs written from public model cards (``model_configs/``): name -> file.
+EXAMPLE_CONFIGS = {p.stem: p for p in sorted((Path(__file__).parent / "model_configs").glob("*.json"))}
+
+
+def example_config(name: str) -> Path:
+    """The bundled ``config.json`` of example model ``name`` (:data:`EXAMPLE_CONFIGS`).
+
+    Raises:
+        HFConfigError: On an unknown name (naming the examples).
+    """
+    if name not in EXAMPLE_CONFIGS:
+        raise HFConfigError(f"unknown example model {name!r}; valid: {', '.join(EXAMPLE_CONFIGS)}")
+    return EXAMPLE_CONFIGS[name]
 
 
 def capture_hf(

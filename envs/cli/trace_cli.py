@@ -34,7 +34,8 @@ class Generate:
     preset: str | None = None
     """Preset of the workload (e.g. mistral-7b, gpt2-small, resnet50, mixtral-8x7b)."""
     hf_config: Path | None = None
-    """A Hugging Face config.json (or a directory holding one): the model is built without weights and traced."""
+    """A Hugging Face config.json (or a directory holding one), or a bundled example: llama-3-8b, pythia-1.4b,
+    gemma-2b, qwen2-0.5b. The model is built without weights and traced."""
     task: Literal["train", "infer"] = "train"
     """With --hf-config: a training step (forward, backward, AdamW) or serving (prefill + decode with a KV cache)."""
     seq: int = 512
