@@ -272,9 +272,19 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         """Starts a simulation in the background (for slow strategies such as the LLM); poll GET /jobs/{id}."""
         return {"id": svc().submit(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.accelerator)}
 
+    @app.post("/jobs/curve", status_code=202)
+    def submit_curve(req: CurveRequest) -> dict:
+        """Starts a capacity curve in the background (the bound solves one LP per point); poll GET /jobs/{id}."""
+        return {"id": svc().submit_curve(trace_id(req), req.strategies, req.points)}
+
     @app.get("/jobs/{job_id}")
     def job(job_id: str) -> dict:
         return job_dict(svc().job(job_id))
+
+    @app.delete("/jobs/{job_id}")
+    def cancel_job(job_id: str) -> dict:
+        """Cancels a job (the page does when its request changes): queued, it never starts; running, it stops."""
+        return job_dict(svc().cancel(job_id))
 
     @app.post("/export/csv", response_class=PlainTextResponse)
     async def export_csv(req: SimulateRequest, request: Request) -> str:

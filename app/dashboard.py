@@ -7,6 +7,7 @@ requests go to an in-process app (tests).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -245,26 +246,60 @@ def curve_chart(curve: dict, chosen: int) -> go.Figure:
     return fig
 
 
-def main() -> None:
-    st.set_page_config(page_title="TensorCache Copilot", layout="wide")
-    st.title("TensorCache Copilot")
-    st.caption("Which eviction policy moves the fewest bytes between host and accelerator, for this model and this memory?")
+def _job(kind: str, body: dict) -> str:
+    """The id of the background job for ``body`` (started once per distinct request, then polled). Starting one
+    cancels this session's previous job of the same kind, whose answer nobody will read (a moved slider)."""
+    jobs = st.session_state.setdefault("jobs", {})
+    active = st.session_state.setdefault("active_jobs", {})
+    key = json.dumps([kind, body], sort_keys=True)
+    if key not in jobs:
+        jobs[key] = call("POST", "/jobs" if kind == "simulate" else "/jobs/curve", json=body)["id"]
+    previous = active.get(kind)
+    if previous is not None and previous != jobs[key]:
+        with contextlib.suppress(RuntimeError):  # finished and expired: nothing to stop
+            call("DELETE", f"/jobs/{previous}")
+        jobs.pop(next((k for k, v in jobs.items() if v == previous), None), None)
+    active[kind] = jobs[key]
+    return jobs[key]
+
+
+def _poll(kind: str, body: dict) -> dict:
+    """The job's state; a job the API no longer knows (restarted, expired) is started again."""
     try:
-        choice = sidebar()
-        if choice is None:
-            return
-        if not choice["strategies"]:
-            st.warning("Choose at least one strategy.")
-            return
-        body = {k: choice[k] for k in ("memory", "strategies", "link", "accelerator") if k in choice}
-        body.update({k: choice[k] for k in ("scenario", "trace_id") if k in choice})
-        asked = time.perf_counter()
-        with st.spinner(f"Running {len(body['strategies'])} strategies..."):
-            res = call("POST", "/simulate", json=body)
-        waited = time.perf_counter() - asked
+        return call("GET", f"/jobs/{_job(kind, body)}")
     except RuntimeError as exc:
-        st.error(str(exc))
-        return
+        if "unknown job" not in str(exc):
+            raise
+        st.session_state["jobs"].pop(json.dumps([kind, body], sort_keys=True), None)
+        return call("GET", f"/jobs/{_job(kind, body)}")
+
+
+def _curve_body(base: dict, strategies: list[str]) -> dict:
+    curve_ok = {s["name"] for s in call("GET", "/strategies") if s["curve"]}
+    engine = [s for s in strategies if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
+    bound = ["lower-bound"] if "lower-bound" in strategies else []
+    return {k: base[k] for k in ("scenario", "trace_id") if k in base} | {"strategies": engine + bound}
+
+
+def _pending(base: dict, strategies: list[str], background: list[str]) -> bool:
+    """Whether a background job of this request is still queued or running (starting the jobs if need be)."""
+    states = [_poll("simulate", {**base, "strategies": background})] if background else []
+    curve = _curve_body(base, strategies)
+    if curve["strategies"]:
+        states.append(_poll("curve", curve))
+    return any(state["status"] in ("queued", "running") for state in states)
+
+
+def _in_fragment_rerun() -> bool:
+    """Whether this run redraws fragments only (their timer), not the whole page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and getattr(ctx, "fragment_ids_this_run", None))
+
+
+def show_results(res: dict, waited: float) -> None:
+    """Cards, charts, timeline and heatmap of one /simulate answer."""
     metric_cards(res)
     bars, steps = st.columns(2)
     bars.plotly_chart(bar_chart(res), use_container_width=True, key="bars")
@@ -280,17 +315,43 @@ def main() -> None:
         left, right = st.columns(2)
         left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), use_container_width=True, key="timeline")
         right.plotly_chart(heatmap_chart(row), use_container_width=True, key="heatmap")
-    curve_body = {k: body[k] for k in ("scenario", "trace_id") if k in body}
-    curve_ok = {s["name"] for s in call("GET", "/strategies") if s["curve"]}
-    engine = [s for s in body["strategies"] if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
-    bound = ["lower-bound"] if "lower-bound" in body["strategies"] else []
-    curve = call("POST", "/capacity-curve", json={**curve_body, "strategies": engine + bound})
-    st.plotly_chart(curve_chart(curve, res["capacity_bytes"]), use_container_width=True, key="curve")
+
+
+def results(base: dict, strategies: list[str], background: list[str], res: dict, waited: float, polling: bool) -> None:
+    """What the page shows for one request, filled in as the background jobs (the bound, the LP-based offline
+    references, the capacity curve) finish: the heuristics' and learned agents' results come first; while a job
+    runs this is a fragment redrawn once a second (``polling``), and once all are done the page reruns whole
+    without the timer."""
+    pending = []
+    if background:
+        state = _poll("simulate", {**base, "strategies": background})
+        if state["status"] == "done":  # every run is cached now, so the full answer is immediate
+            res = call("POST", "/simulate", json={**base, "strategies": strategies})
+        elif state["status"] == "failed":
+            st.error(f"{', '.join(background)}: {state['error']}")
+        else:
+            pending.append(", ".join(background))
+    show_results(res, waited)
+    curve_body = _curve_body(base, strategies)
+    if curve_body["strategies"]:
+        curve = _poll("curve", curve_body)
+        if curve["status"] == "done":
+            st.plotly_chart(curve_chart(curve["result"], res["capacity_bytes"]), use_container_width=True, key="curve")
+        elif curve["status"] == "failed":
+            st.error(f"capacity curve: {curve['error']}")
+        else:
+            pending.append("the capacity curve")
     with st.expander("Trace statistics"):
         stats = call("GET", f"/traces/{res['trace_id']}/stats")
         shown = {k: fmt_bytes(v) if "bytes" in k and isinstance(v, (int, float)) else v
                  for k, v in stats.items() if not isinstance(v, list)}  # fmt: skip
         st.table({"statistic": list(shown), "value": [str(v) for v in shown.values()]})
+    if pending:
+        st.info(f"Computing {' and '.join(pending)} in the background; the page fills in when ready.", icon="⏳")
+        return
+    if polling and _in_fragment_rerun():  # everything is in: redraw the page once, without the timer
+        st.rerun()
+    body = {**base, "strategies": strategies}
     st.subheader("Export")
     table = call("POST", "/export/csv", json=body)  # reuses the runs above (one run per strategy and memory size)
     c1, c2, c3 = st.columns(3)
@@ -300,6 +361,33 @@ def main() -> None:
     st.code(res["command"], language="bash")
     st.caption(f"Answered in {waited:.2f} s as you waited ({res['seconds'] * 1000:.0f} ms of it computing in the API); "
                f"trace {res['trace_hash'][:12]}.")  # fmt: skip
+
+
+def main() -> None:
+    st.set_page_config(page_title="TensorCache Copilot", layout="wide")
+    st.title("TensorCache Copilot")
+    st.caption("Which eviction policy moves the fewest bytes between host and accelerator, for this model and this memory?")
+    try:
+        choice = sidebar()
+        if choice is None:
+            return
+        strategies = choice["strategies"]
+        if not strategies:
+            st.warning("Choose at least one strategy.")
+            return
+        base = {k: choice[k] for k in ("memory", "link", "accelerator", "scenario", "trace_id") if k in choice}
+        slow = {s["name"] for s in call("GET", "/strategies") if s["background"]}
+        background = [s for s in strategies if s in slow]
+        first = [s for s in strategies if s not in slow] or ["lru"]
+        asked = time.perf_counter()
+        with st.spinner(f"Running {len(first)} strategies..."):
+            res = call("POST", "/simulate", json={**base, "strategies": first})
+        waited = time.perf_counter() - asked
+        polling = _pending(base, strategies, background)
+        view = st.fragment(results, run_every=1.0 if polling else None)
+        view(base, strategies, background, res, waited, polling)
+    except RuntimeError as exc:
+        st.error(str(exc))
 
 
 if __name__ == "__main__":  # Streamlit runs the page as __main__; a process that imports it does not run it

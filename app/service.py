@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,9 @@ REQUEST_BUDGET_S = 60.0
 JOB_TTL_S = 3600.0
 #: Strategies that take long enough to be run only as background jobs.
 SLOW_STRATEGIES = ("llm",)
+#: What the page runs as a background job and fills in when ready: the LP solves (the bound, lp-guided and so
+#: best-offline) and the slow strategies; seconds on a large trace, where everything else takes milliseconds.
+BACKGROUND_STRATEGIES = ("lp-guided", "best-offline", "lower-bound", *SLOW_STRATEGIES)
 #: Catalogue strategies that are no agent of the registry but run here (offline references, the bound).
 CATALOGUE_ONLY = tuple(p.name for p in CATALOGUE if not p.agent and "tensor" in p.modes)
 OFFLINE = tuple(n for n in CATALOGUE_ONLY if kind_of(n) == "offline")
@@ -177,6 +181,7 @@ class Job:
     error: str | None = None
     created: float = field(default_factory=time.time)
     finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
 class _LRU(OrderedDict):
@@ -198,6 +203,7 @@ class Copilot:
         self._traces: _LRU = _LRU(max_traces)  # key -> (Trace, PreparedTrace, description)
         self._results: _LRU = _LRU(max_results)
         self._bounds: _LRU = _LRU(max_results)
+        self._lps: _LRU = _LRU(8)  # (trace hash, capacity) -> (bound bytes, LP residency per access)
         self._estimates: _LRU = _LRU(max_results)  # scenario key -> estimated accesses
         self._runs_done: _LRU = _LRU(max_results)  # (trace hash, capacity, strategy) -> its SimResult
         self._stopping = threading.Event()
@@ -222,7 +228,8 @@ class Copilot:
         reg = self.registry()
         names = [*reg.names(), *CATALOGUE_ONLY]
         return [{"name": n, "kind": reg.kind(n), "description": describe_strategy(n, reg.kind(n)),
-                 "slow": n in SLOW_STRATEGIES, "curve": n not in SLOW_STRATEGIES and n not in OFFLINE}
+                 "slow": n in SLOW_STRATEGIES, "curve": n not in SLOW_STRATEGIES and n not in OFFLINE,
+                 "background": n in BACKGROUND_STRATEGIES}
                 for n in names]  # fmt: skip
 
     def links(self) -> list[dict]:
@@ -392,12 +399,24 @@ class Copilot:
         with self._lock:
             if cache_key in self._bounds:
                 return self._bounds[cache_key]
-        from envs.sim.lower_bound import lower_bound
+        return self._lp(prepared, capacity)[0]
 
-        value = lower_bound(prepared, capacity)[0].bytes
+    def _lp(self, prepared: PreparedTrace, capacity: int) -> tuple[int, np.ndarray]:
+        """The lower bound's LP at one capacity, solved once for the bound and lp-guided (and so best-offline):
+        the certified bound in bytes and the LP's residency per access."""
+        cache_key = (prepared.trace.content_hash, capacity)
         with self._lock:
-            self._bounds.put(cache_key, value)
-        return value
+            if cache_key in self._lps:
+                return self._lps[cache_key]
+        from envs.sim.lower_bound import lower_bound
+        from envs.sim.offline import residency_by_access
+
+        bound, x, intervals = lower_bound(prepared, capacity)
+        out = (bound.bytes, residency_by_access(prepared, x, intervals))
+        with self._lock:
+            self._lps.put(cache_key, out)
+            self._bounds.put(cache_key, out[0])
+        return out
 
     def _run(self, key: str, prepared: PreparedTrace, capacity: int, name: str, points: int,
              budget: Budget | None = None) -> dict:  # fmt: skip
@@ -427,8 +446,9 @@ class Copilot:
                 raise CopilotError(f"{name} needs a tensor-mode trace")
             from envs.sim.offline import OFFLINE_REFERENCES, best_offline, run_offline
 
-            runs = [run_offline(n, prepared, capacity) for n in ((name,) if name != "best-offline" else OFFLINE_REFERENCES)]
-            result = best_offline(runs)
+            names = (name,) if name != "best-offline" else OFFLINE_REFERENCES
+            residency = self._lp(prepared, capacity)[1] if "lp-guided" in names else None
+            result = best_offline([run_offline(n, prepared, capacity, residency=residency) for n in names])
         elif name in self.registry():
             policy = self.registry().make(name)
             result, timeline = record(prepared, capacity, choose=policy.choose, k=policy.candidate_k,
@@ -566,23 +586,37 @@ class Copilot:
     # -- jobs ------------------------------------------------------------------------------------------------------
     def submit(self, key: str, memory: Memory, strategies: list[str], link: str | None = None,
                accelerator: str = DEFAULT_ACCELERATOR) -> str:  # fmt: skip
+        """Starts :meth:`simulate` (slow strategies allowed) as a background job; returns its id."""
         self._get(key)
-        job = Job(uuid.uuid4().hex[:12], "simulate")
+        return self._start_job("simulate", lambda b: self.simulate(key, memory, strategies, link, allow_slow=True,
+                                                                   accelerator=accelerator, budget=b))  # fmt: skip
+
+    def submit_curve(self, key: str, strategies: list[str], points: int = 8) -> str:
+        """Starts :meth:`capacity_curve` as a background job (its bound solves take seconds on a large trace)."""
+        self._get(key)
+        return self._start_job("curve", lambda b: self.capacity_curve(key, strategies, points, budget=b))
+
+    def _start_job(self, kind: str, compute: Callable[[Budget], dict]) -> str:
+        job = Job(uuid.uuid4().hex[:12], kind)
         with self._lock:
             now = time.time()
             for old in [j for j in self._jobs.values() if j.finished is not None and now - j.finished > JOB_TTL_S]:
                 del self._jobs[old.id]  # a job's id stays valid until its result expires, never before
-            pending = sum(j.finished is None for j in self._jobs.values())
+            pending = sum(j.finished is None and not j.cancel.is_set() for j in self._jobs.values())
             if pending >= MAX_PENDING_JOBS:
                 raise BusyError(f"{pending} jobs are queued or running (the limit is {MAX_PENDING_JOBS}); retry later")
             self._jobs[job.id] = job
 
         def work() -> None:
+            if job.cancel.is_set():  # cancelled while queued: never started
+                job.status, job.finished = "cancelled", time.time()
+                return
             job.status = "running"
             try:
-                job.result = self.simulate(key, memory, strategies, link, allow_slow=True, accelerator=accelerator,
-                                           budget=self.budget(None))  # fmt: skip
+                job.result = compute(Budget(None, cancel=job.cancel, stopping=self._stopping))
                 job.status, job.progress = "done", 1.0
+            except CancelledError:
+                job.status = "cancelled"
             except Exception as exc:  # reported to the client as the job's error
                 job.status, job.error = "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             finally:
@@ -591,6 +625,14 @@ class Copilot:
         fut: Future = self._pool.submit(work)
         del fut
         return job.id
+
+    def cancel(self, job_id: str) -> Job:
+        """Stops a job: a queued one never starts, a running one ends at its next check (its id stays valid)."""
+        job = self.job(job_id)
+        job.cancel.set()
+        if job.status == "queued":
+            job.status, job.finished = "cancelled", time.time()  # no longer holds a place in the queue
+        return job
 
     def job(self, job_id: str) -> Job:
         with self._lock:

@@ -196,6 +196,29 @@ def test_the_job_queue_is_bounded_and_ids_stay_valid() -> None:
             time.sleep(0.2)
         assert all(c.get(f"/jobs/{j}").json()["status"] == "done" for j in ids)  # every id still answers
         assert c.post("/jobs", json=body).status_code == 202
+        # a cancelled job frees its place in the queue: a queued one never starts
+        gate.clear()
+        ids = [c.post("/jobs", json=body).json()["id"] for _ in range(MAX_PENDING_JOBS - 1)]
+        assert c.delete(f"/jobs/{ids[-1]}").json()["status"] == "cancelled"
+        assert c.post("/jobs", json=body).status_code == 202
+        gate.set()
+        assert c.delete("/jobs/nope").status_code == 404
+
+
+def test_the_page_s_background_work_runs_as_jobs() -> None:
+    """The LP-based strategies and the capacity curve are background jobs the page polls; the rest answers at once."""
+    with TestClient(create_app(warm=False)) as c:
+        marked = {s["name"]: s["background"] for s in c.get("/strategies").json()}
+        assert marked["lower-bound"] and marked["best-offline"] and marked["lp-guided"]
+        assert not marked["lru"] and not marked["schedule"] and not marked["belady"]
+        curve = c.post("/jobs/curve", json={"scenario": SMALL, "strategies": ["lru", "lower-bound"], "points": 3})
+        assert curve.status_code == 202
+        deadline = time.time() + 120
+        while (state := c.get(f"/jobs/{curve.json()['id']}").json())["status"] != "done" and time.time() < deadline:
+            time.sleep(0.2)
+        moved = state["result"]["moved_per_requested_byte"]
+        assert state["kind"] == "curve" and len(moved["lru"]) == 3
+        assert all(b <= m for b, m in zip(moved["lower-bound"], moved["lru"], strict=True))
 
 
 def test_work_stops_when_cancelled_over_budget_or_the_server_stops() -> None:

@@ -18,6 +18,19 @@ def page(monkeypatch: pytest.MonkeyPatch):
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     assert not at.exception, at.exception
+    return settle(at)
+
+
+def settle(at, timeout_s: float = 240.0):
+    """Reruns the page until its background jobs are in (as the page's own timer would), then returns it."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while any("in the background" in i.value for i in at.info):
+        assert time.monotonic() < deadline, "the background jobs did not finish"
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
     return at
 
 
@@ -51,6 +64,7 @@ def test_choose_workload_memory_and_strategies_then_run(page) -> None:
     page.multiselect(key="strategies").set_value(["lru", "mru", "belady", "lower-bound"]).run()
     page.button(key="run").click().run()
     assert not page.exception, page.exception
+    settle(page)
     assert _metrics(page)["Bytes in"] != before
     bars = page.get("plotly_chart")[0].proto
     assert "mru" in bars.spec and "lower-bound" in bars.spec
@@ -71,6 +85,7 @@ def test_your_model_from_an_example_config_and_a_deployable_recommendation(page)
     page.number_input(key="hf_seq").set_value(64).run()
     page.number_input(key="hf_layers").set_value(1).run()
     assert not page.exception, page.exception
+    settle(page)
     assert any("Traced qwen2-0.5b" in c.value for c in page.sidebar.caption)
     assert {"Hit rate", "Step time", "Score vs bound"} <= set(_metrics(page))
     pick = next(h.value for h in page.subheader if h.value.startswith("Fewest bytes moved by a deployable policy"))
