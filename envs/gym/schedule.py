@@ -287,10 +287,11 @@ def _ahead(ratio_a, dist_a, last_a, t_a, ratio_b, dist_b, last_b, t_b):  # pragm
 
 
 @numba.njit(cache=True, nogil=True)
-def _schedule_victim(T, S, tables, everyone, last, interval, dist):  # pragma: no cover - compiled
+def _schedule_victim(T, S, dense, tables, everyone, last, interval, dist):  # pragma: no cover - compiled
     """The ``schedule`` heuristic's victim at the pending decision: :func:`preference`'s first over every evictable
-    tensor, computed as :class:`agents.heuristics.ScheduleAware` computes it (-1 if none is evictable)."""
-    n = E.lru_candidates(T, S, everyone.shape[0], everyone)
+    tensor, computed as :class:`agents.heuristics.ScheduleAware` computes it (-1 if none is evictable; the order
+    is total, ties going to the lower id, so the scan order does not matter)."""
+    n = E.evictable(T, S, dense, everyone)
     for j in range(n):
         t = everyone[j]
         last[j] = E.tensor_last_access(T, t)
@@ -313,7 +314,7 @@ def play_schedule(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop, ta
     decision in compiled code; returns the decisions it answered."""
     decisions = 0
     while E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop) == E.NEED_DECISION:
-        E.set_victim(S, _schedule_victim(T, S, tables, everyone, last, interval, dist))
+        E.set_victim(S, _schedule_victim(T, S, dense, tables, everyone, last, interval, dist))
         decisions += 1
     return decisions
 

@@ -63,10 +63,10 @@ def decide(T, S, H, dense, block, k, rule, cands, victim, obs):  # pragma: no co
 
 
 @numba.njit(cache=True)
-def _schedule_first_k(T, S, k, cands, tables, everyone, last, interval, dist, pred):  # pragma: no cover - compiled
+def _schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred):  # pragma: no cover - compiled
     """The ``schedule`` rule: the first ``k`` of every evictable tensor in :func:`envs.gym.schedule.preference`'s
     order into ``cands``, their predictions into ``pred``; returns how many."""
-    m = E.lru_candidates(T, S, everyone.shape[0], everyone)
+    m = E.evictable(T, S, dense, everyone)
     for j in range(m):
         t = everyone[j]
         last[j] = E.tensor_last_access(T, t)
@@ -122,7 +122,7 @@ def decide_any(T, S, H, dense, block, k, rule, cands, victim, obs, version, tabl
     if status != E.NEED_DECISION:
         return -1
     if rule < 0:
-        n = _schedule_first_k(T, S, k, cands, tables, everyone, last, interval, dist, pred)
+        n = _schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred)
     else:
         n = E.lru_candidates(T, S, k, cands) if rule == RULE_LRU else E.mixed_candidates(T, S, dense, k, cands)
         if version != 1:

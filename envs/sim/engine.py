@@ -563,6 +563,19 @@ def lru_candidates(T, S, k, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def evictable(T, S, dense_ids, out):  # pragma: no cover - compiled
+    """Fills ``out`` with every unpinned resident tensor, in the dense array's order (contiguous loads, unlike
+    :func:`lru_candidates`' list walk; for callers that rank them all themselves); returns the count."""
+    c = 0
+    for d in range(S[S_NDENSE]):
+        t = dense_ids[d]
+        if not _pinned(T, S, t):
+            out[c] = t
+            c += 1
+    return c
+
+
+@numba.njit(cache=True)
 def mixed_candidates(T, S, dense_ids, k, out):  # pragma: no cover - compiled
     """Fills ``out`` with up to k unpinned resident tensors: first the ``(k + 1) // 2`` with the farthest
     *predicted* next use (last access + previous reuse interval; no interval = never; ties least recent first),
