@@ -128,15 +128,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@contextmanager
+def _long_trace_request(port: int) -> Iterator[socket.socket]:
+    """A raw connection that has asked for a long trace (tens of seconds of generation) and reads nothing yet."""
+    body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        yield s
+
+
 def test_work_stops_when_the_client_goes_away() -> None:
     """A client asks for a long trace and hangs up after a second: the server stops generating within seconds
     (it used to compute on for minutes), and answers the next request."""
     with api_server() as (server, port):
         base = f"http://127.0.0.1:{port}"
-        body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        with _long_trace_request(port):
             time.sleep(2.0)
         hung_up = time.monotonic()
         time.sleep(1.0)  # the server notices within a poll (0.25 s) and the work within a check (256 ops)
@@ -152,10 +159,7 @@ def test_sigterm_stops_running_work() -> None:
     """SIGTERM while a long trace is generated: the server stops the work and exits within seconds (uvicorn waits
     for open requests, which used to run on to the end of their budget)."""
     with api_server() as (server, port):
-        body = json.dumps({"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 8}).encode()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        with _long_trace_request(port) as s:
             time.sleep(2.0)
             sent = time.monotonic()
             server.send_signal(signal.SIGTERM)

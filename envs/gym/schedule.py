@@ -286,25 +286,45 @@ def _ahead(ratio_a, dist_a, last_a, t_a, ratio_b, dist_b, last_b, t_b):  # pragm
     return t_a < t_b
 
 
-@numba.njit(cache=True, nogil=True)
-def _schedule_victim(T, S, dense, tables, everyone, last, interval, dist):  # pragma: no cover - compiled
-    """The ``schedule`` heuristic's victim at the pending decision: :func:`preference`'s first over every evictable
-    tensor, computed as :class:`agents.heuristics.ScheduleAware` computes it (-1 if none is evictable; the order
-    is total, ties going to the lower id, so the scan order does not matter)."""
-    n = E.evictable(T, S, dense, everyone)
-    for j in range(n):
+@numba.njit(cache=True)
+def schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred):  # pragma: no cover - compiled
+    """The first ``k`` of every evictable tensor in :func:`preference`'s order into ``cands`` and their
+    predictions into ``pred``; returns how many. The ``schedule`` heuristic evicts the first (``k`` = 1), the
+    ``schedule`` candidate rule offers them all. The order is total (ties go to the lower id), so the scan order of
+    the tensors does not matter."""
+    m = E.evictable(T, S, dense, everyone)
+    for j in range(m):
         t = everyone[j]
         last[j] = E.tensor_last_access(T, t)
         interval[j] = E.tensor_reuse_interval(T, t)
-    _distances(E.now(S), everyone[:n], last[:n], interval[:n], *tables, dist[:, :n])
-    best, best_ratio = -1, 0.0
-    for j in range(n):
+    _distances(E.now(S), everyone[:m], last[:m], interval[:m], *tables, dist[:, :m])
+    order = np.empty(k, dtype=np.int64)  # indices into everyone, kept sorted by preference (insertion)
+    ratio = np.empty(k)
+    n = 0
+    for j in range(m):
         t = everyone[j]
-        cost = (1.0 if E.tensor_dirty(T, t) > 0 else 0.0) + dist[1, j]
-        ratio = cost / max(dist[0, j], 1.0)
-        if best < 0 or _ahead(ratio, dist[0, j], last[j], t, best_ratio, dist[0, best], last[best], everyone[best]):
-            best, best_ratio = j, ratio
-    return everyone[best] if best >= 0 else -1
+        r = ((1.0 if E.tensor_dirty(T, t) > 0 else 0.0) + dist[1, j]) / max(dist[0, j], 1.0)
+        if n == k:
+            b = order[k - 1]
+            if not _ahead(r, dist[0, j], last[j], t, ratio[k - 1], dist[0, b], last[b], everyone[b]):
+                continue
+        i = n if n < k else k - 1
+        while i > 0:
+            b = order[i - 1]
+            if not _ahead(r, dist[0, j], last[j], t, ratio[i - 1], dist[0, b], last[b], everyone[b]):
+                break
+            order[i] = order[i - 1]
+            ratio[i] = ratio[i - 1]
+            i -= 1
+        order[i] = j
+        ratio[i] = r
+        if n < k:
+            n += 1
+    for i in range(n):
+        cands[i] = everyone[order[i]]
+        pred[0, i] = dist[0, order[i]]
+        pred[1, i] = dist[1, order[i]]
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
@@ -313,8 +333,11 @@ def play_schedule(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop, ta
     """Runs a paused simulation up to access ``stop`` (or its end), the ``schedule`` heuristic answering every
     decision in compiled code; returns the decisions it answered."""
     decisions = 0
+    victim = np.empty(1, dtype=np.int64)
+    pred = np.empty((2, 1))
     while E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop) == E.NEED_DECISION:
-        E.set_victim(S, _schedule_victim(T, S, dense, tables, everyone, last, interval, dist))
+        n = schedule_first_k(T, S, dense, 1, victim, tables, everyone, last, interval, dist, pred)
+        E.set_victim(S, victim[0] if n > 0 else -1)
         decisions += 1
     return decisions
 

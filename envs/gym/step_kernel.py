@@ -31,11 +31,22 @@ from envs.gym.features import (
     ROW_TID,
     fill_observation_from_state,
 )
-from envs.gym.schedule import DEAD, _ahead, _distances
+from envs.gym.schedule import DEAD, _ahead, _distances, schedule_first_k
 from envs.sim import engine as E
 
 #: Candidate rule codes of :func:`decide` (positions in :data:`envs.sim.simulator.CANDIDATE_RULES`).
 RULE_LRU, RULE_MIXED = 0, 1
+
+
+@numba.njit(cache=True, inline="always")
+def _to_next_decision(T, S, H, dense, block, victim):  # pragma: no cover - compiled
+    """Evicts ``victim`` (-1: none) and runs ``block`` to the next decision (True) or its end (False)."""
+    if victim >= 0:
+        E.set_victim(S, victim)
+    tid = block[ROW_TID]
+    status = E.run(T, S, H, dense, tid, block[ROW_OP], block[ROW_OP_INDEX], block[ROW_OP_END], block[ROW_NEXT_USE],
+                   tid.shape[0])  # fmt: skip
+    return status == E.NEED_DECISION
 
 
 @numba.njit(cache=True)
@@ -47,57 +58,13 @@ def decide(T, S, H, dense, block, k, rule, cands, victim, obs):  # pragma: no co
     Returns:
         The number of candidates written when a decision is pending, else -1 (the trace is done).
     """
-    if victim >= 0:
-        E.set_victim(S, victim)
-    tid = block[ROW_TID]
-    status = E.run(T, S, H, dense, tid, block[ROW_OP], block[ROW_OP_INDEX], block[ROW_OP_END], block[ROW_NEXT_USE],
-                   tid.shape[0])  # fmt: skip
-    if status != E.NEED_DECISION:
+    if not _to_next_decision(T, S, H, dense, block, victim):
         return -1
     if rule == RULE_LRU:
         n = E.lru_candidates(T, S, k, cands)
     else:
         n = E.mixed_candidates(T, S, dense, k, cands)
     fill_observation_from_state(T, S, block, cands, n, k, obs)
-    return n
-
-
-@numba.njit(cache=True)
-def _schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred):  # pragma: no cover - compiled
-    """The ``schedule`` rule: the first ``k`` of every evictable tensor in :func:`envs.gym.schedule.preference`'s
-    order into ``cands``, their predictions into ``pred``; returns how many."""
-    m = E.evictable(T, S, dense, everyone)
-    for j in range(m):
-        t = everyone[j]
-        last[j] = E.tensor_last_access(T, t)
-        interval[j] = E.tensor_reuse_interval(T, t)
-    _distances(E.now(S), everyone[:m], last[:m], interval[:m], *tables, dist[:, :m])
-    order = np.empty(k, dtype=np.int64)  # indices into everyone, kept sorted by preference (insertion)
-    ratio = np.empty(k)
-    n = 0
-    for j in range(m):
-        t = everyone[j]
-        r = ((1.0 if E.tensor_dirty(T, t) > 0 else 0.0) + dist[1, j]) / max(dist[0, j], 1.0)
-        if n == k:
-            b = order[k - 1]
-            if not _ahead(r, dist[0, j], last[j], t, ratio[k - 1], dist[0, b], last[b], everyone[b]):
-                continue
-        i = n if n < k else k - 1
-        while i > 0:
-            b = order[i - 1]
-            if not _ahead(r, dist[0, j], last[j], t, ratio[i - 1], dist[0, b], last[b], everyone[b]):
-                break
-            order[i] = order[i - 1]
-            ratio[i] = ratio[i - 1]
-            i -= 1
-        order[i] = j
-        ratio[i] = r
-        if n < k:
-            n += 1
-    for i in range(n):
-        cands[i] = everyone[order[i]]
-        pred[0, i] = dist[0, order[i]]
-        pred[1, i] = dist[1, order[i]]
     return n
 
 
@@ -114,15 +81,10 @@ def decide_any(T, S, H, dense, block, k, rule, cands, victim, obs, version, tabl
         pred: (2, k) scratch for the candidates' predictions; scratch: a version 1 observation's worth.
         phase, phase_start, iteration: :class:`envs.gym.features.FeatureBuilder`'s per-access columns.
     """
-    if victim >= 0:
-        E.set_victim(S, victim)
-    tid = block[ROW_TID]
-    status = E.run(T, S, H, dense, tid, block[ROW_OP], block[ROW_OP_INDEX], block[ROW_OP_END], block[ROW_NEXT_USE],
-                   tid.shape[0])  # fmt: skip
-    if status != E.NEED_DECISION:
+    if not _to_next_decision(T, S, H, dense, block, victim):
         return -1
     if rule < 0:
-        n = _schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred)
+        n = schedule_first_k(T, S, dense, k, cands, tables, everyone, last, interval, dist, pred)
     else:
         n = E.lru_candidates(T, S, k, cands) if rule == RULE_LRU else E.mixed_candidates(T, S, dense, k, cands)
         if version != 1:
