@@ -3,8 +3,9 @@
 from envs.benchmarks.suite import Family, Instance, Suite
 from envs.benchmarks.tcb_v1 import TCB_V1
 from envs.benchmarks.tcb_v2 import TCB_V2
+from envs.benchmarks.tcb_v3 import TCB_V3
 
-SUITES: dict[str, Suite] = {TCB_V2.name: TCB_V2, TCB_V1.name: TCB_V1}
+SUITES: dict[str, Suite] = {TCB_V2.name: TCB_V2, TCB_V3.name: TCB_V3, TCB_V1.name: TCB_V1}
 DEFAULT_SUITE = TCB_V2.name
 
 
@@ -16,4 +17,4 @@ def get_suite(name: str) -> Suite:
         raise ValueError(f"unknown suite {name!r}; valid: {', '.join(SUITES)}") from None
 
 
-__all__ = ["DEFAULT_SUITE", "SUITES", "TCB_V1", "TCB_V2", "Family", "Instance", "Suite", "get_suite"]
+__all__ = ["DEFAULT_SUITE", "SUITES", "TCB_V1", "TCB_V2", "TCB_V3", "Family", "Instance", "Suite", "get_suite"]

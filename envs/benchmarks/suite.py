@@ -42,6 +42,8 @@ class Family:
     batch: int | None = None
 
 
+#: Families traced from a bundled Hugging Face config (the family's preset names it): workload -> task.
+HF_WORKLOADS = {"hf-train": "train", "hf-infer": "infer"}
 #: What a score of 1 means: the certified lower bound (tcb-v2) or Belady's bytes (tcb-v1).
 ANCHORS = ("lower-bound", "belady")
 #: Splits whose seeds training must never read.
@@ -177,12 +179,32 @@ class Instance:
             ):
                 return cached
         from envs.io.progress import log_progress
-        from envs.workloads import generate_trace
 
         log_progress(f"generating the trace of {self.task} seed {self.seed} (first use; cached in {self.cache_dir})")
-        trace = generate_trace(**self.spec)
+        if self.family.workload in HF_WORKLOADS:
+            trace = self._hf_trace()
+        else:
+            from envs.workloads import generate_trace
+
+            trace = generate_trace(**self.spec)
         trace.save(self.path)
         return trace
+
+    def _hf_trace(self) -> Trace:
+        """A Hugging Face-config family's trace, through the project's ``--hf-config`` path (the preset names a
+        bundled example config): training steps or prefill + decode steps, the sequence length set by the seed
+        (every seed its own length, so no two seeds give one trace)."""
+        from envs.capture.hf import capture_hf
+        from envs.trace import COLUMNS, COST_COLUMNS
+
+        f = self.family
+        task = HF_WORKLOADS[f.workload]
+        seq = (384 if task == "train" else 192) + 64 * (self.seed % 8)
+        steps = f.iterations or 3
+        trace = capture_hf(f.preset, task=task, layers=f.layers, seq=seq, batch=f.batch or 1,
+                           steps=steps if task == "train" else 1, decode_steps=steps)  # fmt: skip
+        arrays = {c: getattr(trace, c) for c in (*COLUMNS, *(COST_COLUMNS if trace.has_costs else ()))}
+        return Trace.from_arrays(arrays, {**trace.meta, "spec": self.spec, "generator_version": GENERATOR_VERSION, "seq": seq})
 
     @cached_property
     def prepared(self) -> PreparedTrace:
