@@ -190,7 +190,7 @@ def metric_cards(res: dict) -> None:
     top[1].metric("Byte hit ratio", f"{best['byte_hit_ratio']:.3f}", vs_lru("byte_hit_ratio", lambda d: f"{d:+.3f}"))
 
     def signed(d: float) -> str:
-        return ("+" if d >= 0 else "−") + fmt_bytes(abs(d))
+        return ("+" if d >= 0 else "-") + fmt_bytes(abs(d))  # an ASCII sign: Streamlit reads the direction from it
 
     top[2].metric("Bytes in", fmt_bytes(best["bytes_in"]), vs_lru("bytes_in", signed), delta_color="inverse",
                   help="read misses transferred to the accelerator")  # fmt: skip

@@ -114,12 +114,15 @@ def test_browser_changes_memory_runs_and_reads_the_page(dashboard: str) -> None:
         page.get_by_text("your model", exact=True).first.click()
         picker = page.locator('[data-testid="stSelectbox"]').filter(has_text="Example model").first
         picker.wait_for(timeout=60_000)
-        picker.click()
+        picker.get_by_role("button", name="Open").click()
         page.get_by_role("option", name="qwen2-0.5b").click()
-        blocks = page.get_by_label("Blocks (0 = all)")
-        blocks.fill("1")
-        blocks.press("Enter")
-        page.get_by_text("Traced qwen2-0.5b: training step, sequence 512, 1 blocks").wait_for(timeout=240_000)
+        traced = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="Traced qwen2-0.5b: training step")
+        try:
+            traced.first.wait_for(timeout=240_000)
+        except Exception:
+            captions = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+            alerts = page.locator('[data-testid="stAlert"]').all_inner_texts()
+            raise AssertionError(f"no trace of the example: captions {captions}, alerts {alerts}") from None
         page.get_by_text("Fewest bytes moved by a deployable policy").first.wait_for(timeout=240_000)
         deadline = time.time() + 240
         while _metric(page, "Score vs bound") == "–" and time.time() < deadline:
