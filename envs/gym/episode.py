@@ -91,9 +91,6 @@ class Episode:
         self._prediction: np.ndarray | None = None  # the schedule rule's predictions of the pending candidates
         self.observation_version = observation_version
         self._schedule = schedule or rule == "schedule" or observation_version != 1
-        # every step is one compiled call: decide() for the engine's own rules and version 1, decide_any() for the
-        # schedule rule and version 2 (the schedule's tables and scratch after the decision's own arguments)
-        self._fused = True
         # the pending decision: its candidates are the first _n of _buf (_n = -1: none pending); _cands is a
         # read-only copy made when someone asks for them
         self._buf = np.empty(self.k, dtype=np.int64)
@@ -104,6 +101,8 @@ class Episode:
         sim = self.sim  # the engine's arrays are never reallocated, so one tuple serves every step
         self._state = (sim.T, sim.S, sim.H, sim.dense, features.block, self.k, self._rule_code, self._buf)
         self._scratch_obs = np.zeros(observation_size(self.k, observation_version), dtype=np.float32)
+        # every step is one compiled call: decide() for the engine's own rules and version 1, decide_any() for the
+        # schedule rule and version 2 (the schedule's tables and scratch after the decision's own arguments)
         self._decide, self._extra = step_kernel.decide, ()
         if rule not in CANDIDATE_RULES or observation_version != 1:
             self._decide, self._extra = step_kernel.decide_any, features.fused_scratch(self.k, observation_version)
@@ -218,8 +217,6 @@ class Episode:
                 raise RuntimeError("answer the pending decision before advancing")
         elif n < 0:
             raise RuntimeError("no pending decision (call advance() first, or the trace is done)")
-        if not self._fused:
-            return self._step_in_python(index, obs)
         if index is not None:
             valid = _is_index(index, n)  # plain ints take its short path
             victim = (self._cands if self._cands is not None else self._buf).item(int(index) if valid else 0)
@@ -231,15 +228,6 @@ class Episode:
         self._n = n
         self.sim.set_status(n >= 0)
         self._cands = self._view = self._prediction = None
-        return valid
-
-    def _step_in_python(self, index: int | None, obs: np.ndarray | None) -> bool:
-        """:meth:`step` for the rules and observation versions the compiled step does not serve: the same evict,
-        advance and observation, one after the other."""
-        valid = True if index is None else self.evict(index, strict=False)
-        self.advance()
-        if obs is not None and self._n >= 0:
-            obs[:] = self.view.observation(self.observation_version)
         return valid
 
     def play(self, choose: Callable[[DecisionView], int]) -> SimResult:

@@ -134,6 +134,8 @@ class EvictionEnv(gym.Env):
     trace) and ``speedup_step_vs_lru``. :meth:`counters` returns the full set at any time.
 
     ## Version History
+    - v2, later: each step is one compiled call, as v1's (the schedule rule and version 2's columns joined the
+      fused step); observations, rewards and results unchanged (tested step by step against the unfused path).
     - Both versions, later: ``capacity`` also takes ``"headroom:0.3"`` and ``"peak:0.5"``, and the info names the
       spec (``capacity_spec``); suite tasks resolve their capacity from their headroom (the same bytes).
     - Both versions, later: the terminal info carries the step time (``step_s`` and its companions); observations,
