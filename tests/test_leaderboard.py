@@ -43,7 +43,7 @@ def test_tcb_v1_covers_every_family_and_holds_out_test_seeds() -> None:
     workloads = {f.workload for f in TCB_V1.families}
     assert workloads == {"transformer-train", "transformer-infer", "cnn-train", "moe-infer"}
     assert not set(TCB_V1.seeds["test"]) & (set(TCB_V1.seeds["train"]) | set(TCB_V1.seeds["validation"]))
-    with pytest.raises(ValueError, match="valid: tcb-v2, tcb-v1"):
+    with pytest.raises(ValueError, match="valid: tcb-v2, tcb-v3, tcb-v1"):
         get_suite("tcb-v9")
     with pytest.raises(ValueError, match="unknown agent"):
         resolve_agents("lru,oracle9000", builtin_registry())

@@ -194,15 +194,14 @@ class Instance:
         """A Hugging Face-config family's trace, through the project's ``--hf-config`` path (the preset names a
         bundled example config): training steps or prefill + decode steps, the sequence length set by the seed
         (every seed its own length, so no two seeds give one trace)."""
-        from envs.capture.hf import capture_hf
         from envs.trace import COLUMNS, COST_COLUMNS
+        from envs.workloads.hf_family import example_trace
 
         f = self.family
         task = HF_WORKLOADS[f.workload]
         seq = (384 if task == "train" else 192) + 64 * (self.seed % 8)
         steps = f.iterations or 3
-        trace = capture_hf(f.preset, task=task, layers=f.layers, seq=seq, batch=f.batch or 1,
-                           steps=steps if task == "train" else 1, decode_steps=steps)  # fmt: skip
+        trace = example_trace(f.preset, task, layers=f.layers, seq=seq, batch=f.batch or 1, steps=steps)
         arrays = {c: getattr(trace, c) for c in (*COLUMNS, *(COST_COLUMNS if trace.has_costs else ()))}
         return Trace.from_arrays(arrays, {**trace.meta, "spec": self.spec, "generator_version": GENERATOR_VERSION, "seq": seq})
 
