@@ -39,11 +39,15 @@ def require_llm() -> None:
 
 def _quiet_llm_libraries() -> None:
     """Silences the LLM stack's noise that says nothing about this run: bitsandbytes' notice that an optional CPU
-    kernel package is absent, and deprecation warnings the libraries raise about their own internals."""
+    kernel package is absent, transformers' weight-loading progress bars, and deprecation warnings the libraries
+    raise about their own internals."""
     import logging
     import warnings
 
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars, one per model load, in every log
     for module in ("transformers", "trl", "peft", "accelerate"):
         for category in (FutureWarning, DeprecationWarning):
             warnings.filterwarnings("ignore", category=category, module=rf"{module}(\..*)?$")
