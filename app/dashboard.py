@@ -156,7 +156,8 @@ def sidebar() -> dict | None:
         h = st.sidebar.slider("Headroom (0 = tightest, 1 = peak)", 0.0, 1.0, 0.3, 0.05, key="headroom")
         memory = {"headroom": float(h)}
     st.sidebar.header("3. Strategies")
-    strategies = [s for s in call("GET", "/strategies") if not s["slow"]]
+    catalogue = call("GET", "/strategies")
+    strategies = [s for s in catalogue if not s["slow"]]
     names = [s["name"] for s in strategies]
     chosen = st.sidebar.multiselect("Strategies", names, [s for s in DEFAULT_STRATEGIES if s in names], key="strategies")
     accelerators = call("GET", "/accelerators")
@@ -166,7 +167,8 @@ def sidebar() -> dict | None:
     links = [x["name"] for x in call("GET", "/links")]
     link = st.sidebar.selectbox("Link", links, index=links.index(own), key="link")
     st.sidebar.button("Run", type="primary", key="run")
-    return {**ref, "memory": memory, "strategies": chosen, "link": link, "accelerator": accelerator, "trace": trace}
+    return {**ref, "memory": memory, "strategies": chosen, "link": link, "accelerator": accelerator, "trace": trace,
+            "catalogue": catalogue}  # fmt: skip
 
 
 def metric_cards(res: dict) -> None:
@@ -305,17 +307,16 @@ def _poll(kind: str, body: dict) -> dict:
         return call("GET", f"/jobs/{_job(kind, body)}")
 
 
-def _curve_body(base: dict, strategies: list[str]) -> dict:
-    curve_ok = {s["name"] for s in call("GET", "/strategies") if s["curve"]}
+def _curve_body(base: dict, strategies: list[str], curve_ok: set[str]) -> dict:
     engine = [s for s in strategies if s in curve_ok and s not in ("ppo", "lower-bound")][:6]
     bound = ["lower-bound"] if "lower-bound" in strategies else []
     return {k: base[k] for k in ("scenario", "trace_id") if k in base} | {"strategies": engine + bound}
 
 
-def _pending(base: dict, strategies: list[str], background: list[str]) -> bool:
+def _pending(base: dict, strategies: list[str], background: list[str], curve_ok: set[str]) -> bool:
     """Whether a background job of this request is still queued or running (starting the jobs if need be)."""
     states = [_poll("simulate", {**base, "strategies": background})] if background else []
-    curve = _curve_body(base, strategies)
+    curve = _curve_body(base, strategies, curve_ok)
     if curve["strategies"]:
         states.append(_poll("curve", curve))
     return any(state["status"] in ("queued", "running") for state in states)
@@ -329,7 +330,7 @@ def _in_fragment_rerun() -> bool:
     return bool(ctx is not None and getattr(ctx, "fragment_ids_this_run", None))
 
 
-def show_results(res: dict, waited: float) -> None:
+def show_results(res: dict) -> None:
     """Cards, charts, timeline and heatmap of one /simulate answer."""
     metric_cards(res)
     bars, steps = st.columns(2)
@@ -348,7 +349,8 @@ def show_results(res: dict, waited: float) -> None:
         right.plotly_chart(heatmap_chart(row), use_container_width=True, key="heatmap")
 
 
-def results(base: dict, strategies: list[str], background: list[str], res: dict, waited: float, polling: bool) -> None:
+def results(base: dict, strategies: list[str], background: list[str], curve_ok: set[str], res: dict, waited: float,
+            polling: bool) -> None:  # fmt: skip
     """What the page shows for one request, filled in as the background jobs (the bound, the LP-based offline
     references, the capacity curve) finish: the heuristics' and learned agents' results come first; while a job
     runs this is a fragment redrawn once a second (``polling``), and once all are done the page reruns whole
@@ -362,8 +364,8 @@ def results(base: dict, strategies: list[str], background: list[str], res: dict,
             st.error(f"{', '.join(background)}: {state['error']}")
         else:
             pending.append(", ".join(background))
-    show_results(res, waited)
-    curve_body = _curve_body(base, strategies)
+    show_results(res)
+    curve_body = _curve_body(base, strategies, curve_ok)
     if curve_body["strategies"]:
         curve = _poll("curve", curve_body)
         if curve["status"] == "done":
@@ -407,16 +409,17 @@ def main() -> None:
             st.warning("Choose at least one strategy.")
             return
         base = {k: choice[k] for k in ("memory", "link", "accelerator", "scenario", "trace_id") if k in choice}
-        slow = {s["name"] for s in call("GET", "/strategies") if s["background"]}
+        slow = {s["name"] for s in choice["catalogue"] if s["background"]}
+        curve_ok = {s["name"] for s in choice["catalogue"] if s["curve"]}
         background = [s for s in strategies if s in slow]
         first = [s for s in strategies if s not in slow] or ["lru"]
         asked = time.perf_counter()
         with st.spinner(f"Running {len(first)} strategies..."):
             res = call("POST", "/simulate", json={**base, "strategies": first})
         waited = time.perf_counter() - asked
-        polling = _pending(base, strategies, background)
+        polling = _pending(base, strategies, background, curve_ok)
         view = st.fragment(results, run_every=1.0 if polling else None)
-        view(base, strategies, background, res, waited, polling)
+        view(base, strategies, background, curve_ok, res, waited, polling)
     except RuntimeError as exc:
         st.error(str(exc))
 

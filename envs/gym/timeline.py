@@ -135,8 +135,9 @@ def record(
     for j, stop in enumerate(stops):
         if compiled is not None:
             play.play(sim, int(stop))
-        while compiled is None and not episode.advance(until=int(stop)) and episode.pending:
-            episode.evict(choose(episode.view))
+        else:
+            while not episode.advance(until=int(stop)) and episode.pending:
+                episode.evict(choose(episode.view))
         state = sim.tensor_state()
         window = slice(prev_pos, int(stop))
         ids = prepared.tid[window]
