@@ -102,9 +102,9 @@ def _activation(data: dict) -> str:
     text = str(kwargs.get("activation_fn", "")) if isinstance(kwargs, dict) else ""
     if not text:
         return "tanh"  # SB3's default for PPO's MlpPolicy
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", text.rstrip("'>").rsplit(".", 1)[-1]).lower()
-    name = {"re_l_u": "relu", "e_l_u": "elu", "leaky_re_l_u": "leaky_relu", "g_e_l_u": "gelu", "si_l_u": "silu"}.get(name, name)
-    if name not in ACTIVATIONS:
+    by_class = {cls.__name__: name for name, cls in ACTIVATIONS.items()}  # "<class 'torch.nn....ReLU'>" -> relu
+    name = by_class.get(text.rstrip("'>").rsplit(".", 1)[-1])
+    if name is None:
         raise ValueError(f"activation {text!r} is not one of {', '.join(ACTIVATIONS)}")
     return name
 
