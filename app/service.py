@@ -492,8 +492,11 @@ class Copilot:
         bound = self.bound(key, capacity) if want_bound else self._cached_bound(prepared, capacity)
         budget.check()  # a stopping server takes no new work
         names = [n for n in strategies if n != "lower-bound"]
-        # independent runs, started together: the engine's loop releases the GIL, so they share the cores
-        futures = {n: self._runs.submit(self._run, key, prepared, capacity, n, points, budget) for n in {"lru", *names}}
+        # independent runs, started together: the engine's loop releases the GIL, so they share the cores; the longest
+        # first (offline references, then agents driven outside the engine, then the engine's heap policies), so a
+        # long run does not start last and finish alone
+        order = sorted(dict.fromkeys(["lru", *names]), key=_expected_cost, reverse=True)
+        futures = {n: self._runs.submit(self._run, key, prepared, capacity, n, points, budget) for n in order}
         lru = futures["lru"].result()["result"]
         rows = []
         for name in names:
@@ -653,6 +656,15 @@ class Copilot:
         self.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._runs.shutdown(wait=False, cancel_futures=True)
+
+
+def _expected_cost(name: str) -> int:
+    """A rough rank of a strategy's run time on one trace (higher: longer), to start the long runs first."""
+    if name in OFFLINE:
+        return 3
+    if name not in POLICY_CODES:
+        return 2  # an agent driven outside the engine (schedule, learned entries)
+    return 1 if name in {p.name for p in CATALOGUE if p.heap} else 0
 
 
 def describe_strategy(name: str, kind: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from envs.gym.schedule import DEAD, SchedulePredictor, preference
+from envs.gym.schedule import DEAD, SchedulePredictor, predictor_of, preference
 from envs.sim import engine as E
 from envs.sim.prepared import PreparedTrace
 from envs.trace import Kind, Phase
@@ -304,10 +304,7 @@ class FeatureBuilder:
     @property
     def schedule(self) -> SchedulePredictor:
         """The schedule-aware next-use predictor of this trace (built on first use)."""
-        predictor = self.__dict__.get("_schedule")
-        if predictor is None:
-            predictor = self.__dict__["_schedule"] = SchedulePredictor(self.source)
-        return predictor
+        return predictor_of(self.source)
 
     def fused_scratch(self, k: int, version: int) -> tuple:
         """The arguments :func:`envs.gym.step_kernel.decide_any` takes after the decision's own, for ``k``

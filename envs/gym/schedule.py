@@ -46,6 +46,8 @@ _N_PHASES = len(Phase)
 _N_KINDS = len(Kind)
 #: Runs of one (iteration, phase, layer) told apart; later ones line up with the last.
 _MAX_RUNS = 16
+#: Victims ranked at once by the compiled heuristic (an access that needs more ranks again).
+_RANKED = 8
 
 
 def preference(distance: np.ndarray, next_read: np.ndarray, dirty: np.ndarray, last_access: np.ndarray,
@@ -333,13 +335,29 @@ def play_schedule(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop, ta
     """Runs a paused simulation up to access ``stop`` (or its end), the ``schedule`` heuristic answering every
     decision in compiled code; returns the decisions it answered."""
     decisions = 0
-    victim = np.empty(1, dtype=np.int64)
-    pred = np.empty((2, 1))
+    ranked = np.empty(_RANKED, dtype=np.int64)
+    pred = np.empty((2, _RANKED))
+    n = taken = 0
+    at = -1
     while E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop) == E.NEED_DECISION:
-        n = schedule_first_k(T, S, dense, 1, victim, tables, everyone, last, interval, dist, pred)
-        E.set_victim(S, victim[0] if n > 0 else -1)
+        # several evictions for one access see the same predictions and the same tensors less the ones evicted,
+        # so they take the next of one ranking (the same choices as ranking again each time)
+        if E.now(S) != at or taken == n:
+            n = schedule_first_k(T, S, dense, _RANKED, ranked, tables, everyone, last, interval, dist, pred)
+            at, taken = E.now(S), 0
+        E.set_victim(S, ranked[taken] if taken < n else -1)
+        taken += 1
         decisions += 1
     return decisions
+
+
+def predictor_of(prepared: PreparedTrace) -> SchedulePredictor:
+    """The trace's :class:`SchedulePredictor`, built on first use and kept with the prepared trace (as its cached
+    properties are), so every run and view of one trace shares one."""
+    predictor = prepared.__dict__.get("_schedule_predictor")
+    if predictor is None:
+        predictor = prepared.__dict__["_schedule_predictor"] = SchedulePredictor(prepared)
+    return predictor
 
 
 class CompiledSchedule:
@@ -349,7 +367,7 @@ class CompiledSchedule:
 
     def __init__(self, prepared: PreparedTrace, predictor: SchedulePredictor | None = None) -> None:
         self.prepared = prepared
-        self.tables = (predictor or SchedulePredictor(prepared)).tables
+        self.tables = (predictor or predictor_of(prepared)).tables
         n_ids = max(int(prepared.sizes.shape[0]), 1)
         self._buffers = (np.empty(n_ids, dtype=np.int64), np.empty(n_ids, dtype=np.int64),
                          np.empty(n_ids, dtype=np.int64), np.empty((2, n_ids), dtype=np.float64))  # fmt: skip

@@ -42,44 +42,43 @@ class Timeline:
 
 
 @numba.njit(cache=True, nogil=True)
-def _snapshot(resident, size, kinds, layers, seen, by_kind, by_layer):  # pragma: no cover - compiled
-    """Fills one snapshot: resident bytes per kind, and per layer the resident fraction of the bytes seen so far
-    (one pass over the tensors instead of several array passes)."""
-    n_layers = by_layer.shape[0]
-    total = np.zeros(n_layers)
-    resident_bytes = np.zeros(n_layers)
-    for t in range(size.shape[0]):
+def _snapshot(T, S, dense, tid, kind_of_access, layer_index, start, stop, kinds, layers, seen, seen_bytes, by_kind,
+              by_layer):  # fmt: skip  # pragma: no cover - compiled
+    """Fills one snapshot after accesses ``start..stop``: resident bytes per kind, and per layer the resident fraction
+    of the bytes seen so far. A tensor counts under the kind and layer of its latest access; the bytes seen per layer
+    are kept up to date across snapshots (``seen_bytes``), so a snapshot reads only the window's accesses and the
+    resident tensors, never every tensor."""
+    for i in range(start, min(stop, tid.shape[0])):
+        t = tid[i]
+        size = E.tensor_size(T, t)
         if seen[t]:
-            total[layers[t]] += size[t]
-        if resident[t] == 1:
-            by_kind[kinds[t]] += size[t]
-            resident_bytes[layers[t]] += size[t]
-    for lay in range(n_layers):
-        by_layer[lay] = resident_bytes[lay] / total[lay] if total[lay] > 0 else 0.0
+            seen_bytes[layers[t]] -= size
+        kinds[t] = kind_of_access[i]
+        layers[t] = layer_index[i]
+        seen[t] = True
+        seen_bytes[layers[t]] += size
+    resident_bytes = np.zeros(by_layer.shape[0])
+    for d in range(E.n_resident(S)):
+        t = dense[d]
+        size = E.tensor_size(T, t)
+        by_kind[kinds[t]] += size
+        resident_bytes[layers[t]] += size
+    for lay in range(by_layer.shape[0]):
+        by_layer[lay] = resident_bytes[lay] / seen_bytes[lay] if seen_bytes[lay] > 0 else 0.0
 
 
 @numba.njit(cache=True, nogil=True)
 def _record_engine(T, S, H, dense, tid, opc, op_index, op_end, next_use, stops, kind_of_access, layer_index, kinds,
-                   layers, seen, by_kind, by_layer, hits, misses, moved):  # fmt: skip  # pragma: no cover - compiled
+                   layers, seen, seen_bytes, by_kind, by_layer, hits, misses, moved):  # fmt: skip  # pragma: no cover - compiled
     """A built-in policy's whole run with its snapshots (what :func:`record`'s Python loop computes for a chooser)."""
     prev_pos = 0
     prev_hits = 0
     prev_req = 0
-    n = tid.shape[0]
-    residents = np.empty(T.shape[0], dtype=np.int64)
-    sizes = np.empty(T.shape[0], dtype=np.int64)
     for j in range(stops.shape[0]):
         stop = stops[j]
         E.run(T, S, H, dense, tid, opc, op_index, op_end, next_use, stop)
-        for i in range(prev_pos, min(stop, n)):
-            t = tid[i]
-            kinds[t] = kind_of_access[i]
-            layers[t] = layer_index[i]
-            seen[t] = True
-        for t in range(T.shape[0]):
-            residents[t] = E.tensor_resident(T, t)
-            sizes[t] = E.tensor_size(T, t)
-        _snapshot(residents, sizes, kinds, layers, seen, by_kind[j], by_layer[:, j])
+        _snapshot(T, S, dense, tid, kind_of_access, layer_index, prev_pos, stop, kinds, layers, seen, seen_bytes,
+                  by_kind[j], by_layer[:, j])  # fmt: skip
         h, r, m = E.request_counts(S)
         hits[j] = h - prev_hits
         misses[j] = (r - h) - (prev_req - prev_hits)
@@ -111,6 +110,9 @@ def record(
     kinds = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
     layers = np.zeros(prepared.sizes.shape[0], dtype=np.int64)
     seen = np.zeros(prepared.sizes.shape[0], dtype=bool)
+    seen_bytes = np.zeros(n_layers)
+    kind_of_access = np.ascontiguousarray(prepared.trace.kind, dtype=np.int64)
+    layer_index = np.maximum(layer_of_access, -1) + 1
     by_kind = np.zeros((stops.shape[0], len(Kind)))
     by_layer = np.zeros((n_layers, stops.shape[0]))
     hits, misses, moved = (np.zeros(stops.shape[0], dtype=np.int64) for _ in range(3))
@@ -118,11 +120,10 @@ def record(
         if policy not in POLICY_CODES:
             raise ValueError(f"{policy} has no compiled engine policy; pass choose instead")
         sim = Simulation(prepared, capacity, policy, seed)
-        kind_of_access = np.ascontiguousarray(prepared.trace.kind, dtype=np.int64)
-        layer_index = np.maximum(layer_of_access, -1) + 1
         p = prepared
         _record_engine(sim.T, sim.S, sim.H, sim.dense, p.tid, p.opc, p.op_index, p.op_end, p.next_use, stops,
-                       kind_of_access, layer_index, kinds, layers, seen, by_kind, by_layer, hits, misses, moved)  # fmt: skip
+                       kind_of_access, layer_index, kinds, layers, seen, seen_bytes, by_kind, by_layer, hits, misses,
+                       moved)  # fmt: skip
         sim.set_status(False)
         return sim.result(), Timeline(stops, by_kind, by_layer, hits, misses, moved)
     if compiled is not None:  # the chooser's compiled twin plays each stretch between snapshots
@@ -138,13 +139,8 @@ def record(
         else:
             while not episode.advance(until=int(stop)) and episode.pending:
                 episode.evict(choose(episode.view))
-        state = sim.tensor_state()
-        window = slice(prev_pos, int(stop))
-        ids = prepared.tid[window]
-        kinds[ids] = prepared.trace.kind[window]
-        layers[ids] = np.maximum(layer_of_access[window], -1) + 1
-        seen[ids] = True
-        _snapshot(state.resident, state.size, kinds, layers, seen, by_kind[j], by_layer[:, j])
+        _snapshot(sim.T, sim.S, sim.dense, prepared.tid, kind_of_access, layer_index, prev_pos, int(stop), kinds,
+                  layers, seen, seen_bytes, by_kind[j], by_layer[:, j])  # fmt: skip
         h, r = sim.hits, sim.n_requests
         hits[j], misses[j] = h - prev_hits, (r - h) - (prev_req - prev_hits)
         moved[j] = sim.bytes_moved

@@ -133,6 +133,12 @@ def request_counts(S):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
+def n_resident(S):  # pragma: no cover - compiled
+    """Resident tensors (the first this many entries of the dense id array)."""
+    return S[S_NDENSE]
+
+
+@numba.njit(cache=True, inline="always")
 def now(S):  # pragma: no cover - compiled
     """Index of the current access."""
     return S[S_POS]
@@ -246,6 +252,15 @@ def _set_row(H, i, k1, k2, t, stamp):  # pragma: no cover - compiled
     H[i, 3] = stamp
 
 
+@numba.njit(cache=True, inline="always")
+def _copy_row(H, dst, src):  # pragma: no cover - compiled
+    """Row ``src`` into row ``dst``, element by element (a row slice would make array views in the hot loop)."""
+    H[dst, 0] = H[src, 0]
+    H[dst, 1] = H[src, 1]
+    H[dst, 2] = H[src, 2]
+    H[dst, 3] = H[src, 3]
+
+
 @numba.njit(cache=True)
 def _sift_down(H, i, n):  # pragma: no cover - compiled
     """Moves row i of the n-row heap down to its place."""
@@ -259,7 +274,7 @@ def _sift_down(H, i, n):  # pragma: no cover - compiled
             c = r
         if k1 < H[c, 0] or (k1 == H[c, 0] and (k2 < H[c, 1] or (k2 == H[c, 1] and t <= H[c, 2]))):
             break
-        H[i] = H[c]
+        _copy_row(H, i, c)
         i = c
     _set_row(H, i, k1, k2, t, s)
 
@@ -272,7 +287,7 @@ def _heap_compact(T, H, S):  # pragma: no cover - compiled
     for i in range(S[S_HSIZE]):
         t = H[i, 2]
         if T[t, F_RES] == 1 and T[t, F_STAMP] == H[i, 3]:
-            H[n] = H[i]
+            _copy_row(H, n, i)
             n += 1
     for i in range(n // 2 - 1, -1, -1):
         _sift_down(H, i, n)
@@ -283,7 +298,9 @@ def _heap_compact(T, H, S):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _heap_push(T, H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
     n = S[S_HSIZE]
-    if n >= H.shape[0]:
+    # compacted when full, and whenever stale rows outnumber the live ones (at most one per resident tensor):
+    # a heap kept near the resident count stays in cache, and the amortized cost is O(1) per push
+    if n >= H.shape[0] or n >= 2 * S[S_NDENSE] + 64:
         n = _heap_compact(T, H, S)
         if n >= H.shape[0]:
             raise RuntimeError("priority heap full: it needs room for twice the tensors")
@@ -292,7 +309,7 @@ def _heap_push(T, H, S, k1, k2, t, stamp):  # pragma: no cover - compiled
         p = (i - 1) >> 1
         if H[p, 0] < k1 or (H[p, 0] == k1 and (H[p, 1] < k2 or (H[p, 1] == k2 and H[p, 2] < t))):
             break
-        H[i] = H[p]
+        _copy_row(H, i, p)
         i = p
     _set_row(H, i, k1, k2, t, stamp)
     S[S_HSIZE] = n + 1
@@ -304,7 +321,7 @@ def _heap_pop(H, S):  # pragma: no cover - compiled
     S[S_HSIZE] = n
     top_t, top_s = H[0, 2], H[0, 3]
     if n > 0:
-        H[0] = H[n]
+        _copy_row(H, 0, n)
         _sift_down(H, 0, n)
     return top_t, top_s
 
@@ -313,8 +330,6 @@ def _heap_pop(H, S):  # pragma: no cover - compiled
 def _heap_key(T, policy, t):  # pragma: no cover - compiled
     """(k1, k2) of tensor t; lower is evicted first."""
     last = T[t, F_LAST]
-    if policy == MRU:
-        return -last, 0
     if policy == LFU:
         return T[t, F_FREQ], last
     if policy == BELADY:
@@ -399,6 +414,11 @@ def choose_victim(T, S, H, dense_ids):  # pragma: no cover - compiled
         t = S[S_LTAIL]
         while t >= 0 and _pinned(T, S, t):
             t = T[t, F_LPREV]
+        return t
+    if policy == MRU:  # the recency list's head end (last accesses are distinct, so the order is the same)
+        t = S[S_LHEAD]
+        while t >= 0 and _pinned(T, S, t):
+            t = T[t, F_LNEXT]
         return t
     if policy == FIFO:
         t = S[S_QTAIL]

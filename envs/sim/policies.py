@@ -61,9 +61,7 @@ class PolicySpec:
 CATALOGUE: tuple[PolicySpec, ...] = (
     PolicySpec("lru", "heuristic", "Least recently used.", engine_code=0, classic_kernel=True, agent=True),
     PolicySpec("fifo", "heuristic", "First in, first out (oldest admission).", engine_code=1, classic_kernel=True, agent=True),
-    PolicySpec(
-        "mru", "heuristic", "Most recently used (good for loops larger than memory).", engine_code=2, heap=True, agent=True
-    ),
+    PolicySpec("mru", "heuristic", "Most recently used (good for loops larger than memory).", engine_code=2, agent=True),
     PolicySpec(
         "lfu", "heuristic", "Least frequently used since admission (ties: least recent).", engine_code=3, heap=True, agent=True
     ),
