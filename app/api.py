@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
@@ -132,6 +132,24 @@ def _stop_on_signals(copilot: Copilot) -> Callable[[], None]:
     return restore
 
 
+async def model_config_form(
+    request: Request,
+    file: Annotated[UploadFile | None, File(description="a Hugging Face config.json")] = None,
+    example: Annotated[str | None, Query(description="or a bundled example (GET /model-configs)")] = None,
+    task: Literal["train", "infer"] = "train",
+    seq: Annotated[int, Query(ge=1, le=32768)] = 512,
+    layers: Annotated[int | None, Query(ge=1, le=128)] = None,
+    decode_steps: Annotated[int, Query(ge=1, le=64)] = 8,
+) -> dict:
+    """The options of tracing a Hugging Face config: the config's bytes and name, and the keyword arguments of
+    :meth:`Copilot.add_model_config`."""
+    if (file is None) == (example is None):
+        raise HTTPException(422, "give exactly one of a config.json file or an example name")
+    data = await file.read((1 << 20) + 1) if file is not None else request.app.state.copilot.example_config(example)
+    return {"data": data, "name": example or "config.json", "task": task, "seq": seq, "layers": layers,
+            "decode_steps": decode_steps}  # fmt: skip
+
+
 def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     """The FastAPI app over ``copilot`` (a new one by default); ``warm`` compiles the kernels at start-up."""
 
@@ -221,22 +239,10 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
         return svc().describe(svc().add_upload(file.filename or "upload", data))
 
     @app.post("/traces/hf-config")
-    async def model_config(
-        request: Request,
-        file: Annotated[UploadFile | None, File(description="a Hugging Face config.json")] = None,
-        example: Annotated[str | None, Query(description="or a bundled example (GET /model-configs)")] = None,
-        task: Literal["train", "infer"] = "train",
-        seq: Annotated[int, Query(ge=1, le=32768)] = 512,
-        layers: Annotated[int | None, Query(ge=1, le=128)] = None,
-        decode_steps: Annotated[int, Query(ge=1, le=64)] = 8,
-    ) -> dict:
+    async def model_config(request: Request, form: Annotated[dict, Depends(model_config_form)]) -> dict:
         """Your own model: a Hugging Face config.json traced without weights (training step or serving), then used
         like any trace."""
-        if (file is None) == (example is None):
-            return JSONResponse({"detail": "give exactly one of a config.json file or an example name"}, status_code=422)
-        data = await file.read((1 << 20) + 1) if file is not None else svc().example_config(example)
-        name = example or "config.json"
-        key = await bounded(request, lambda b: svc().add_model_config(data, task, seq, layers, decode_steps, b, name))
+        key = await bounded(request, lambda b: svc().add_model_config(**form, budget=b))
         return svc().describe(key)
 
     @app.get("/model-configs")
@@ -271,6 +277,18 @@ def create_app(copilot: Copilot | None = None, warm: bool = True) -> FastAPI:
     def submit(req: SimulateRequest) -> dict:
         """Starts a simulation in the background (for slow strategies such as the LLM); poll GET /jobs/{id}."""
         return {"id": svc().submit(trace_id(req), req.memory.to_memory(), req.strategies, req.link, req.accelerator)}
+
+    @app.post("/jobs/trace", status_code=202)
+    def submit_trace(scenario: ScenarioModel) -> dict:
+        """Starts generating a scenario's trace in the background; GET /jobs/{id} tells its progress (accesses so
+        far of the expected) and, when done, the trace (as GET /traces/{id}). A cached trace is done at once."""
+        return {"id": svc().submit_scenario(scenario.to_scenario())}
+
+    @app.post("/jobs/hf-config", status_code=202)
+    def submit_model_config(form: Annotated[dict, Depends(model_config_form)]) -> dict:
+        """Your own model, traced in the background (as POST /traces/hf-config); GET /jobs/{id} tells its progress:
+        what is traced (task, sequence, decode steps, dtype, blocks) and the accesses so far of the expected."""
+        return {"id": svc().submit_model_config(**form)}
 
     @app.post("/jobs/curve", status_code=202)
     def submit_curve(req: CurveRequest) -> dict:

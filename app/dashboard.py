@@ -8,9 +8,11 @@ requests go to an in-process app (tests).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -19,6 +21,8 @@ from app.run_report import byte_unit, step_headline, strategy_colour
 
 KIND_COLORS = {"weight": "#1f77b4", "activation": "#ff7f0e", "gradient": "#2ca02c", "optimizer_state": "#d62728",
                "kv_cache": "#9467bd", "temporary": "#8c564b", "input": "#e377c2"}  # fmt: skip
+#: Where each kind of background job starts.
+JOB_PATHS = {"simulate": "/jobs", "curve": "/jobs/curve", "trace": "/jobs/trace"}
 DEFAULT_STRATEGIES = ["lru", "fifo", "sieve", "next-use", "schedule", "belady", "best-offline", "lower-bound"]
 
 
@@ -62,8 +66,6 @@ def fmt_bytes(n: float | None) -> str:
 def _once(key: tuple, make) -> dict:
     """``make()``'s trace for ``key`` (an upload's bytes and its options), asked once per session: a rerun does not
     send or parse the same file again (unless the API has since dropped the trace)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for part in key:
         digest.update(part if isinstance(part, bytes) else str(part).encode())
@@ -116,15 +118,15 @@ def sidebar() -> dict | None:
         params = {"task": task, "seq": int(seq), **({"layers": int(hf_layers)} if hf_layers else {})}
         what = f"{cfg.name if cfg is not None else example}: {'training step' if task == 'train' else 'serving'}, "
         what += f"sequence {int(seq)}, {f'{int(hf_layers)} blocks' if hf_layers else 'every block'}, bfloat16"
-        data = cfg.getvalue() if cfg is not None else example.encode()
+        data = cfg.getvalue() if cfg is not None else None
 
-        def trace_model() -> dict:
-            with st.spinner(f"Tracing {what} (about a second per block)..."):
-                if cfg is not None:
-                    return call("POST", "/traces/hf-config", files={"file": ("config.json", data)}, params=params)
-                return call("POST", "/traces/hf-config", params={**params, "example": example})
+        def start() -> dict:
+            if data is not None:
+                return call("POST", "/jobs/hf-config", files={"file": ("config.json", data)}, params=params)
+            return call("POST", "/jobs/hf-config", params={**params, "example": example})
 
-        info = _once(("hf", data, json.dumps(params, sort_keys=True)), trace_model)
+        digest = hashlib.sha256(data).hexdigest() if data is not None else example
+        info = _traced({"config": digest, **params}, start, f"Tracing {what}")
         st.sidebar.caption(f"Traced {what}: {info['n_accesses']:,} accesses.")
         ref = {"trace_id": info["trace_id"]}
     else:
@@ -140,8 +142,7 @@ def sidebar() -> dict | None:
     if "scenario" in ref:
         sc = ref["scenario"]
         label = f"{sc['preset']}, {sc['layers'] or 'all'} layers, {sc['iterations']} steps"
-        with st.spinner(f"Generating the trace of {label} (seconds for a full-depth preset; cached after)..."):
-            trace = call("POST", "/traces", json=sc)
+        trace = _traced(sc, lambda: call("POST", "/jobs/trace", json=sc), f"Generating the trace of {label}")
     else:
         trace = call("GET", f"/traces/{ref['trace_id']}")
     st.sidebar.header("2. Memory")
@@ -157,16 +158,20 @@ def sidebar() -> dict | None:
         memory = {"headroom": float(h)}
     st.sidebar.header("3. Strategies")
     catalogue = call("GET", "/strategies")
-    strategies = [s for s in catalogue if not s["slow"]]
-    names = [s["name"] for s in strategies]
-    chosen = st.sidebar.multiselect("Strategies", names, [s for s in DEFAULT_STRATEGIES if s in names], key="strategies")
+    names = [s["name"] for s in catalogue]
+    kinds = {s["name"]: s["kind"] for s in catalogue}
+    slow = [s["name"] for s in catalogue if s["slow"]]
+    chosen = st.sidebar.multiselect("Strategies", names, [s for s in DEFAULT_STRATEGIES if s in names], key="strategies",
+                                    format_func=lambda n: f"{n} ({kinds[n]}{', seconds' if n in slow else ''})",
+                                    help="Heuristics and learned agents answer at once; offline references, the bound "
+                                    f"and {', '.join(slow) or 'slow agents'} run in the background and fill in.")  # fmt: skip
     accelerators = call("GET", "/accelerators")
     accelerator = st.sidebar.selectbox("Accelerator", [a["name"] for a in accelerators], key="accelerator",
                                        help="for the step time: peak FLOP/s, memory bandwidth and host link")  # fmt: skip
     own = next(a["link"] for a in accelerators if a["name"] == accelerator)
     links = [x["name"] for x in call("GET", "/links")]
     link = st.sidebar.selectbox("Link", links, index=links.index(own), key="link")
-    st.sidebar.button("Run", type="primary", key="run")
+    st.sidebar.caption("Every change of a control answers at once: there is no Run button to press.")
     return {**ref, "memory": memory, "strategies": chosen, "link": link, "accelerator": accelerator, "trace": trace,
             "catalogue": catalogue}  # fmt: skip
 
@@ -279,14 +284,15 @@ def curve_chart(curve: dict, chosen: int) -> go.Figure:
     return fig
 
 
-def _job(kind: str, body: dict) -> str:
-    """The id of the background job for ``body`` (started once per distinct request, then polled). Starting one
-    cancels this session's previous job of the same kind, whose answer nobody will read (a moved slider)."""
+def _job(kind: str, body: dict, start: Callable[[], dict] | None = None) -> str:
+    """The id of the background job for ``body`` (started once per distinct request by ``start``, by default a POST
+    of ``body`` to the kind's endpoint, then polled). Starting one cancels this session's previous job of the same
+    kind, whose answer nobody will read (a moved slider, another model)."""
     jobs = st.session_state.setdefault("jobs", {})
     active = st.session_state.setdefault("active_jobs", {})
     key = json.dumps([kind, body], sort_keys=True)
     if key not in jobs:
-        jobs[key] = call("POST", "/jobs" if kind == "simulate" else "/jobs/curve", json=body)["id"]
+        jobs[key] = (start or (lambda: call("POST", JOB_PATHS[kind], json=body)))()["id"]
     previous = active.get(kind)
     if previous is not None and previous != jobs[key]:
         with contextlib.suppress(RuntimeError):  # finished and expired: nothing to stop
@@ -296,15 +302,35 @@ def _job(kind: str, body: dict) -> str:
     return jobs[key]
 
 
-def _poll(kind: str, body: dict) -> dict:
+def _poll(kind: str, body: dict, start: Callable[[], dict] | None = None) -> dict:
     """The job's state; a job the API no longer knows (restarted, expired) is started again."""
     try:
-        return call("GET", f"/jobs/{_job(kind, body)}")
+        return call("GET", f"/jobs/{_job(kind, body, start)}")
     except RuntimeError as exc:
         if "unknown job" not in str(exc):
             raise
         st.session_state["jobs"].pop(json.dumps([kind, body], sort_keys=True), None)
-        return call("GET", f"/jobs/{_job(kind, body)}")
+        return call("GET", f"/jobs/{_job(kind, body, start)}")
+
+
+def _traced(body: dict, start: Callable[[], dict], what: str) -> dict:
+    """The trace (as GET /traces/{id}) of a tracing job, started once per distinct request, with a progress bar of
+    what it records while it runs (a full-depth preset or an 8B-class config takes seconds). Changing a control
+    meanwhile reruns the page, which stops waiting; the superseded job is cancelled."""
+    bar = None
+    while True:
+        state = _poll("trace", body, start)
+        if state["status"] == "done":
+            if bar is not None:
+                bar.empty()
+            return state["result"]
+        if state["status"] in ("failed", "cancelled"):
+            st.session_state["jobs"].pop(json.dumps(["trace", body], sort_keys=True), None)  # try again next run
+            raise RuntimeError(state["error"] or "the trace was cancelled")
+        text = state["detail"] or f"{what}..."
+        bar = bar or st.progress(0.0, text=text)
+        bar.progress(state["progress"], text=text)
+        time.sleep(0.25)
 
 
 def _curve_body(base: dict, strategies: list[str], curve_ok: set[str]) -> dict:
@@ -334,10 +360,10 @@ def show_results(res: dict) -> None:
     """Cards, charts, timeline and heatmap of one /simulate answer."""
     metric_cards(res)
     bars, steps = st.columns(2)
-    bars.plotly_chart(bar_chart(res), use_container_width=True, key="bars")
+    bars.plotly_chart(bar_chart(res), width="stretch", key="bars")
     step_fig = step_chart(res)
     if step_fig is not None:
-        steps.plotly_chart(step_fig, use_container_width=True, key="steps")
+        steps.plotly_chart(step_fig, width="stretch", key="steps")
     else:
         steps.info(res["step_time"]["unknown"] or "No strategy could be timed.")
     timed = [r for r in res["strategies"] if r.get("timeline")]
@@ -345,8 +371,8 @@ def show_results(res: dict) -> None:
         pick = st.selectbox("Strategy for the timeline and heatmap", [r["strategy"] for r in timed], key="timeline_strategy")
         row = next(r for r in timed if r["strategy"] == pick)
         left, right = st.columns(2)
-        left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), use_container_width=True, key="timeline")
-        right.plotly_chart(heatmap_chart(row), use_container_width=True, key="heatmap")
+        left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), width="stretch", key="timeline")
+        right.plotly_chart(heatmap_chart(row), width="stretch", key="heatmap")
 
 
 def results(base: dict, strategies: list[str], background: list[str], curve_ok: set[str], res: dict, waited: float,
@@ -369,7 +395,7 @@ def results(base: dict, strategies: list[str], background: list[str], curve_ok: 
     if curve_body["strategies"]:
         curve = _poll("curve", curve_body)
         if curve["status"] == "done":
-            st.plotly_chart(curve_chart(curve["result"], res["capacity_bytes"]), use_container_width=True, key="curve")
+            st.plotly_chart(curve_chart(curve["result"], res["capacity_bytes"]), width="stretch", key="curve")
         elif curve["status"] == "failed":
             st.error(f"capacity curve: {curve['error']}")
         else:

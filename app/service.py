@@ -89,12 +89,20 @@ class Budget:
         seconds: Wall-clock budget (None: none).
         cancel: Set when the client went away.
         stopping: Set when the server shuts down.
+        on_progress: Told how far the work is (a fraction, None when unknown) and what it is doing (a background
+            job's progress).
     """
 
     seconds: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     start: float = field(default_factory=time.monotonic)
+    on_progress: Callable[[float | None, str], None] | None = None
+
+    def report(self, fraction: float | None, detail: str) -> None:
+        """Passes on how far the work is (see ``on_progress``)."""
+        if self.on_progress is not None:
+            self.on_progress(fraction, detail)
 
     def check(self) -> None:
         """Raises :class:`CancelledError` or :class:`CopilotError` (over budget) when the work should stop."""
@@ -177,6 +185,7 @@ class Job:
     kind: str
     status: str = "queued"
     progress: float = 0.0
+    detail: str = ""
     result: dict | None = None
     error: str | None = None
     created: float = field(default_factory=time.time)
@@ -211,6 +220,8 @@ class Copilot:
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._pool = ThreadPoolExecutor(max_workers=job_workers, thread_name_prefix="copilot-job")
+        # traces get their own worker: a new model is traced at once, not after the previous model's bound solves
+        self._tracer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copilot-trace")
         self._registry = None
 
     # -- catalogue -------------------------------------------------------------------------------------------------
@@ -253,8 +264,10 @@ class Copilot:
         from envs.capture.recorder import AccessLimitError, access_limit
         from envs.workloads import WorkloadError, estimate_accesses, generate_trace
 
+        label = f"{scenario.preset}, {scenario.layers or 'all'} layers, {scenario.iterations or 'default'} steps"
         try:
             if (scenario.layers or MAX_LAYERS) * (scenario.iterations or MAX_ITERATIONS) > 32:  # large: estimate first
+                budget.report(0.0, f"Sizing {label}")
                 with self._lock:
                     estimate = self._estimates.get(key)
                 if estimate is None:
@@ -267,7 +280,9 @@ class Copilot:
                 if estimate > MAX_ACCESSES:
                     raise CopilotError(f"this scenario would record about {estimate:,} accesses; the limit is "
                                        f"{MAX_ACCESSES:,}: ask for fewer layers or steps")  # fmt: skip
-            with access_limit(MAX_ACCESSES, budget.check):  # stops the generator past the limit, or when told to
+            with self._lock:
+                expected = self._estimates.get(key)
+            with access_limit(MAX_ACCESSES, budget.check, _progress(budget, f"Generating {label}", expected)):
                 trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers,
                                        iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
                                        batch=scenario.batch)  # fmt: skip
@@ -280,7 +295,7 @@ class Copilot:
                          decode_steps: int = 8, budget: Budget | None = None, name: str = "config.json") -> str:  # fmt: skip
         """Traces a Hugging Face ``config.json`` (your own model, no weights) and stores the trace; the access limit
         and the budget bound the work."""
-        from envs.capture.hf import HFConfigError, capture_hf
+        from envs.capture.hf import HFConfigError, capture_hf, load_config
         from envs.capture.recorder import AccessLimitError, access_limit
 
         if len(data) > 1 << 20:
@@ -288,14 +303,25 @@ class Copilot:
         if task not in ("train", "infer"):
             raise CopilotError(f"task must be train or infer, got {task!r}")
         budget = budget or self.budget(None)
-        key = "c-" + hashlib.sha256(data + json.dumps([task, seq, layers, decode_steps]).encode()).hexdigest()[:16]
+        key = _config_key(data, task, seq, layers, decode_steps)
         with self._lock:
             if key in self._traces:
                 return key
+        budget.report(0.0, f"Reading {name}")
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "config.json").write_bytes(data)
             try:
-                with access_limit(MAX_ACCESSES, budget.check):
+                blocks = load_config(d, layers).num_hidden_layers
+                what = (f"{name}: {'a training step' if task == 'train' else f'serving ({decode_steps} decode steps)'}, "
+                        f"sequence {seq}, bfloat16, {blocks} blocks")  # fmt: skip
+                expected = None
+                if blocks > 4:  # the count grows by the same accesses per block: two small traces tell it
+                    budget.report(0.0, f"Sizing {what}")
+                    with access_limit(MAX_ACCESSES, budget.check):
+                        one, two = (len(capture_hf(d, task=task, seq=seq, layers=n, decode_steps=decode_steps))
+                                    for n in (1, 2))  # fmt: skip
+                    expected = one + (two - one) * (blocks - 1)
+                with access_limit(MAX_ACCESSES, budget.check, _progress(budget, f"Tracing {what}", expected)):
                     trace = capture_hf(d, task=task, seq=seq, layers=layers, decode_steps=decode_steps)
             except (HFConfigError, AccessLimitError) as exc:
                 raise CopilotError(str(exc).replace(d, "config.json")) from None
@@ -594,13 +620,40 @@ class Copilot:
         return self._start_job("simulate", lambda b: self.simulate(key, memory, strategies, link, allow_slow=True,
                                                                    accelerator=accelerator, budget=b))  # fmt: skip
 
+    def submit_scenario(self, scenario: Scenario) -> str:
+        """Starts generating a scenario's trace as a background job (its progress: accesses so far of the expected);
+        the job's result is the trace's description. A cached trace gives a finished job at once."""
+        scenario.check()
+        return self._start_job("trace", lambda b: self.describe(self.add_scenario(scenario, b)),
+                               known="s-" + scenario.key(), pool=self._tracer)  # fmt: skip
+
+    def submit_model_config(self, data: bytes, task: str = "train", seq: int = 512, layers: int | None = None,
+                            decode_steps: int = 8, name: str = "config.json") -> str:  # fmt: skip
+        """Starts tracing a Hugging Face ``config.json`` as a background job (see :meth:`add_model_config`)."""
+        if len(data) > 1 << 20:
+            raise CopilotError(f"config.json is {len(data)} bytes; the limit is {1 << 20} bytes")
+        return self._start_job("trace", lambda b: self.describe(self.add_model_config(data, task, seq, layers,
+                                                                                      decode_steps, b, name)),
+                               known=_config_key(data, task, seq, layers, decode_steps), pool=self._tracer)  # fmt: skip
+
     def submit_curve(self, key: str, strategies: list[str], points: int = 8) -> str:
         """Starts :meth:`capacity_curve` as a background job (its bound solves take seconds on a large trace)."""
         self._get(key)
         return self._start_job("curve", lambda b: self.capacity_curve(key, strategies, points, budget=b))
 
-    def _start_job(self, kind: str, compute: Callable[[Budget], dict]) -> str:
+    def _start_job(self, kind: str, compute: Callable[[Budget], dict], known: str | None = None,
+                   pool: ThreadPoolExecutor | None = None) -> str:  # fmt: skip
+        """Queues ``compute`` on ``pool`` (default: the analysis jobs' pool) as a job; when trace ``known`` is
+        cached already, the job is its description, finished at once."""
         job = Job(uuid.uuid4().hex[:12], kind)
+        if known is not None:
+            with self._lock:
+                cached = known in self._traces
+            if cached:
+                job.result, job.status, job.progress, job.finished = self.describe(known), "done", 1.0, time.time()
+                with self._lock:
+                    self._jobs[job.id] = job
+                return job.id
         with self._lock:
             now = time.time()
             for old in [j for j in self._jobs.values() if j.finished is not None and now - j.finished > JOB_TTL_S]:
@@ -615,8 +668,14 @@ class Copilot:
                 job.status, job.finished = "cancelled", time.time()
                 return
             job.status = "running"
+
+            def progress(fraction: float | None, detail: str) -> None:
+                job.detail = detail
+                if fraction is not None:
+                    job.progress = min(max(fraction, job.progress), 0.99)  # never backwards; done is 1
+
             try:
-                job.result = compute(Budget(None, cancel=job.cancel, stopping=self._stopping))
+                job.result = compute(Budget(None, cancel=job.cancel, stopping=self._stopping, on_progress=progress))
                 job.status, job.progress = "done", 1.0
             except CancelledError:
                 job.status = "cancelled"
@@ -625,7 +684,7 @@ class Copilot:
             finally:
                 job.finished = time.time()
 
-        fut: Future = self._pool.submit(work)
+        fut: Future = (pool or self._pool).submit(work)
         del fut
         return job.id
 
@@ -655,7 +714,24 @@ class Copilot:
         """Stops: running requests and jobs end at their next check, queued jobs are dropped."""
         self.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._tracer.shutdown(wait=False, cancel_futures=True)
         self._runs.shutdown(wait=False, cancel_futures=True)
+
+
+def _config_key(data: bytes, task: str, seq: int, layers: int | None, decode_steps: int) -> str:
+    """The trace key of a Hugging Face config traced with these options."""
+    return "c-" + hashlib.sha256(data + json.dumps([task, seq, layers, decode_steps]).encode()).hexdigest()[:16]
+
+
+def _progress(budget: Budget, what: str, expected: int | None) -> Callable[[int], None]:
+    """A recording's progress callback (accesses so far) that reports to ``budget`` as a fraction of ``expected``
+    (None: unknown) with a line of what is recorded."""
+
+    def report(count: int) -> None:
+        about = f" of about {expected:,}" if expected else ""
+        budget.report(count / expected if expected else None, f"{what}: {count:,}{about} accesses")
+
+    return report
 
 
 def _expected_cost(name: str) -> int:
@@ -751,5 +827,5 @@ def _step_summary(rows: list[dict], lru: SimResult, prepared: PreparedTrace, mod
 
 
 def job_dict(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress, "result": job.result,
-            "error": job.error}  # fmt: skip
+    return {"id": job.id, "kind": job.kind, "status": job.status, "progress": job.progress, "detail": job.detail,
+            "result": job.result, "error": job.error}  # fmt: skip

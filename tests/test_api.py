@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -293,3 +294,42 @@ def test_one_run_per_strategy_and_memory_size(monkeypatch: pytest.MonkeyPatch) -
     assert all("timeline" not in r for r in export["strategies"])
     copilot.simulate(key, Memory(headroom=0.4), ["lru"], points=0)
     assert runs[-1] == "lru" and len(runs) == 4  # a new size runs, without a timeline
+
+
+def _progress_of(c: TestClient, job_id: str) -> tuple[dict, list[tuple[float, str]]]:
+    """Polls a job to its end; returns its final state and every (progress, detail) seen on the way."""
+    seen, deadline = [], time.time() + 240
+    while (state := c.get(f"/jobs/{job_id}").json())["status"] in ("queued", "running") and time.time() < deadline:
+        seen.append((state["progress"], state["detail"]))
+        time.sleep(0.05)
+    return state, seen
+
+
+def test_traces_are_generated_as_jobs_with_progress() -> None:
+    """A full-depth preset and an 8B-class config are traced in the background; the job tells what it records and
+    how far it is (accesses so far of the expected, never backwards), and ends with the trace. A cached trace is a
+    finished job at once; a cancelled one stops."""
+    with TestClient(create_app(warm=False)) as c:
+        scenario = {"workload": "transformer-train", "preset": "mistral-7b", "layers": 32, "iterations": 2}
+        state, seen = _progress_of(c, c.post("/jobs/trace", json=scenario).json()["id"])
+        assert state["status"] == "done" and state["progress"] == 1.0 and state["kind"] == "trace"
+        assert state["result"]["n_accesses"] == c.post("/traces", json=scenario).json()["n_accesses"]
+        fractions = [p for p, d in seen if "accesses" in d]
+        assert fractions and any(0 < p < 1 for p in fractions) and fractions == sorted(fractions)
+        assert any(d.startswith("Generating mistral-7b, 32 layers, 2 steps:") and "of about" in d for _, d in seen)
+        again = c.get(f"/jobs/{c.post('/jobs/trace', json=scenario).json()['id']}").json()
+        assert again["status"] == "done" and again["result"]["trace_id"] == state["result"]["trace_id"]
+        # your own model: what is traced, in words, then how far
+        job = c.post("/jobs/hf-config", params={"example": "llama-3-8b", "task": "infer", "seq": 128, "layers": 6})
+        state, seen = _progress_of(c, job.json()["id"])
+        assert state["status"] == "done", state
+        details = " | ".join(d for _, d in seen)
+        assert "llama-3-8b: serving (8 decode steps), sequence 128, bfloat16, 6 blocks" in details
+        final = [p for p, d in seen if "of about" in d]
+        assert final and max(final) <= 0.99
+        expected = int(re.findall(r"of about ([0-9,]+)", details)[-1].replace(",", ""))
+        assert expected == state["result"]["n_accesses"]  # the per-block count is exact for a decoder stack
+        gone = c.post("/jobs/trace", json={**scenario, "layers": 48, "iterations": 3}).json()["id"]
+        c.delete(f"/jobs/{gone}")
+        assert _progress_of(c, gone)[0]["status"] == "cancelled"
+        assert c.post("/jobs/hf-config").status_code == 422

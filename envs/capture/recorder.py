@@ -65,6 +65,8 @@ _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
 #: (a cancelled request, a spent time budget); see :func:`access_limit`.
 _ACCESS_LIMIT: ContextVar[int | None] = ContextVar("tensorcache_access_limit", default=None)
 _STOP_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("tensorcache_stop_check", default=None)
+#: Told the accesses recorded so far, as often as the stop check (a server shows it as a job's progress).
+_PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("tensorcache_progress", default=None)
 
 
 class AccessLimitError(ValueError):
@@ -72,16 +74,19 @@ class AccessLimitError(ValueError):
 
 
 @contextmanager
-def access_limit(n: int | None, stop_check: Callable[[], None] | None = None) -> Iterator[None]:
+def access_limit(n: int | None, stop_check: Callable[[], None] | None = None,
+                 progress: Callable[[int], None] | None = None) -> Iterator[None]:  # fmt: skip
     """Within the block, any trace being recorded or generated stops with :class:`AccessLimitError` as soon as it
     holds more than ``n`` accesses, and calls ``stop_check`` every few hundred ops (it raises to stop the work: a
-    server bounds what a request can cost and drops work nobody waits for)."""
-    tokens = _ACCESS_LIMIT.set(n), _STOP_CHECK.set(stop_check)
+    server bounds what a request can cost and drops work nobody waits for) and ``progress`` with the accesses
+    recorded so far."""
+    tokens = _ACCESS_LIMIT.set(n), _STOP_CHECK.set(stop_check), _PROGRESS.set(progress)
     try:
         yield
     finally:
         _ACCESS_LIMIT.reset(tokens[0])
         _STOP_CHECK.reset(tokens[1])
+        _PROGRESS.reset(tokens[2])
 
 
 def check_access_limit(count: int) -> None:
@@ -93,6 +98,9 @@ def check_access_limit(count: int) -> None:
     stop = _STOP_CHECK.get()
     if stop is not None:
         stop()
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress(count)
 
 
 def _storage(t: torch.Tensor) -> torch.UntypedStorage:
@@ -145,7 +153,7 @@ class AccessRecorder(TorchDispatchMode):
         self._closed = False
         self.forced_layer: int | None = None
         self._limit = _ACCESS_LIMIT.get()
-        self._stop = _STOP_CHECK.get()
+        self._stop = _STOP_CHECK.get() or _PROGRESS.get()  # either is called every 256 ops
 
     # -- identity -------------------------------------------------------------------------------------------------
     def uid(self, t: torch.Tensor) -> int:
