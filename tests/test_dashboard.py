@@ -91,3 +91,14 @@ def test_your_model_from_an_example_config_and_a_deployable_recommendation(page)
     assert pick.endswith(("(heuristic)", "(learned)")), pick
     assert any(c.value.startswith("LRU beside it") for c in page.caption) or "lru" in pick
     assert any("as you waited" in c.value for c in page.caption)
+
+
+@pytest.mark.slow  # loads the 4-bit LLM entry (seconds)
+def test_the_llm_runs_in_the_background_and_fills_in(page) -> None:
+    options = page.multiselect(key="strategies").options
+    assert any(o.startswith("llm (learned") for o in options), options
+    page.multiselect(key="strategies").set_value(["lru", "schedule", "llm"]).run()
+    assert any("in the background" in i.value for i in page.info)  # the heuristics first, the LLM after
+    assert "llm" not in page.get("plotly_chart")[0].proto.spec
+    settle(page)
+    assert "llm" in page.get("plotly_chart")[0].proto.spec
