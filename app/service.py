@@ -518,9 +518,9 @@ class Copilot:
         trace, prepared, _ = self._get(key)
         capacity = self.capacity(key, memory)
         for name in strategies:
-            if name in SLOW_STRATEGIES and not allow_slow:
-                if not self._has_run(prepared, capacity, name, points):  # a job's finished run answers at once
-                    raise CopilotError(f"{name} takes seconds per trace: start it as a job (POST /jobs)")
+            # a slow strategy runs as a job; once a job has run it, it answers at once
+            if name in SLOW_STRATEGIES and not allow_slow and not self._has_run(prepared, capacity, name, points):
+                raise CopilotError(f"{name} takes seconds per trace: start it as a job (POST /jobs)")
         budget = budget or self.budget(None)
         t0 = time.perf_counter()
         want_bound = "lower-bound" in strategies
