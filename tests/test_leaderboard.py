@@ -163,6 +163,15 @@ def test_shipped_rows_are_used_only_when_they_match_and_replay(mini_suite: Suite
     _write_csv(tmp_path / "stale.csv", stale_table)
     stale = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": "stale.csv"})
     assert shipped_rows(stale, instances) is None
+    # another suite's rows of the very same instances carry over (a later suite that keeps a split keeps its rows),
+    # one file may hold both suites' rows, and another suite's rows of other traces are not used
+    mine = [r for r in table if r["agent"] == "next-use"]
+    older = [dict(r, suite="an-older-suite") for r in mine]
+    for name, table_rows, usable in (("older.csv", older, True), ("both.csv", older + mine, True),
+                                     ("moved.csv", [dict(r, trace_hash="0" * 64) for r in older], False)):  # fmt: skip
+        _write_csv(tmp_path / name, table_rows)
+        carried = Entry("next-use", "baseline", Path(tmp_path), {"policy": "next-use", "precomputed": name})
+        assert (shipped_rows(carried, instances) is not None) == usable, name
     # a doctored score is never used: derived columns are recomputed from raw counts
     doctored_table = [dict(r) for r in table]
     for r in doctored_table:

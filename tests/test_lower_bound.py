@@ -119,3 +119,33 @@ def test_offline_references_are_feasible_runs(small_train_trace) -> None:
         assert lb.bytes <= r.bytes_moved <= lru.bytes_moved
     with pytest.raises(ValueError, match="unknown offline reference"):
         run_offline("oracle9000", prepared, cap)
+
+
+def _trace(rows: list[tuple[int, Op, int]], sizes: dict[int, int]) -> Trace:
+    tid = np.array([r[0] for r in rows])
+    zeros = np.zeros(len(rows))
+    arrays = {"tensor_id": tid, "size": np.array([sizes[t] for t in tid]), "op": np.array([r[1] for r in rows]),
+              "kind": zeros, "layer": zeros, "phase": zeros, "op_index": np.array([r[2] for r in rows]),
+              "iteration": zeros}  # fmt: skip
+    return Trace.from_arrays(arrays, {"workload": "hand-made"})
+
+
+def test_a_tensor_that_cannot_fit_beside_an_op_is_not_kept_in_part() -> None:
+    # A (10 bytes) is written, then an op reads B (8) with room for 12: A cannot stay beside B, so every schedule
+    # writes A back and reads it in again (20 bytes, plus B's 8). The plain relaxation kept 0.4 of A (8 + 12);
+    # fixing x = 0 for such intervals makes the bound exact here.
+    trace = _trace([(0, Op.WRITE, 0), (1, Op.READ, 1), (0, Op.READ, 2)], {0: 10, 1: 8})
+    prepared = prepare(trace)
+    lb, _, _ = lower_bound(prepared, 12)
+    assert exhaustive_optimum(prepared, 12) == 28 == lb.bytes and lb.integral
+
+
+def test_two_tensors_larger_than_half_the_room_are_not_both_kept() -> None:
+    # A and B (7 bytes each) are written, C (4) is read, then A and B are read again, with room for 16: beside C
+    # 12 bytes are left, room for A or B but not both, so one of them is written back and read again (14) on top
+    # of C's 4. Each alone fits, so fixing does nothing; the plain relaxation kept 12/7 of the two (8 bytes in
+    # all), the pair row keeps at most one.
+    rows = [(0, Op.WRITE, 0), (1, Op.WRITE, 1), (2, Op.READ, 2), (0, Op.READ, 3), (1, Op.READ, 4)]
+    prepared = prepare(_trace(rows, {0: 7, 1: 7, 2: 4}))
+    lb, _, _ = lower_bound(prepared, 16)
+    assert exhaustive_optimum(prepared, 16) == lb.bytes == 4 + 14 and lb.integral

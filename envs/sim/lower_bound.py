@@ -17,6 +17,13 @@ interval ``I``. Then, for any schedule:
   run of accesses of one op with no FREE between them, the last position's row implies the others, so only those
   rows are built.
 
+- *fixing*: an interval whose tensor is larger than the room left beside the operands pinned at some row it
+  covers (capacity minus pinned bytes) cannot be kept in any schedule: ``x_I = 0``. The relaxation alone would
+  keep the fraction of it that fits;
+- *pairs*: at a capacity row, two kept intervals each larger than half the room left there cannot both be kept,
+  so those intervals' ``x`` sum to at most 1 (one row per distinct set). Fixing and pairs are version 2 of the
+  bound; version 1 had neither.
+
 Every feasible schedule gives a 0/1 point of these constraints whose objective is at most its bytes moved, so the
 LP minimum (``x, y`` relaxed to [0, 1]) is a lower bound on the optimum. **What is relaxed**: fractional residency
 (a tensor may be "half kept"), nothing else. A 0/1 solution is achieved by the demand-eviction policy that evicts
@@ -45,7 +52,7 @@ from envs.sim.errors import SimError
 from envs.sim.prepared import PreparedTrace
 
 #: Bumped whenever a change could alter any bound (recorded in cached bounds).
-BOUND_VERSION = 1
+BOUND_VERSION = 2
 DEFAULT_MAX_NONZEROS = 4_000_000
 _REL_SLACK = 1e-7
 
@@ -217,6 +224,34 @@ def _concat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return owner, lo[owner] + offsets
 
 
+def _pair_rows(owner: np.ndarray, row: np.ndarray, size: np.ndarray, slack: np.ndarray, upper: np.ndarray, n_cols: int,
+               budget: int):  # fmt: skip
+    """The pair inequalities (see the module docstring): at every capacity row, the kept intervals larger than half
+    its room sum to at most one; one row per distinct set of two or more such intervals, at most ``budget``
+    nonzeros in all (none when they would exceed it: the bound stays valid, only weaker)."""
+    from scipy import sparse
+
+    big = (2 * size[owner] > slack[row]) & (upper[owner] > 0)
+    o, r = owner[big], row[big]
+    if o.size == 0 or o.size > max(budget, 0):
+        return sparse.csr_matrix((0, n_cols))
+    order = np.lexsort((o, r))
+    o, r = o[order], r[order]
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    counts = np.diff(np.r_[starts, o.size])
+    # a row's set, by a hash of its members (random 64-bit words summed) and its size; identical sets once
+    words = np.random.default_rng(0).integers(0, 2**63, size=n_cols, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        signature = np.add.reduceat(words[o], starts)
+    _, first = np.unique(np.column_stack([signature.astype(np.int64), counts]), axis=0, return_index=True)
+    keep = np.sort(first[counts[first] >= 2])
+    if keep.size == 0:
+        return sparse.csr_matrix((0, n_cols))
+    members = np.concatenate([o[starts[k] : starts[k] + counts[k]] for k in keep])
+    rows_of = np.repeat(np.arange(keep.size), counts[keep])
+    return sparse.csr_matrix((np.ones(members.size), (rows_of, members)), shape=(keep.size, n_cols))
+
+
 def lower_bound(
     prepared: PreparedTrace, capacity: int, *, max_nonzeros: int = DEFAULT_MAX_NONZEROS
 ) -> tuple[LowerBound, np.ndarray, Intervals]:
@@ -251,6 +286,14 @@ def lower_bound(
         window *= 2
     owner, row = _concat_ranges(lo, hi)
     slack = capacity - pinned
+    # fixing: an interval whose tensor does not fit beside the operands pinned at some row it covers is evicted there
+    # in every schedule (x = 0), which the relaxation would otherwise keep in part
+    upper = np.ones(iv.tensor.shape[0])
+    if owner.size:
+        first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        tightest = np.minimum.reduceat(slack[row], first)
+        upper[owner[first][tightest < iv.size[owner[first]]]] = 0.0
+    a_pair = _pair_rows(owner, row, iv.size, slack, upper, n_iv + n_chain, max_nonzeros // 2)
     if window == 1:
         coef = iv.size[owner].astype(np.float64)
         block = row
@@ -269,15 +312,16 @@ def lower_bound(
     chain_rows = np.concatenate([np.arange(m), np.arange(m)])
     chain_cols = np.concatenate([in_chain, n_iv + iv.chain[in_chain]])
     a_chain = sparse.csr_matrix((np.full(2 * m, -1.0), (chain_rows, chain_cols)), shape=(m, n_iv + n_chain))
-    a_ub = sparse.vstack([a_cap, a_chain], format="csr")
-    b_ub = np.concatenate([rhs_cap, -np.ones(m)])
+    a_ub = sparse.vstack([a_cap, a_pair, a_chain], format="csr")
+    b_ub = np.concatenate([rhs_cap, np.ones(a_pair.shape[0]), -np.ones(m)])
     size_u = iv.size.astype(np.float64) / unit
     c = np.concatenate([-size_u * iv.read_cost, iv.chain_size.astype(np.float64) / unit])
     constant = float((size_u * iv.read_cost).sum())
     if n_iv + n_chain == 0:
         value, x, integral = 0.0, np.zeros(0), True
     else:
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=(0.0, 1.0), method="highs")
+        bounds = np.column_stack([np.zeros(n_iv + n_chain), np.concatenate([upper, np.ones(n_chain)])])
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs")
         if res.status != 0:
             raise SimError(f"the lower-bound LP did not solve: {res.message}")
         value = constant + float(res.fun)

@@ -3,7 +3,9 @@
 Shipped rows are trusted for nothing but their raw counts, and those only after three checks:
 
 1. **Plausible, before any work** (:func:`shipped_rows`): every row of the file names a split of the suite; for the
-   run's split the rows cover every instance exactly once (no duplicates, no task or seed outside the split); each
+   run's split the suite's rows cover every instance exactly once (a split the suite ships no rows for may take
+   another suite's rows of the very same instances: same trace hash, capacity and env version; no duplicates, no
+   task or seed outside the split); each
    row's counts are integers that fit its trace: ``n_req`` and ``n_req_bytes`` equal the trace's (they do not depend
    on the policy), hits are at most requests, ``bytes_in`` is at most the missed bytes, bytes moved are at least
    the certified lower bound and at most twice the missed bytes (each byte admitted is fetched at most once and
@@ -117,13 +119,40 @@ def shipped_rows(entry: Entry, instances: list[Instance], valid_splits: tuple[st
     bad = next((r for r in rows if valid_splits and r["split"] not in valid_splits), None)
     if bad is not None:
         raise ShippedRowsError(f"entry {entry.name!r}: a shipped row names split {bad['split']!r}, not one of the suite's")
-    split = instances[0].split
-    mine = [r for r in rows if r["split"] == split]
-    if not mine:
+    split, suite = instances[0].split, instances[0].suite.name
+    # a file may hold rows of several suites (one per suite and instance); this suite's rows are checked as its own,
+    # and a split this suite ships no rows for may use another suite's rows of the very same instances (same trace,
+    # capacity and env version: a later suite that keeps a split keeps its rows)
+    by_suite: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["split"] == split:
+            by_suite.setdefault(r["suite"], []).append(r)
+    if not by_suite:
         return None
     by_key = {(i.task, i.seed): i for i in instances}
+    keyed = _one_row_per_instance(entry, by_suite[suite], by_key, split) if suite in by_suite else None
+    if keyed is None:  # another suite's rows, used only where every instance is the same
+        for other in sorted(by_suite):
+            candidate = {k: r for r in by_suite[other] if (k := (r["task"], r["seed"])) in by_key}
+            if len(candidate) == len(by_key) and all(_same_instance(candidate[k], i) for k, i in by_key.items()):
+                keyed = candidate
+                break
+        else:
+            return None
+    for key, inst in by_key.items():
+        r = keyed[key]
+        if not _same_instance(r, inst):
+            return None  # rows of other traces: run the agent
+        why = implausible(r, inst)
+        if why is not None:
+            raise ShippedRowsError(f"entry {entry.name!r}: shipped row {key[0]} seed {key[1]}: {why}")
+    return keyed
+
+
+def _one_row_per_instance(entry: Entry, rows: list[dict[str, Any]], by_key: dict, split: str) -> dict:
+    """One suite's rows of one split keyed by (task, seed): exactly one per instance, none outside the split."""
     keyed: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in mine:
+    for r in rows:
         key = (r["task"], r["seed"])
         if key not in by_key:
             raise ShippedRowsError(f"entry {entry.name!r}: shipped row {key[0]} seed {key[1]} is not an instance of {split}")
@@ -134,18 +163,16 @@ def shipped_rows(entry: Entry, instances: list[Instance], valid_splits: tuple[st
         raise ShippedRowsError(
             f"entry {entry.name!r}: its shipped rows cover {len(keyed)} of the {len(by_key)} instances of {split}"
         )
-    for key, inst in by_key.items():
-        r = keyed[key]
-        if (
-            r["trace_hash"] != inst.prepared.trace.content_hash
-            or r["capacity_bytes"] != inst.capacity
-            or r["env_version"] != inst.suite.describe()["env_version"]
-        ):
-            return None  # rows of other traces: run the agent
-        why = implausible(r, inst)
-        if why is not None:
-            raise ShippedRowsError(f"entry {entry.name!r}: shipped row {key[0]} seed {key[1]}: {why}")
     return keyed
+
+
+def _same_instance(row: dict[str, Any], inst: Instance) -> bool:
+    """Whether a row was measured on this instance (its trace, capacity and env version)."""
+    return (
+        row["trace_hash"] == inst.prepared.trace.content_hash
+        and row["capacity_bytes"] == inst.capacity
+        and row["env_version"] == inst.suite.describe()["env_version"]
+    )
 
 
 def replay_sample(instances: list[Instance], rng: np.random.Generator, n: int) -> list[Instance]:
