@@ -368,7 +368,9 @@ def show_results(res: dict) -> None:
         steps.info(res["step_time"]["unknown"] or "No strategy could be timed.")
     timed = [r for r in res["strategies"] if r.get("timeline")]
     if timed:
-        pick = st.selectbox("Strategy for the timeline and heatmap", [r["strategy"] for r in timed], key="timeline_strategy")
+        names = [r["strategy"] for r in timed]  # the recommended policy first shown
+        pick = st.selectbox("Strategy for the timeline and heatmap", names, key="timeline_strategy",
+                            index=names.index(res["best"]) if res["best"] in names else 0)  # fmt: skip
         row = next(r for r in timed if r["strategy"] == pick)
         left, right = st.columns(2)
         left.plotly_chart(timeline_chart(row, res["kinds"], res["capacity_bytes"]), width="stretch", key="timeline")

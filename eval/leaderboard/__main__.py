@@ -21,8 +21,8 @@ class RunConfig:
     """Evaluate agents on one split of a suite and write results.csv, leaderboard.json/.md and report.html.
     (Subcommands: `validate RESULTS.csv` replays a results file; `score TRACE` scores agents on your own trace.)"""
 
-    suite: str = "tcb-v2"
-    """Benchmark suite (tcb-v2; tcb-v1 is kept to replay old results)."""
+    suite: str = "tcb-v3"
+    """Benchmark suite (tcb-v3; tcb-v2 and tcb-v1 are kept to replay old results)."""
     split: tuple[Literal["train", "validation", "test", "test-ood"], ...] = ("test", "test-ood")
     """Splits to evaluate, shown side by side; test and test-ood are held out from training."""
     agents: str = "all"
@@ -51,7 +51,7 @@ class ValidateConfig:
 
     results: Annotated[Path, tyro.conf.Positional]
     """The results.csv to check."""
-    suite: str = "tcb-v2"
+    suite: str = "tcb-v3"
     """Suite the rows belong to."""
 
 
