@@ -278,3 +278,25 @@ def test_observation_version_2_trains_exports_and_plays(tmp_path: Path) -> None:
     assert rows[0]["agent"] == "bc" and rows[0]["n_req"] > 0
     with pytest.raises(ValueError, match="observation version 1 has"):
         PPOPolicy(bc.net, "schedule", observation_version=1)
+
+
+def test_ppo_starts_from_an_exported_policy(trained_run: Path, tmp_path: Path) -> None:
+    """--init-policy fine-tunes an exported policy (no cloning): its first validation is the exported policy's
+    own, the critic warms up with the actor frozen, and a policy of another shape or rule is refused in one line."""
+    import torch
+
+    from agents.ppo import PPOPolicy
+
+    start = trained_run / "bc"
+    run = train(_tiny(tmp_path, exp_name="fine", init_policy=str(start), critic_warmup_steps=256, eval_freq=0))
+    assert not (run / "bc").exists()  # nothing was cloned
+    before, after = PPOPolicy.load(start).net, PPOPolicy.load(run / "export").net
+    actor = [k for k in before.state_dict() if k.startswith("actor")]
+    changed = [k for k in actor if not torch.equal(before.state_dict()[k], after.state_dict()[k])]
+    assert changed  # PPO moved the actor after the warm-up (512 steps, 256 of them frozen)
+    config = json.loads((run / "config.json").read_text())
+    assert config["init_policy"] == str(start)
+    with pytest.raises(ValueError, match="is not this run's"):
+        train(_tiny(tmp_path, exp_name="wide", init_policy=str(start), hidden=32))
+    with pytest.raises(ValueError, match="plays candidates 'mixed'"):
+        train(_tiny(tmp_path, exp_name="rule", init_policy=str(start), candidates="lru"))

@@ -83,6 +83,9 @@ class PPOConfig:
     teacher: Literal["belady", "cost-belady", "lp-guided"] = "lp-guided"
     """Offline teacher whose choices label the cloning data ('belady', 'cost-belady' or 'lp-guided', the
     size- and write-back-aware reference that plays the lower bound's LP solution)."""
+    init_policy: str | None = None
+    """An exported policy folder (policy.safetensors + policy.json, e.g. eval/leaderboard/bc-v2) to start the
+    network from instead of cloning: PPO fine-tunes it (same network, candidate rule, K and observation version)."""
     bc_stride: int = 2
     """Behaviour cloning: label every n-th decision of each train trace (0 = no warm start)."""
     bc_epochs: int = 6
@@ -206,6 +209,26 @@ def behaviour_clone(model, cfg: PPOConfig, log) -> None:
     net.eval()
 
 
+def start_from(model, cfg: PPOConfig) -> None:
+    """Loads ``cfg.init_policy`` into the model's network (actor and critic as exported).
+
+    Raises:
+        ValueError: When the folder is not an exported policy, or its network, candidate rule or observation version
+            differ from this run's.
+    """
+    from agents.ppo import PPOPolicy
+
+    policy = PPOPolicy.load(cfg.init_policy)
+    net = model.policy.net
+    if type(policy.net) is not type(net) or policy.net.cfg != net.cfg:
+        raise ValueError(f"--init-policy {cfg.init_policy}: its network {policy.net.cfg} is not this run's {net.cfg}")
+    mine = (cfg.candidates, cfg.observation_version)
+    if (policy.candidate_rule, policy.observation_version) != mine:
+        raise ValueError(f"--init-policy {cfg.init_policy}: it plays candidates {policy.candidate_rule!r} on observation "
+                         f"version {policy.observation_version}; this run: {mine[0]!r}, version {mine[1]}")  # fmt: skip
+    net.load_state_dict(policy.net.state_dict())
+
+
 # ------------------------------------------------------------------------------------------------- callbacks
 def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
     from stable_baselines3.common.callbacks import BaseCallback
@@ -246,7 +269,8 @@ def make_callback(cfg: PPOConfig, run_dir: Path, state: dict):
                 self._last_progress = (now, n)
 
         def _on_rollout_start(self) -> None:
-            frozen = cfg.bc_stride > 0 and self.num_timesteps < cfg.critic_warmup_steps
+            warm = cfg.bc_stride > 0 or cfg.init_policy is not None  # a warm-started actor waits for its critic
+            frozen = warm and self.num_timesteps < cfg.critic_warmup_steps
             net = self.model.policy.net
             for p in (*net.actor_body.parameters(), *net.actor_head.parameters()):
                 p.requires_grad_(not frozen)
@@ -429,7 +453,10 @@ def _train_locked(cfg: PPOConfig, run_dir: Path) -> Path:
         log(f"resuming {run_dir} at step {model.num_timesteps}")
     else:
         model.set_logger(_logger(run_dir, None))
-        if cfg.bc_stride > 0:
+        if cfg.init_policy is not None:
+            start_from(model, cfg)
+            log(f"starting from {cfg.init_policy}")
+        elif cfg.bc_stride > 0:
             t0 = time.perf_counter()
             behaviour_clone(model, cfg, log)
             state["bc_seconds"] = time.perf_counter() - t0
