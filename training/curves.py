@@ -41,12 +41,15 @@ def _ppo_evals(run_dir: Path) -> list[dict]:
 def ppo_curve(run_dirs: list[Path], out: Path) -> Path:
     """Episode reward and validation score along each run (one line per training seed)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for run_dir in run_dirs:
-        seed = json.loads((run_dir / "config.json").read_text()).get("seed")
+    configs = [json.loads((run_dir / "config.json").read_text()) for run_dir in run_dirs]
+    names = {c.get("exp_name") for c in configs}
+    for run_dir, cfg in zip(run_dirs, configs, strict=True):
+        # one line per seed; runs of several experiments are told apart by their names
+        label = f"seed {cfg.get('seed')}" if len(names) == 1 else f"{cfg.get('exp_name')}, seed {cfg.get('seed')}"
         xs, ys = _series(_ppo_progress(run_dir), "time/total_timesteps", "rollout/ep_rew_mean")
-        a.plot(xs, ys, label=f"seed {seed}")
+        a.plot(xs, ys, label=label)
         evals = _ppo_evals(run_dir)
-        b.plot([e["step"] for e in evals], [e["normalized_score"] for e in evals], marker="o", label=f"seed {seed}")
+        b.plot([e["step"] for e in evals], [e["normalized_score"] for e in evals], marker="o", label=label)
     a.set(xlabel="environment steps", ylabel="episode reward (−bytes moved / capacity)", title="training episodes")
     b.set(xlabel="environment steps (0 = cloned policy)", ylabel="normalized byte score (IQM)", title="validation split")
     b.legend(fontsize=8)
