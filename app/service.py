@@ -265,6 +265,7 @@ class Copilot:
         from envs.workloads import WorkloadError, estimate_accesses, generate_trace
 
         label = f"{scenario.preset}, {scenario.layers or 'all'} layers, {scenario.iterations or 'default'} steps"
+        estimate = None  # small scenarios are not estimated: their progress is a count alone
         try:
             if (scenario.layers or MAX_LAYERS) * (scenario.iterations or MAX_ITERATIONS) > 32:  # large: estimate first
                 budget.report(0.0, f"Sizing {label}")
@@ -280,9 +281,7 @@ class Copilot:
                 if estimate > MAX_ACCESSES:
                     raise CopilotError(f"this scenario would record about {estimate:,} accesses; the limit is "
                                        f"{MAX_ACCESSES:,}: ask for fewer layers or steps")  # fmt: skip
-            with self._lock:
-                expected = self._estimates.get(key)
-            with access_limit(MAX_ACCESSES, budget.check, _progress(budget, f"Generating {label}", expected)):
+            with access_limit(MAX_ACCESSES, budget.check, _progress(budget, f"Generating {label}", estimate)):
                 trace = generate_trace(scenario.workload, scenario.preset, layers=scenario.layers,
                                        iterations=scenario.iterations, seed=scenario.seed, method=scenario.method,
                                        batch=scenario.batch)  # fmt: skip
@@ -298,8 +297,7 @@ class Copilot:
         from envs.capture.hf import HFConfigError, capture_hf, load_config
         from envs.capture.recorder import AccessLimitError, access_limit
 
-        if len(data) > 1 << 20:
-            raise CopilotError(f"config.json is {len(data)} bytes; the limit is {1 << 20} bytes")
+        _check_config_size(data)
         if task not in ("train", "infer"):
             raise CopilotError(f"task must be train or infer, got {task!r}")
         budget = budget or self.budget(None)
@@ -639,8 +637,7 @@ class Copilot:
     def submit_model_config(self, data: bytes, task: str = "train", seq: int = 512, layers: int | None = None,
                             decode_steps: int = 8, name: str = "config.json") -> str:  # fmt: skip
         """Starts tracing a Hugging Face ``config.json`` as a background job (see :meth:`add_model_config`)."""
-        if len(data) > 1 << 20:
-            raise CopilotError(f"config.json is {len(data)} bytes; the limit is {1 << 20} bytes")
+        _check_config_size(data)  # refused before a job is queued
         return self._start_job("trace", lambda b: self.describe(self.add_model_config(data, task, seq, layers,
                                                                                       decode_steps, b, name)),
                                known=_config_key(data, task, seq, layers, decode_steps), pool=self._tracer)  # fmt: skip
@@ -725,6 +722,12 @@ class Copilot:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._tracer.shutdown(wait=False, cancel_futures=True)
         self._runs.shutdown(wait=False, cancel_futures=True)
+
+
+def _check_config_size(data: bytes) -> None:
+    """Refuses a config.json over 1 MiB (a real one is a few KiB)."""
+    if len(data) > 1 << 20:
+        raise CopilotError(f"config.json is {len(data)} bytes; the limit is {1 << 20} bytes")
 
 
 def _config_key(data: bytes, task: str, seq: int, layers: int | None, decode_steps: int) -> str:

@@ -122,11 +122,6 @@ def tensor_dirty(T, t):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, inline="always")
-def tensor_resident(T, t):  # pragma: no cover - compiled
-    return T[t, F_RES]
-
-
-@numba.njit(cache=True, inline="always")
 def request_counts(S):  # pragma: no cover - compiled
     """(hits, requests, bytes moved) so far."""
     return S[S_HITS], S[S_NREQ], S[S_BIN] + S[S_BOUT]
