@@ -112,6 +112,9 @@ BAD = [
     ("POST", "/simulate", {"trace_id": "nope"}, 404, "unknown trace"),
     ("GET", "/traces/nope/stats", None, 404, "unknown trace"),
     ("GET", "/jobs/nope", None, 404, "unknown job"),
+    ("POST", "/jobs/trace", {"preset": "llama-9000"}, 400, "unknown preset"),
+    ("POST", "/jobs/trace", {"layers": 0}, 422, "layers"),
+    ("POST", "/jobs/hf-config", None, 422, "exactly one of a config.json file or an example"),
     ("POST", "/capacity-curve", {"scenario": SMALL, "points": 1000}, 422, "points"),
     # out-of-range numbers are a 4xx, never a 500 (1e300 GiB overflowed an int)
     ("POST", "/simulate", {"scenario": SMALL, "memory": {"gib": 1e300}}, 422, "memory.gib"),
@@ -332,4 +335,9 @@ def test_traces_are_generated_as_jobs_with_progress() -> None:
         gone = c.post("/jobs/trace", json={**scenario, "layers": 48, "iterations": 3}).json()["id"]
         c.delete(f"/jobs/{gone}")
         assert _progress_of(c, gone)[0]["status"] == "cancelled"
-        assert c.post("/jobs/hf-config").status_code == 422
+        # what cannot be traced fails as a job with a one-line reason, or is refused before a job is queued
+        huge = c.post("/jobs/trace", json={**scenario, "layers": 128, "iterations": 64}).json()["id"]
+        failed = _progress_of(c, huge)[0]
+        assert failed["status"] == "failed" and "would record about" in failed["error"] and "\n" not in failed["error"]
+        big = c.post("/jobs/hf-config", files={"file": ("config.json", b" " * (2 << 20))})
+        assert big.status_code == 400 and "limit" in _one_line(big)
