@@ -284,13 +284,18 @@ def curve_chart(curve: dict, chosen: int) -> go.Figure:
     return fig
 
 
+def _job_key(kind: str, body: dict) -> str:
+    """The session's key of the background job of ``kind`` for ``body``."""
+    return json.dumps([kind, body], sort_keys=True)
+
+
 def _job(kind: str, body: dict, start: Callable[[], dict] | None = None) -> str:
     """The id of the background job for ``body`` (started once per distinct request by ``start``, by default a POST
     of ``body`` to the kind's endpoint, then polled). Starting one cancels this session's previous job of the same
     kind, whose answer nobody will read (a moved slider, another model)."""
     jobs = st.session_state.setdefault("jobs", {})
     active = st.session_state.setdefault("active_jobs", {})
-    key = json.dumps([kind, body], sort_keys=True)
+    key = _job_key(kind, body)
     if key not in jobs:
         jobs[key] = (start or (lambda: call("POST", JOB_PATHS[kind], json=body)))()["id"]
     previous = active.get(kind)
@@ -309,7 +314,7 @@ def _poll(kind: str, body: dict, start: Callable[[], dict] | None = None) -> dic
     except RuntimeError as exc:
         if "unknown job" not in str(exc):
             raise
-        st.session_state["jobs"].pop(json.dumps([kind, body], sort_keys=True), None)
+        st.session_state["jobs"].pop(_job_key(kind, body), None)
         return call("GET", f"/jobs/{_job(kind, body, start)}")
 
 
@@ -325,7 +330,7 @@ def _traced(body: dict, start: Callable[[], dict], what: str) -> dict:
                 bar.empty()
             return state["result"]
         if state["status"] in ("failed", "cancelled"):
-            st.session_state["jobs"].pop(json.dumps(["trace", body], sort_keys=True), None)  # try again next run
+            st.session_state["jobs"].pop(_job_key("trace", body), None)  # try again next run
             raise RuntimeError(state["error"] or "the trace was cancelled")
         text = state["detail"] or f"{what}..."
         bar = bar or st.progress(0.0, text=text)

@@ -365,9 +365,9 @@ class CompiledSchedule:
     compiled code: the same choices as the episode driver with :class:`agents.heuristics.ScheduleAware`
     (``tests/test_schedule.py`` compares them), about a hundred times faster."""
 
-    def __init__(self, prepared: PreparedTrace, predictor: SchedulePredictor | None = None) -> None:
+    def __init__(self, prepared: PreparedTrace) -> None:
         self.prepared = prepared
-        self.tables = (predictor or predictor_of(prepared)).tables
+        self.tables = predictor_of(prepared).tables
         n_ids = max(int(prepared.sizes.shape[0]), 1)
         self._buffers = (np.empty(n_ids, dtype=np.int64), np.empty(n_ids, dtype=np.int64),
                          np.empty(n_ids, dtype=np.int64), np.empty((2, n_ids), dtype=np.float64))  # fmt: skip
