@@ -15,7 +15,7 @@ from envs.workloads import generate_trace
 WORKLOADS = [
     ("transformer-train", "gpt2-small", {"layers": 2, "iterations": 2}),
     ("transformer-infer", "gpt2-small", {"layers": 2, "iterations": 4}),
-    ("moe-infer", "mixtral-8x7b", {"layers": 1, "iterations": 3}),
+    ("moe-infer", "mixtral-8x7b", {"layers": 1, "iterations": 4}),
     ("cnn-train", "resnet50", {"iterations": 2, "batch": 4}),
 ]
 
@@ -61,7 +61,7 @@ def test_cutting_a_trace_leaves_earlier_decisions_unchanged(workload: str, prese
 SCHEDULE_WORKLOADS = [
     ("transformer-train", "gpt2-small", {"layers": 2, "iterations": 3}),
     ("transformer-infer", "gpt2-small", {"layers": 2, "iterations": 4}),
-    ("moe-infer", "mixtral-8x7b", {"layers": 1, "iterations": 3}),
+    ("moe-infer", "mixtral-8x7b", {"layers": 1, "iterations": 4}),
     ("cnn-train", "resnet50", {"iterations": 3, "batch": 2}),
 ]
 

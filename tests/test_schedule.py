@@ -124,3 +124,57 @@ def test_the_compiled_heuristic_makes_the_episode_driver_s_choices(small_train_t
         assert compiled[0] == driven[0]
         for a, b in zip(compiled[1].__dict__.values(), driven[1].__dict__.values(), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def _serving_like(n_layers: int = 4, n_experts: int = 4, steps: int = 6, routed: dict | None = None) -> Trace:
+    """A prefill then decode steps, each reading every layer's dense weight and the experts ``routed[(step, layer)]``
+    (default: all) of that layer; ids: dense weight ``layer``, expert ``n_layers + layer * n_experts + e``."""
+    rows = []
+    op = 0
+    for it in range(steps):
+        phase = Phase.PREFILL if it == 0 else Phase.DECODE
+        for lay in range(n_layers):
+            rows.append((lay, Op.READ, Kind.WEIGHT, lay, phase, it, op))
+            op += 1
+            for e in (routed or {}).get((it, lay), range(n_experts)):
+                rows.append((n_layers + lay * n_experts + e, Op.READ, Kind.WEIGHT, lay, phase, it, op))
+                op += 1
+    a = np.array([(t, int(o), int(k), lay, int(ph), it, opi) for t, o, k, lay, ph, it, opi in rows], dtype=np.int64)
+    cols = {"tensor_id": a[:, 0], "size": np.full(len(a), 1 << 20), "op": a[:, 1], "kind": a[:, 2], "layer": a[:, 3],
+            "phase": a[:, 4], "iteration": a[:, 5], "op_index": a[:, 6]}  # fmt: skip
+    return Trace.from_arrays(cols, {"workload": "serving-like"})
+
+
+def _predict_at(trace: Trace, now: int, tensors: list[int]) -> np.ndarray:
+    from envs.gym.schedule import SchedulePredictor
+
+    prepared = prepare(trace)
+    tid = trace.tensor_id
+    last = np.array([int(np.flatnonzero(tid[:now] == t)[-1]) for t in tensors], dtype=np.int64)
+    interval = np.zeros(len(tensors), dtype=np.int64)
+    for j, t in enumerate(tensors):
+        seen = np.flatnonzero(tid[:now] == t)
+        interval[j] = seen[-1] - seen[-2] if len(seen) > 1 else 0
+    return SchedulePredictor(prepared).predict(now, np.array(tensors, dtype=np.int64), last, interval)
+
+
+def test_serving_weights_without_a_reuse_interval_follow_the_layer_cycle() -> None:
+    # in the first decode step no weight has been read twice: the layer cycle says a weight comes back when its
+    # layer's turn comes in this step, so the earlier layer is needed first (the old rule called them all dead)
+    trace = _serving_like(n_experts=0)
+    now = int(np.flatnonzero(trace.iteration == 1)[0]) + 1  # layer 0's weight was just read again, 1's is read now
+    dist = _predict_at(trace, now, [2, 3])[0]
+    assert (dist < DEAD).all() and (np.diff(dist) > 0).all(), dist
+
+
+def test_routed_experts_are_predicted_by_how_often_the_finished_decode_steps_used_them() -> None:
+    # expert 0 of layer 0 is used in every decode step, expert 1 only in steps 4 and 5 of five: at step 6 both were
+    # read one step ago (the last reuse interval says: again within a step), but the rarely used one is predicted
+    # more than a step away and the regular one within a step
+    routed = {(it, 0): ([0, 1] if it in (4, 5) else [0]) for it in range(1, 7)}
+    trace = _serving_like(n_layers=2, n_experts=2, steps=7, routed=routed)
+    now = int(np.flatnonzero(trace.iteration == 6)[0])
+    step = now - int(np.flatnonzero(trace.iteration == 5)[0])
+    regular, rare = 2, 3  # ids: n_layers + layer * n_experts + e
+    dist = _predict_at(trace, now, [regular, rare])[0]
+    assert dist[0] <= step < dist[1], (dist, step)

@@ -42,6 +42,7 @@ DEAD = float(2**50)
 #: Beyond every distance the schedule predicts (the optimizer pass's most recent tensors go there).
 _FAR = float(2**40)
 _BACKWARD, _OPTIMIZER, _PREFILL, _DECODE = int(Phase.BACKWARD), int(Phase.OPTIMIZER), int(Phase.PREFILL), int(Phase.DECODE)
+_WEIGHT, _KV_CACHE = int(Kind.WEIGHT), int(Kind.KV_CACHE)
 _N_PHASES = len(Phase)
 _N_KINDS = len(Kind)
 #: Runs of one (iteration, phase, layer) told apart; later ones line up with the last.
@@ -115,10 +116,13 @@ class SchedulePredictor:
         np.cumsum(np.bincount(birth_key[born], minlength=n_ops * _N_KINDS), out=born_ptr[1:])
         birth_rank = np.zeros(n_ids, dtype=np.int64)
         birth_rank[born] = np.arange(born.shape[0]) - born_ptr[birth_key[born]]
+        kind_of = np.zeros(n_ids, dtype=np.int64)  # each tensor's kind (at its first access)
+        seen = first_pos < n
+        kind_of[seen] = trace.kind[first_pos[seen]]
         # the compiled query's arguments after the decision's own, in its order
         self._tables = (aligned_until, op, op_pos, it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end,
                         it_start, it_end, op[uses], uses, use_read, use_ptr, op[frees], free_ptr, birth_op, birth_key,
-                        birth_rank, born_ptr, born)  # fmt: skip
+                        birth_rank, born_ptr, born, kind_of)  # fmt: skip
 
     @property
     def tables(self) -> tuple:
@@ -214,7 +218,7 @@ def _first_use_after(use_op, lo, hi, p):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _distances(now, cands, last, interval, aligned_until, op, op_pos, it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start,
                seg_end, it_start, it_end, use_op, use_pos, use_read, use_ptr, free_op, free_ptr, birth_op, birth_key, birth_rank,
-               born_ptr, born_ids, out):  # pragma: no cover - compiled  # fmt: skip
+               born_ptr, born_ids, kind_of, out):  # pragma: no cover - compiled  # fmt: skip
     o = op[now]
     it = it_of_op[o]
     p = _lined_up(o, it_of_op, ph_of_op, lay_of_op, run_of_op, seg_start, seg_end) if o < aligned_until else -1
@@ -222,12 +226,29 @@ def _distances(now, cands, last, interval, aligned_until, op, op_pos, it_of_op, 
     here = op_pos[p] + (now - op_pos[o]) if p >= 0 else 0  # the lined-up access (same offset into its op)
     ph = ph_of_op[o]
     serving = ph in (_PREFILL, _DECODE)
+    # accesses of the last finished iteration (a serving step's length); 0 before one has finished
+    cycle = op_pos[prev_end + 1] - op_pos[it_start[it - 1]] if it > 0 and prev_end + 1 < op_pos.shape[0] else 0
     for j in range(cands.shape[0]):
         t = cands[j]
         known = interval[j] > 0
         if serving:  # the next-use rule; its next access assumed a READ
-            out[0, j] = float(last[j] + interval[j] - now) if known else DEAD
-            out[1, j] = 1.0 if known else 0.0
+            if known:
+                out[0, j] = float(last[j] + interval[j] - now)
+                out[1, j] = 1.0
+                if it >= 2 and kind_of[t] == _WEIGHT:  # how many of the finished decode steps used it
+                    lo_ = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], it_end[0])
+                    used = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], prev_end) - lo_
+                    if used < it - 1:  # not used every step (a routed expert): expected steps until its turn
+                        age = now - last[j]
+                        rate = (used + 0.5) / (it - 1 + 1.0)
+                        out[0, j] = float(cycle - age % cycle) + cycle * (1.0 / rate - 1.0)
+            elif kind_of[t] == _WEIGHT or kind_of[t] == _KV_CACHE:  # the layer cycle: its layer's turn next step
+                age = now - last[j]
+                out[0, j] = float(cycle - age) if 0 < age < cycle else _FAR - age
+                out[1, j] = 1.0
+            else:
+                out[0, j] = DEAD
+                out[1, j] = 0.0
         else:  # training: the phase rule (see the module docstring)
             age = float(now - last[j])
             last_ph = ph_of_op[op[last[j]]]
