@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.base import Policy, ScorerPolicy
-from envs.gym.schedule import CompiledSchedule, preference
+from envs.gym.schedule import PREDICTOR_VERSION, CompiledSchedule, preference
 from envs.sim import engine as E
 
 if TYPE_CHECKING:
@@ -75,6 +75,9 @@ class ScheduleAware(Policy):
     name = "schedule"
     uses_schedule = True
     compiled = CompiledSchedule
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "predictor_version": PREDICTOR_VERSION}
 
     def choose(self, view: DecisionView) -> int:
         dist = view.schedule_distance

@@ -60,7 +60,7 @@ class LLMPolicy(Policy):
         model: A ``transformers`` causal LM (eval mode).
         tokenizer: Its tokenizer.
         k: Candidates per decision (the prompt format supports up to 64).
-        rule: Candidate rule of the decisions (``lru`` or ``mixed``).
+        rule: Candidate rule of the decisions (``lru``, ``mixed`` or ``schedule``).
         max_batch: Most decisions per forward pass in :meth:`choose_batch` (on a CPU, passes of a few 152-token
             prompts cost the least per decision; larger ones spill the caches).
         threads: torch threads of its forward passes (set around each call and restored after; None: whatever the
@@ -87,6 +87,9 @@ class LLMPolicy(Policy):
         self.model, self.tokenizer = model, tokenizer
         self.candidate_k, self.candidate_rule, self.name = k, rule, name
         self.prompt_version = PROMPT_VERSION if prompt_version is None else int(prompt_version)
+        from agents.prompt import SCHEDULE_VERSIONS
+
+        self.uses_schedule = self.prompt_version in SCHEDULE_VERSIONS  # its prompts read the schedule's predictions
         self.meta = {**(meta or {}), "prompt_version": self.prompt_version}
         self._torch = torch
         from agents.prompt import completion
@@ -203,13 +206,15 @@ class LLMPolicy(Policy):
         cls,
         base: str | Path,
         adapter: str | Path | None = None,
-        k: int = 16,
-        rule: str = "mixed",
+        k: int | None = None,
+        rule: str | None = None,
         name: str = "llm",
         load_in_4bit: bool = True,
     ) -> LLMPolicy:
         """Loads a base model directory (safetensors only) the way it was trained: quantized to 4-bit NF4 with
         the LoRA adapter kept on top (not merged), so the policy that plays is the model that was trained.
+        ``k`` and ``rule`` default to what its prompt version was made for: 8 ``schedule`` candidates for a
+        version that reads the schedule, else 16 ``mixed``.
 
         Raises:
             ImportError: One line naming the install command, without the ``llm`` extra.
@@ -232,7 +237,13 @@ class LLMPolicy(Policy):
             "adapter": None if adapter is None else str(adapter),
             "quantization": QUANTIZATION[load_in_4bit],
         }
-        return cls(model, tokenizer, k, rule, name, meta, base_prompt_version(base))
+        from agents.prompt import SCHEDULE_VERSIONS
+
+        version = base_prompt_version(base)
+        reads_schedule = version in SCHEDULE_VERSIONS
+        k = k if k is not None else 8 if reads_schedule else 16
+        rule = rule if rule is not None else "schedule" if reads_schedule else "mixed"
+        return cls(model, tokenizer, k, rule, name, meta, version)
 
 
 def base_prompt_version(base: str | Path) -> int:

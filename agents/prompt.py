@@ -16,7 +16,21 @@ clipped to ±8; ``d{0,1}i{0,1}``: dirty, and last accessed in the current iterat
 incoming tensor's kind and size, ``free{tenths}`` of the capacity, ``pos{log2(1 + accesses so far) / 3}`` and
 ``it{log2(1 + accesses since the iteration began) / 2}``, each capped at 10.
 
-Versions: 3 dropped the ``;`` separators and joined the dirty and iteration flags into one word (about 150
+Version 4 reads the schedule (the view of an episode with schedule predictions, e.g. the ``schedule`` candidate
+rule, whose candidate 0 is the ``schedule`` heuristic's choice) and drops the fields it makes redundant::
+
+    inc kW s24 free1 hF it2 w1 C0 kA s22 a3 hF x0 n13 o1 z1 c10 l-1 C1 kO s24 a9 hO xd o0 z0 c10 l+3 ... evict
+
+Global: ``inc`` + kind and size as before, ``free{tenths}``, ``h{F,B,O,P,D}`` the current phase, ``it{...}`` as
+before, ``w{0,1}`` whether an iteration has finished (before that the predictions come from phase rules). A
+candidate: ``C{j}``, kind, ``s``, ``a`` as before; ``h{F,B,O,P,D}`` its phase at its last access; ``x{c}`` the
+cost of evicting it per byte (1 if dirty: a write-back; +1 if its predicted use is a READ: a read-back);
+``n{2 log2(1 + distance)}`` the schedule's predicted accesses until its next use in half-octave buckets (up to
+``n99``), or ``xd`` in place of ``x``/``n``: predicted dead; ``o{r}`` its rank by that distance among the
+candidates (``o0`` the farthest, so equal buckets never tie) and ``z{r}`` its rank by size (``z0`` the largest),
+``l`` the layer delta as before. With K = 8 a prompt is about 95 tokens.
+
+Versions: 4 (above); 3 dropped the ``;`` separators and joined the dirty and iteration flags into one word (about 150
 tokens for 16 candidates instead of 185, for faster inference); 2 made the position fields past-only (version 1
 divided by the trace's and the iteration's total length).
 """
@@ -32,9 +46,12 @@ if TYPE_CHECKING:
     from envs.gym.features import DecisionView
 
 #: Bumped whenever the serialisation changes (recorded in label files and model configs).
-PROMPT_VERSION = 3
+PROMPT_VERSION = 4
 #: Versions :func:`serialize` can still write (a model plays with the version it was trained on).
-PROMPT_VERSIONS = (2, 3)
+PROMPT_VERSIONS = (2, 3, 4)
+#: Versions that read the schedule's predictions (their views must carry them).
+SCHEDULE_VERSIONS = (4,)
+PHASE_LETTERS = "FBOPD"  # Phase.FORWARD .. Phase.DECODE
 MAX_CANDIDATES = 64
 KIND_TOKENS = {Kind.WEIGHT: "kW", Kind.ACTIVATION: "kA", Kind.GRADIENT: "kG", Kind.OPTIMIZER_STATE: "kO",
                Kind.KV_CACHE: "kK", Kind.TEMPORARY: "kT", Kind.INPUT: "kI"}  # fmt: skip
@@ -67,6 +84,10 @@ def vocabulary(version: int = PROMPT_VERSION) -> list[str]:
     words += [f"r{b}" for b in range(25)] + [f"pf{b}" for b in range(25)] + [f"pp{b}" for b in range(25)]
     words += [f"l{d:+d}" if d else "l0" for d in range(-8, 9)]
     words += [f"{name}{b}" for name in ("free", "pos", "it") for b in range(11)]
+    if version >= 4:
+        words += [f"h{c}" for c in PHASE_LETTERS] + ["xd", "w0", "w1"] + [f"x{c}" for c in range(3)]
+        words += [f"n{b}" for b in range(2, 100)] + [f"o{r}" for r in range(MAX_CANDIDATES)]
+        words += [f"z{r}" for r in range(MAX_CANDIDATES)]
     return words
 
 
@@ -80,6 +101,8 @@ def prompt_words(view: DecisionView, version: int = PROMPT_VERSION) -> list[str]
     check_version(version)
     if view.n > MAX_CANDIDATES:
         raise ValueError(f"a prompt holds at most {MAX_CANDIDATES} candidates, got {view.n}")
+    if version >= 4:
+        return _schedule_words(view)
     log2 = math.log2
     now, it_start = int(view.now), int(view.iteration_start)
     cap = float(view.capacity)
@@ -108,6 +131,48 @@ def prompt_words(view: DecisionView, version: int = PROMPT_VERSION) -> list[str]
                   f"f{_log_bucket(freq, 16)}", reuse, pred)  # fmt: skip
         words += (layer_word, f"d{dirty}i{this_iteration}") if version >= 3 else (f"d{dirty}", layer_word, f"i{this_iteration}")
     words += (";", "evict") if version < 3 else ("evict",)
+    return words
+
+
+def _rank(values: list, descending: bool) -> list[int]:
+    """Each value's rank (0 = the largest when ``descending``), ties in index order."""
+    order = sorted(range(len(values)), key=lambda j: (-values[j] if descending else values[j], j))
+    rank = [0] * len(values)
+    for r, j in enumerate(order):
+        rank[j] = r
+    return rank
+
+
+def _schedule_words(view: DecisionView) -> list[str]:
+    """Version 4's words (see the module docstring)."""
+    from envs.gym.schedule import DEAD
+
+    if view.schedule_distance is None or view.last_phase is None:
+        raise ValueError("prompt version 4 reads the schedule's predictions: run it in an episode that has them "
+                         "(the schedule candidate rule, or schedule=True)")  # fmt: skip
+    log2 = math.log2
+    now, cap = int(view.now), float(view.capacity)
+    free = min(int(10 * max(cap - float(view.used_bytes), 0.0) / cap), 10)
+    it_part = min(int(log2(1.0 + now - int(view.iteration_start)) / 2), 10)
+    inc_size = min(int(log2(max(int(view.incoming_size), 1))), 40)
+    words = ["inc", KIND_TOKENS[Kind(int(view.incoming_kind))], f"s{inc_size}", f"free{free}",
+             f"h{PHASE_LETTERS[int(view.phase)]}", f"it{it_part}", f"w{min(int(view.iteration), 1)}"]  # fmt: skip
+    dist = view.schedule_distance.tolist()
+    sizes = view.size.tolist()
+    dist_rank, size_rank = _rank(dist, True), _rank(sizes, True)
+    inc_layer = int(view.incoming_layer)
+    columns = (sizes, view.last_access.tolist(), view.kind.tolist(), view.dirty.tolist(), dist,
+               view.schedule_next_read.tolist(), view.last_phase.tolist(), view.layer.tolist())  # fmt: skip
+    for j, (size, last, kind, dirty, d, read, phase, layer) in enumerate(zip(*columns, strict=True)):
+        if d >= DEAD:
+            pred = ("xd",)
+        else:
+            pred = (f"x{int(dirty > 0) + int(read > 0)}", f"n{min(max(int(2 * log2(1.0 + max(d, 0.0))), 2), 99)}")
+        delta = min(max(layer - inc_layer, -8), 8)
+        words += (f"C{j}", KIND_TOKENS[kind], f"s{min(int(log2(max(size, 1))), 40)}", f"a{_log_bucket(now - last, 24)}",
+                  f"h{PHASE_LETTERS[int(phase)]}", *pred, f"o{dist_rank[j]}", f"z{size_rank[j]}",
+                  f"l{delta:+d}" if delta else "l0")  # fmt: skip
+    words.append("evict")
     return words
 
 

@@ -4,13 +4,14 @@ env rollout, TensorBoard scalars, and the missing-extra message."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agents import make_policy
-from agents.prompt import serialize, vocabulary
+from agents.prompt import PROMPT_VERSIONS, serialize, vocabulary
 from envs.sim import prepare, simulate
 from envs.trace import Trace
 from tests.conftest import make_classic_trace
@@ -22,7 +23,7 @@ from training.make_labels import LabelConfig, read_labels, write_labels
 def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("labels")
     for split in ("train", "validation"):
-        write_labels(LabelConfig(split=split, out=str(out), k=16, stride=16, max_instances=1, teacher="belady"))
+        write_labels(LabelConfig(split=split, out=str(out), stride=16, max_instances=1, teacher="belady"))
     return out
 
 
@@ -74,7 +75,7 @@ def test_following_the_labels_reproduces_belady(small_serve_trace: Trace) -> Non
 
 def test_label_file_matches_the_oracle_and_its_schema(label_dir: Path) -> None:
     rows = read_labels(label_dir / "validation.jsonl")
-    assert rows and all(0 <= r["label"] < r["n_candidates"] <= 16 for r in rows)
+    assert rows and all(0 <= r["label"] < r["n_candidates"] <= 8 for r in rows)
     for r in rows:
         # Belady's choice is a candidate with the farthest next use (None = never)
         nu = [np.inf if x is None else x for x in r["next_use"][: r["n_candidates"]]]
@@ -98,9 +99,9 @@ def test_make_labels_records_teacher_and_version_and_any_executor_writes_the_sam
     assert manifest["prompt_version"] == PROMPT_VERSION and manifest["config"]["teacher"] == "lp-guided"
     assert {r["prompt_version"] for r in read_labels(serial)} == {PROMPT_VERSION}
     assert len({(r["task"], r["seed"]) for r in read_labels(serial)}) == 2
-    cfg = LLMConfig(labels=str(tmp_path / "serial"))
+    cfg = LLMConfig(labels=str(tmp_path / "serial"), k=16)
     check_labels_match(cfg, tmp_path / "serial", PROMPT_VERSION)
-    with pytest.raises(ValueError, match="prompt version 3 but the base model reads version 2"):
+    with pytest.raises(ValueError, match=f"prompt version {PROMPT_VERSION} but the base model reads version 2"):
         check_labels_match(cfg, tmp_path / "serial", 2)
 
 
@@ -110,10 +111,17 @@ def test_prompt_versions_hold_the_same_fields_and_models_keep_theirs(small_serve
     from envs.sim import headroom_capacity
 
     prepared = prepare(small_serve_trace, "tensor")
-    episode = Episode(prepared, headroom_capacity(prepared, 0.2), k=16, rule="mixed")
+    episode = Episode(prepared, headroom_capacity(prepared, 0.2), k=16, rule="mixed", schedule=True)
     episode.advance()
     view = episode.view
-    v2, v3 = serialize(view, 2).split(), serialize(view, 3).split()
+    v2, v3, v4 = serialize(view, 2).split(), serialize(view, 3).split(), serialize(view, 4).split()
+    assert set(v4) <= set(vocabulary(4))
+    # version 4: every candidate once, with a distinct rank by predicted distance and by size (no ties)
+    n = view.n
+    for prefix in ("C", "o", "z"):
+        assert sorted(w for w in v4 if re.fullmatch(prefix + r"\d+", w)) == sorted(f"{prefix}{j}" for j in range(n))
+    dead = v4.count("xd")
+    assert len(v4) == 7 + n * 10 - dead + 1  # a dead prediction is one word (xd) instead of two (x, n)
     assert set(v2) <= set(vocabulary(2)) and set(v3) <= set(vocabulary(3))
     assert v2.count(";") == view.n + 1 and ";" not in v3
     assert len(v3) == len(v2) - (view.n + 1) - view.n  # no separators; dirty and iteration flags in one word
@@ -123,7 +131,11 @@ def test_prompt_versions_hold_the_same_fields_and_models_keep_theirs(small_serve
     with pytest.raises(ValueError, match="prompt version 9"):
         serialize(view, 9)
     shipped = Path(__file__).parent.parent / "eval" / "leaderboard" / "llm" / "base"
-    assert base_prompt_version(shipped) in (2, 3)
+    assert base_prompt_version(shipped) in PROMPT_VERSIONS
+    without = Episode(prepared, headroom_capacity(prepared, 0.2), k=16, rule="mixed")
+    without.advance()
+    with pytest.raises(ValueError, match="reads the schedule's predictions"):
+        serialize(without.view, 4)
 
 
 def test_prompt_holds_no_future_information() -> None:
@@ -136,15 +148,15 @@ def test_prompt_holds_no_future_information() -> None:
     for trace in (a, b):
         prepared = prepare(trace, "classic")
         # a legal rollout policy keeps both runs in the same states up to the divergence point
-        decisions = iter_decisions(prepared, 800, 8, "mixed", rollout=make_policy("lru"))
-        recs = [(serialize(r.view), r.label) for r in decisions if r.view.now < 300]
+        decisions = iter_decisions(prepared, 800, 8, "schedule", rollout=make_policy("lru"))
+        recs = [(serialize(r.view, 3) + " | " + serialize(r.view), r.label) for r in decisions if r.view.now < 300]
         prompts.append([p for p, _ in recs])
         labels.append([lab for _, lab in recs])
     assert len(prompts[0]) > 10
     assert prompts[0] == prompts[1]  # same past => same prompt
     assert labels[0] != labels[1]  # while the future (and so Belady's label) differs
     words = set(vocabulary())
-    assert all(set(p.split()) <= words for p in prompts[0])
+    assert all(set(p.split(" | ")[1].split()) <= words for p in prompts[0])
 
 
 @pytest.mark.slow  # QLoRA: trains the tiny 4-bit base (the trained_run fixture)
@@ -219,7 +231,7 @@ def test_word_level_prompt_ids_equal_the_tokenizer_s(trained_run: Path, small_se
     policy = LLMPolicy.load(trained_run / "base")
     assert policy._word_ids is not None  # the built-in presets' tokenizer takes the direct path
     prepared = prepare(small_serve_trace, "tensor")
-    episode = Episode(prepared, headroom_capacity(prepared, 0.3), k=16, rule="mixed")
+    episode = Episode(prepared, headroom_capacity(prepared, 0.3), k=policy.candidate_k, rule=policy.candidate_rule)
     checked = 0
     while not episode.advance() and checked < 40:
         view = episode.view

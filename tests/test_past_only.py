@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.prompt import serialize
+from agents.prompt import PROMPT_VERSIONS, serialize
 from envs.gym.episode import Episode
 from envs.sim import headroom_capacity, prepare
 from envs.trace import COLUMNS, Trace
@@ -27,19 +27,21 @@ def _cut(trace: Trace, n_ops: int) -> Trace:
 
 
 def _decisions(trace: Trace, capacity: int, rule: str, limit: int) -> list[tuple[int, np.ndarray, str, np.ndarray]]:
-    """(access index, observation, prompt, candidates) of the first ``limit`` decisions, always evicting the
-    candidate in slot ``now % n`` (a fixed action sequence that does not depend on the features)."""
-    episode = Episode(prepare(trace), capacity, k=16, rule=rule)
+    """(access index, observation, prompts, candidates) of the first ``limit`` decisions, always evicting the
+    candidate in slot ``now % n`` (a fixed action sequence that does not depend on the features). The views carry
+    the schedule's predictions, so the prompts are every version's."""
+    episode = Episode(prepare(trace), capacity, k=16, rule=rule, schedule=True)
     out = []
     while len(out) < limit and not episode.advance():
         v = episode.view
-        out.append((v.now, v.observation().copy(), serialize(v), v.candidates.copy()))
+        prompts = " | ".join(serialize(v, version) for version in PROMPT_VERSIONS)
+        out.append((v.now, v.observation().copy(), prompts, v.candidates.copy()))
         episode.evict(v.now % v.n)
     return out
 
 
 @pytest.mark.parametrize(("workload", "preset", "kw"), WORKLOADS, ids=[w[0] for w in WORKLOADS])
-@pytest.mark.parametrize("rule", ["lru", "mixed"])
+@pytest.mark.parametrize("rule", ["lru", "mixed", "schedule"])
 def test_cutting_a_trace_leaves_earlier_decisions_unchanged(workload: str, preset: str, kw: dict, rule: str) -> None:
     full = generate_trace(workload, preset, seed=3, **kw)
     capacity = headroom_capacity(prepare(full), 0.2)

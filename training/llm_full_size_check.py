@@ -112,7 +112,7 @@ def _decision_rows(n: int) -> list[dict]:
     trace = generate_trace("transformer-infer", preset="gpt2-small", layers=2, iterations=3, seed=0)
     prepared = prepare(trace, "tensor")
     rows = []
-    for rec in iter_decisions(prepared, headroom_capacity(prepared, 0.3), 16, "mixed", teacher="lp-guided"):
+    for rec in iter_decisions(prepared, headroom_capacity(prepared, 0.3), 8, "schedule", teacher="lp-guided"):
         rows.append({"prompt": serialize(rec.view), "completion": completion(rec.label), "n_candidates": rec.view.n})
         if len(rows) == n:
             break

@@ -35,9 +35,9 @@ class LabelConfig:
     """train or validation (test needs --allow-test)."""
     out: str = "artifacts/labels"
     """Output directory."""
-    k: int = 16
+    k: int = 8
     """Candidates per decision."""
-    candidates: Literal["lru", "mixed"] = "mixed"
+    candidates: Literal["lru", "mixed", "schedule"] = "schedule"
     """Candidate rule."""
     stride: int = 4
     """Keep every n-th decision of each trace."""
@@ -116,6 +116,10 @@ def write_labels(cfg: LabelConfig) -> Path:
         raise ValueError(f"--max-instances must be >= 0, got {cfg.max_instances}")
     executor = Executor(cfg.executor, cfg.jobs)
     version = getattr(make_rollout(cfg.rollout, cfg.k, cfg.candidates), "prompt_version", PROMPT_VERSION)  # fail early
+    from agents.prompt import SCHEDULE_VERSIONS
+
+    if version in SCHEDULE_VERSIONS and cfg.candidates != "schedule":
+        raise ValueError(f"prompt version {version} reads the schedule's predictions: use --candidates schedule")
 
     suite = get_suite(cfg.suite)
     instances = suite.instances(cfg.split)[:: cfg.every][: cfg.max_instances or None]

@@ -81,9 +81,9 @@ class LLMConfig:
     """Parent directory of run directories."""
     resume: str | None = None
     """Run directory to continue from its latest checkpoint."""
-    k: int = 16
+    k: int = 8
     """Candidates per decision (must match the labels)."""
-    candidates: Literal["lru", "mixed"] = "mixed"
+    candidates: Literal["lru", "mixed", "schedule"] = "schedule"
     """Candidate rule of the labels (as make_labels wrote them)."""
 
 

@@ -134,6 +134,10 @@ class EvictionEnv(gym.Env):
     trace) and ``speedup_step_vs_lru``. :meth:`counters` returns the full set at any time.
 
     ## Version History
+    - v2, later: the schedule predictor's version 2 (serving: the layer cycle for weights and KV blocks without a
+      reuse interval, routed experts by how often finished decode steps used them) changes ``schedule_distance``
+      and ``schedule_next_read``, the ``schedule`` candidates and so v2's serving observations; training traces'
+      are unchanged. Policies trained on v2 before it (``bc-v2`` of tcb-v2) were trained again.
     - v2, later: each step is one compiled call, as v1's (the schedule rule and version 2's columns joined the
       fused step); observations, rewards and results unchanged (tested step by step against the unfused path).
     - Both versions, later: ``capacity`` also takes ``"headroom:0.3"`` and ``"peak:0.5"``, and the info names the

@@ -15,11 +15,19 @@ layer by layer). A tensor's next use is predicted from what happened after the l
 
 Serving (prefill, decode) keeps the next-use rule (last access plus previous reuse interval) for every tensor that
 has a reuse interval, which predicts decode steps better than lining up steps whose KV blocks grow; the lined-up
-prediction then only tells which fresh tensors are dead. Before any iteration has finished, training follows a
-phase rule: in the forward pass the least recently used tensor is needed last (backward visits layers last in,
-first out); in the backward pass a tensor it already touched is needed only after it (by the optimizer or the next
-step), so those go first, least recent first; in the optimizer pass a tensor it already touched is needed again only
-in a later sweep, so the most recent of those goes first.
+prediction then only tells which fresh tensors are dead. Two serving rules complete it (predictor version 2):
+
+- the layer cycle: a weight or KV block with no reuse interval yet comes back when its layer's turn comes in the
+  next step, the length of the last finished step after its last access (in the prefill, before any step has
+  finished, the most recent of them goes first, as decoding starts from the first layer);
+- routed experts: a weight that not every finished decode step used (a mixture-of-experts expert) is expected
+  back at its layer's turn after ``1 / rate - 1`` more steps, ``rate`` being the fraction of the finished decode
+  steps that used it (add-one-half smoothed), instead of one reuse interval after its last use.
+
+Before any iteration has finished, training follows a phase rule: in the forward pass the least recently used tensor
+is needed last (backward visits layers last in, first out); in the backward pass a tensor it already touched is
+needed only after it (by the optimizer or the next step), so those go first, least recent first; in the optimizer
+pass a tensor it already touched is needed again only in a later sweep, so the most recent of those goes first.
 
 Distances are in accesses, with whether the predicted use is a READ (evicting then costs a read-back).
 Everything read at a decision lies at or before the current access: the previous iteration (finished), the runs
@@ -37,6 +45,8 @@ from envs.sim import engine as E
 from envs.sim.prepared import PreparedTrace
 from envs.trace import Kind, Op, Phase
 
+#: Version of the prediction rules (recorded in the ``schedule`` heuristic's config; 2 added the serving rules).
+PREDICTOR_VERSION = 2
 #: Predicted distance of a tensor that is not used again.
 DEAD = float(2**50)
 #: Beyond every distance the schedule predicts (the optimizer pass's most recent tensors go there).
