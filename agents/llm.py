@@ -61,7 +61,7 @@ class LLMPolicy(Policy):
         tokenizer: Its tokenizer.
         k: Candidates per decision (the prompt format supports up to 64).
         rule: Candidate rule of the decisions (``lru``, ``mixed`` or ``schedule``).
-        max_batch: Most decisions per forward pass in :meth:`choose_batch` (on a CPU, passes of a few 152-token
+        max_batch: Most decisions per forward pass in :meth:`choose_batch` (on a CPU, passes of a few 100-to-150-token
             prompts cost the least per decision; larger ones spill the caches).
         threads: torch threads of its forward passes (set around each call and restored after; None: whatever the
             process uses). One by default: these passes are small, and on a loaded 2-core machine every torch thread
