@@ -20,9 +20,10 @@ prediction then only tells which fresh tensors are dead. Two serving rules compl
 - the layer cycle: a weight or KV block with no reuse interval yet comes back when its layer's turn comes in the
   next step, the length of the last finished step after its last access (in the prefill, before any step has
   finished, the most recent of them goes first, as decoding starts from the first layer);
-- routed experts: a weight that not every finished decode step used (a mixture-of-experts expert) is expected
-  back at its layer's turn after ``1 / rate - 1`` more steps, ``rate`` being the fraction of the finished decode
-  steps that used it (add-one-half smoothed), instead of one reuse interval after its last use.
+- routed experts: a weight read fewer times than there are finished decode steps (a mixture-of-experts expert,
+  read once by each step that routes a token to it) is expected back at its layer's turn after ``1 / rate - 1``
+  more steps, ``rate`` being its reads per finished decode step (add-one-half smoothed), instead of one reuse
+  interval after its last use.
 
 Before any iteration has finished, training follows a phase rule: in the forward pass the least recently used tensor
 is needed last (backward visits layers last in, first out); in the backward pass a tensor it already touched is
@@ -245,7 +246,7 @@ def _distances(now, cands, last, interval, aligned_until, op, op_pos, it_of_op, 
             if known:
                 out[0, j] = float(last[j] + interval[j] - now)
                 out[1, j] = 1.0
-                if it >= 2 and kind_of[t] == _WEIGHT:  # how many of the finished decode steps used it
+                if it >= 2 and kind_of[t] == _WEIGHT:  # its reads in the finished decode steps
                     lo_ = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], it_end[0])
                     used = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], prev_end) - lo_
                     if used < it - 1:  # not used every step (a routed expert): expected steps until its turn
