@@ -82,13 +82,11 @@ class LLMPolicy(Policy):
     ):
         import torch
 
-        from agents.prompt import PROMPT_VERSION
+        from agents.prompt import PROMPT_VERSION, SCHEDULE_VERSIONS
 
         self.model, self.tokenizer = model, tokenizer
         self.candidate_k, self.candidate_rule, self.name = k, rule, name
         self.prompt_version = PROMPT_VERSION if prompt_version is None else int(prompt_version)
-        from agents.prompt import SCHEDULE_VERSIONS
-
         self.uses_schedule = self.prompt_version in SCHEDULE_VERSIONS  # its prompts read the schedule's predictions
         self.meta = {**(meta or {}), "prompt_version": self.prompt_version}
         self._torch = torch
@@ -213,8 +211,8 @@ class LLMPolicy(Policy):
     ) -> LLMPolicy:
         """Loads a base model directory (safetensors only) the way it was trained: quantized to 4-bit NF4 with
         the LoRA adapter kept on top (not merged), so the policy that plays is the model that was trained.
-        ``k`` and ``rule`` default to what its prompt version was made for: 8 ``schedule`` candidates for a
-        version that reads the schedule, else 16 ``mixed``.
+        ``k`` and ``rule`` default to what its prompt version was made for
+        (:func:`agents.prompt.default_candidates`).
 
         Raises:
             ImportError: One line naming the install command, without the ``llm`` extra.
@@ -237,13 +235,12 @@ class LLMPolicy(Policy):
             "adapter": None if adapter is None else str(adapter),
             "quantization": QUANTIZATION[load_in_4bit],
         }
-        from agents.prompt import SCHEDULE_VERSIONS
+        from agents.prompt import default_candidates
 
         version = base_prompt_version(base)
-        reads_schedule = version in SCHEDULE_VERSIONS
-        k = k if k is not None else 8 if reads_schedule else 16
-        rule = rule if rule is not None else "schedule" if reads_schedule else "mixed"
-        return cls(model, tokenizer, k, rule, name, meta, version)
+        default_k, default_rule = default_candidates(version)
+        return cls(model, tokenizer, default_k if k is None else k, default_rule if rule is None else rule, name, meta,
+                   version)  # fmt: skip
 
 
 def base_prompt_version(base: str | Path) -> int:

@@ -19,7 +19,7 @@ incoming tensor's kind and size, ``free{tenths}`` of the capacity, ``pos{log2(1 
 Version 4 reads the schedule (the view of an episode with schedule predictions, e.g. the ``schedule`` candidate
 rule, whose candidate 0 is the ``schedule`` heuristic's choice) and drops the fields it makes redundant::
 
-    inc kW s24 free1 hF it2 w1 C0 kA s22 a3 hF x0 n13 o1 z1 c10 l-1 C1 kO s24 a9 hO xd o0 z0 c10 l+3 ... evict
+    inc kW s24 free1 hF it2 w1 C0 kA s22 a3 hF x1 n13 o1 z1 l-1 C1 kO s24 a9 hO xd o0 z0 l+3 ... evict
 
 Global: ``inc`` + kind and size as before, ``free{tenths}``, ``h{F,B,O,P,D}`` the current phase, ``it{...}`` as
 before, ``w{0,1}`` whether an iteration has finished (before that the predictions come from phase rules). A
@@ -28,7 +28,7 @@ cost of evicting it per byte (1 if dirty: a write-back; +1 if its predicted use 
 ``n{2 log2(1 + distance)}`` the schedule's predicted accesses until its next use in half-octave buckets (up to
 ``n99``), or ``xd`` in place of ``x``/``n``: predicted dead; ``o{r}`` its rank by that distance among the
 candidates (``o0`` the farthest, so equal buckets never tie) and ``z{r}`` its rank by size (``z0`` the largest),
-``l`` the layer delta as before. With K = 8 a prompt is about 95 tokens.
+``l`` the layer delta as before. With K = 8 a prompt is about 90 tokens.
 
 Versions: 4 (above); 3 dropped the ``;`` separators and joined the dirty and iteration flags into one word (about 150
 tokens for 16 candidates instead of 185, for faster inference); 2 made the position fields past-only (version 1
@@ -56,6 +56,12 @@ MAX_CANDIDATES = 64
 KIND_TOKENS = {Kind.WEIGHT: "kW", Kind.ACTIVATION: "kA", Kind.GRADIENT: "kG", Kind.OPTIMIZER_STATE: "kO",
                Kind.KV_CACHE: "kK", Kind.TEMPORARY: "kT", Kind.INPUT: "kI"}  # fmt: skip
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")
+
+
+def default_candidates(version: int) -> tuple[int, str]:
+    """(K, candidate rule) a prompt version was made for: 8 ``schedule`` candidates for a version that reads the
+    schedule, else 16 ``mixed``."""
+    return (8, "schedule") if version in SCHEDULE_VERSIONS else (16, "mixed")
 
 
 def candidate_token(j: int) -> str:
