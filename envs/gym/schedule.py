@@ -246,12 +246,13 @@ def _distances(now, cands, last, interval, aligned_until, op, op_pos, it_of_op, 
             if known:
                 out[0, j] = float(last[j] + interval[j] - now)
                 out[1, j] = 1.0
-                if it >= 2 and kind_of[t] == _WEIGHT:  # its reads in the finished decode steps
-                    lo_ = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], it_end[0])
-                    used = _first_use_after(use_op, use_ptr[t], use_ptr[t + 1], prev_end) - lo_
-                    if used < it - 1:  # not used every step (a routed expert): expected steps until its turn
+                steps = it - 1  # finished decode steps (iteration 0 is the prefill)
+                if steps >= 1 and kind_of[t] == _WEIGHT:  # its reads in them
+                    lo, hi = use_ptr[t], use_ptr[t + 1]
+                    used = _first_use_after(use_op, lo, hi, prev_end) - _first_use_after(use_op, lo, hi, it_end[0])
+                    if used < steps:  # not read every step (a routed expert): expected steps until its turn
                         age = now - last[j]
-                        rate = (used + 0.5) / (it - 1 + 1.0)
+                        rate = (used + 0.5) / (steps + 1.0)
                         out[0, j] = float(cycle - age % cycle) + cycle * (1.0 / rate - 1.0)
             elif kind_of[t] == _WEIGHT or kind_of[t] == _KV_CACHE:  # the layer cycle: its layer's turn next step
                 age = now - last[j]
